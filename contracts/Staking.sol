@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IStaking} from "./interfaces/IStaking.sol";
+
+/// @title FlowNet staking (see IStaking for the full specification)
+contract Staking is IStaking {
+    using SafeERC20 for IERC20;
+
+    /// @notice Longest metadata CID accepted (a CIDv1 in base32 is 59 characters; leave room).
+    uint256 public constant MAX_CID_LENGTH = 128;
+
+    IERC20 private immutable _token;
+    address private immutable _slasher;
+    address private immutable _market;
+    uint64 private immutable _thawPeriod;
+    uint96 private immutable _providerMinStake;
+    uint96 private immutable _verifierMinStake;
+
+    mapping(address account => StakeInfo) private _stakes;
+    mapping(address provider => string) private _metadataCids;
+
+    /// @param token_ The staked token.
+    /// @param slasher_ The only address allowed to slash (the slashing contract).
+    /// @param market_ The only address allowed to lock stake (the BandwidthMarket; its address can be
+    /// computed before it is deployed, which keeps both references immutable).
+    /// @param thawPeriod_ Seconds between an unstake request and its withdrawal; at least the dispute window.
+    constructor(
+        address token_,
+        address slasher_,
+        address market_,
+        uint64 thawPeriod_,
+        uint96 providerMinStake_,
+        uint96 verifierMinStake_
+    ) {
+        if (token_ == address(0)) revert StakingInvalidConfig("token");
+        if (slasher_ == address(0)) revert StakingInvalidConfig("slasher");
+        if (market_ == address(0)) revert StakingInvalidConfig("market");
+        if (thawPeriod_ == 0) revert StakingInvalidConfig("thawPeriod");
+        if (providerMinStake_ == 0) revert StakingInvalidConfig("providerMinStake");
+        if (verifierMinStake_ == 0) revert StakingInvalidConfig("verifierMinStake");
+        _token = IERC20(token_);
+        _slasher = slasher_;
+        _market = market_;
+        _thawPeriod = thawPeriod_;
+        _providerMinStake = providerMinStake_;
+        _verifierMinStake = verifierMinStake_;
+    }
+
+    // ---------------------------------------------------------------- stakers
+
+    /// @inheritdoc IStaking
+    function stake(Role role, uint256 amount) external {
+        if (amount == 0) revert StakingZeroAmount();
+        StakeInfo storage s = _stakes[msg.sender];
+        Role current = s.role;
+        if (role == Role.None || (current != Role.None && role != current)) {
+            revert StakingWrongRole(msg.sender, role, current == Role.None ? Role.Provider : current);
+        }
+        uint256 active = uint256(s.active) + amount;
+        if (active > type(uint96).max) revert StakingAmountTooLarge(active);
+        uint256 minimum = _minimum(role);
+        if (active < minimum) revert StakingBelowMinimum(msg.sender, active, minimum);
+
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.active = uint96(active);
+        if (current == Role.None) s.role = role;
+        emit Staked(msg.sender, role, amount, active);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @inheritdoc IStaking
+    function requestUnstake(uint256 amount) external {
+        if (amount == 0) revert StakingZeroAmount();
+        StakeInfo storage s = _stakes[msg.sender];
+        uint256 available = _unlocked(s);
+        if (amount > available) revert StakingInsufficientUnlockedStake(msg.sender, amount, available);
+        // Safe: amount <= available <= active.
+        uint256 active = s.active - amount;
+        uint256 minimum = _minimum(s.role);
+        if (active != 0 && active < minimum) revert StakingBelowMinimum(msg.sender, active, minimum);
+        // Cannot exceed uint96: active + thawing never exceeds the token supply, which fits in uint96.
+        uint256 thawing = uint256(s.thawing) + amount;
+        uint64 thawEnd = uint64(block.timestamp) + _thawPeriod;
+
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.active = uint96(active);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.thawing = uint96(thawing);
+        s.thawEnd = thawEnd;
+        emit UnstakeRequested(msg.sender, amount, active, thawing, thawEnd);
+    }
+
+    /// @inheritdoc IStaking
+    function withdraw() external returns (uint256 amount) {
+        StakeInfo storage s = _stakes[msg.sender];
+        amount = s.thawing;
+        if (amount == 0) revert StakingNothingToWithdraw(msg.sender);
+        if (block.timestamp < s.thawEnd) revert StakingStillThawing(msg.sender, s.thawEnd, block.timestamp);
+
+        s.thawing = 0;
+        s.thawEnd = 0;
+        emit Withdrawn(msg.sender, amount);
+        _token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IStaking
+    function setOffer(uint256 pricePerGiB, string calldata metadataCid_) external {
+        StakeInfo storage s = _stakes[msg.sender];
+        if (s.role != Role.Provider) revert StakingWrongRole(msg.sender, s.role, Role.Provider);
+        if (pricePerGiB > type(uint96).max) revert StakingAmountTooLarge(pricePerGiB);
+        uint256 length = bytes(metadataCid_).length;
+        if (length == 0 || length > MAX_CID_LENGTH) revert StakingInvalidMetadataCid(length, MAX_CID_LENGTH);
+
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.pricePerGiB = uint96(pricePerGiB);
+        _metadataCids[msg.sender] = metadataCid_;
+        emit OfferPublished(msg.sender, pricePerGiB, metadataCid_);
+    }
+
+    // ---------------------------------------------------------------- slasher and market
+
+    /// @inheritdoc IStaking
+    function slash(address account, uint256 amount) external returns (uint256 slashed) {
+        if (msg.sender != _slasher) revert StakingUnauthorized(msg.sender, _slasher);
+        if (amount == 0) revert StakingZeroAmount();
+        StakeInfo storage s = _stakes[account];
+        uint256 active = s.active;
+        uint256 thawing = s.thawing;
+        uint256 fromActive = amount < active ? amount : active;
+        // Safe: fromActive <= amount.
+        uint256 rest = amount - fromActive;
+        uint256 fromThawing = rest < thawing ? rest : thawing;
+        slashed = fromActive + fromThawing;
+        if (slashed == 0) return 0;
+
+        // Safe: fromActive <= active and fromThawing <= thawing. The thaw clock is left as it is:
+        // a slash never extends or resets anyone's thaw.
+        active -= fromActive;
+        thawing -= fromThawing;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.active = uint96(active);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.thawing = uint96(thawing);
+        if (thawing == 0) s.thawEnd = 0;
+        emit Slashed(account, msg.sender, fromActive, fromThawing, active, thawing);
+        _token.safeTransfer(msg.sender, slashed);
+    }
+
+    /// @inheritdoc IStaking
+    function lockForOrder(address provider, uint256 amount) external returns (uint256 pricePerGiB) {
+        if (msg.sender != _market) revert StakingUnauthorized(msg.sender, _market);
+        StakeInfo storage s = _stakes[provider];
+        pricePerGiB = s.pricePerGiB;
+        if (s.role != Role.Provider || pricePerGiB == 0 || s.active < _providerMinStake) {
+            revert StakingProviderUnavailable(provider);
+        }
+        uint256 available = _unlocked(s);
+        if (amount > available) revert StakingInsufficientUnlockedStake(provider, amount, available);
+        // Safe: locked + amount <= active, a uint96.
+        uint256 locked = uint256(s.locked) + amount;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.locked = uint96(locked);
+        emit StakeLocked(provider, amount, locked);
+    }
+
+    /// @inheritdoc IStaking
+    function unlock(address provider, uint256 amount) external {
+        if (msg.sender != _market) revert StakingUnauthorized(msg.sender, _market);
+        StakeInfo storage s = _stakes[provider];
+        uint256 locked = s.locked;
+        if (amount > locked) revert StakingUnlockExceedsLocked(provider, amount, locked);
+        // Safe: amount <= locked.
+        locked -= amount;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.locked = uint96(locked);
+        emit StakeUnlocked(provider, amount, locked);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IStaking
+    function stakeOf(address account) external view returns (StakeInfo memory) {
+        return _stakes[account];
+    }
+
+    /// @inheritdoc IStaking
+    function metadataCid(address provider) external view returns (string memory) {
+        return _metadataCids[provider];
+    }
+
+    /// @inheritdoc IStaking
+    function unlockedStake(address account) external view returns (uint256) {
+        return _unlocked(_stakes[account]);
+    }
+
+    /// @inheritdoc IStaking
+    function token() external view returns (address) {
+        return address(_token);
+    }
+
+    /// @inheritdoc IStaking
+    function slasher() external view returns (address) {
+        return _slasher;
+    }
+
+    /// @inheritdoc IStaking
+    function market() external view returns (address) {
+        return _market;
+    }
+
+    /// @inheritdoc IStaking
+    function thawPeriod() external view returns (uint64) {
+        return _thawPeriod;
+    }
+
+    /// @inheritdoc IStaking
+    function providerMinStake() external view returns (uint256) {
+        return _providerMinStake;
+    }
+
+    /// @inheritdoc IStaking
+    function verifierMinStake() external view returns (uint256) {
+        return _verifierMinStake;
+    }
+
+    function _minimum(Role role) private view returns (uint256) {
+        if (role == Role.Provider) return _providerMinStake;
+        if (role == Role.Verifier) return _verifierMinStake;
+        return 0;
+    }
+
+    function _unlocked(StakeInfo storage s) private view returns (uint256) {
+        uint256 active = s.active;
+        uint256 locked = s.locked;
+        // A slash can leave less active stake than is locked; nothing is unlocked then.
+        return active > locked ? active - locked : 0;
+    }
+}

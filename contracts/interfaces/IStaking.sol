@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title FlowNet staking
+/// @notice Providers and verifiers bond FlowToken here. Providers also publish their offer (price per
+/// GiB) and the IPFS CID of their signed metadata. Unbonding goes through a thawing period; stake is
+/// slashable only by the slasher fixed at deployment; a provider's stake is locked by the market in
+/// proportion to the value of its open orders, so it cannot leave while it owes service.
+/// @dev Every state change emits an event carrying the resulting totals, so an indexer never reads
+/// storage.
+interface IStaking {
+    /// @notice What an account stakes as. Fixed by its first stake.
+    enum Role {
+        None,
+        Provider,
+        Verifier
+    }
+
+    /// @notice One account's stake.
+    /// @param active Bonded stake: slashable, and (for a provider) lockable by open orders.
+    /// @param locked Part of `active` that backs open orders; it cannot be unstaked.
+    /// @param thawEnd When `thawing` becomes withdrawable (unix seconds); 0 when nothing thaws.
+    /// @param thawing Stake on its way out: still slashable, no longer lockable.
+    /// @param pricePerGiB The provider's current offer in token units per GiB; 0 means no offer.
+    /// @param role What the account stakes as.
+    struct StakeInfo {
+        uint96 active;
+        uint96 locked;
+        uint64 thawEnd;
+        uint96 thawing;
+        uint96 pricePerGiB;
+        Role role;
+    }
+
+    /// @notice `account` bonded `amount` more as `role`; its active stake is now `active`.
+    event Staked(address indexed account, Role role, uint256 amount, uint256 active);
+
+    /// @notice `account` started thawing `amount`; `active` and `thawing` are its new totals and
+    /// `thawEnd` is when the whole thawing total becomes withdrawable.
+    event UnstakeRequested(address indexed account, uint256 amount, uint256 active, uint256 thawing, uint64 thawEnd);
+
+    /// @notice `account` withdrew `amount` of thawed stake to itself.
+    event Withdrawn(address indexed account, uint256 amount);
+
+    /// @notice `provider` published an offer: price per GiB (0 withdraws the offer) and metadata CID.
+    event OfferPublished(address indexed provider, uint256 pricePerGiB, string metadataCid);
+
+    /// @notice The market locked `amount` of `provider`'s stake for an order; `locked` is the new total.
+    event StakeLocked(address indexed provider, uint256 amount, uint256 locked);
+
+    /// @notice The market released `amount` of `provider`'s locked stake; `locked` is the new total.
+    event StakeUnlocked(address indexed provider, uint256 amount, uint256 locked);
+
+    /// @notice The slasher took `fromActive + fromThawing` of `account`'s stake; `active` and
+    /// `thawing` are the new totals. The tokens went to the slasher.
+    event Slashed(
+        address indexed account,
+        address indexed slasher,
+        uint256 fromActive,
+        uint256 fromThawing,
+        uint256 active,
+        uint256 thawing
+    );
+
+    /// @notice An amount argument was zero.
+    error StakingZeroAmount();
+
+    /// @notice `role` is not a role one can stake as, or differs from the account's existing role.
+    error StakingWrongRole(address account, Role role, Role expected);
+
+    /// @notice The account's stake after the operation would be below the minimum for its role.
+    error StakingBelowMinimum(address account, uint256 stake, uint256 minimum);
+
+    /// @notice An amount does not fit the 96-bit field that stores it.
+    error StakingAmountTooLarge(uint256 amount);
+
+    /// @notice `account` asked to unstake `amount` but only `available` is unlocked and active.
+    error StakingInsufficientUnlockedStake(address account, uint256 amount, uint256 available);
+
+    /// @notice `account` has nothing thawing to withdraw.
+    error StakingNothingToWithdraw(address account);
+
+    /// @notice `account`'s stake is still thawing until `thawEnd`; it is `now`.
+    error StakingStillThawing(address account, uint64 thawEnd, uint256 now);
+
+    /// @notice The metadata CID is empty or longer than `maxLength` bytes.
+    error StakingInvalidMetadataCid(uint256 length, uint256 maxLength);
+
+    /// @notice `caller` is not the address allowed to call this function (`allowed`).
+    error StakingUnauthorized(address caller, address allowed);
+
+    /// @notice `provider` cannot take an order: it is not a provider, has no offer, or is below the minimum.
+    error StakingProviderUnavailable(address provider);
+
+    /// @notice The market asked to release more than is locked.
+    error StakingUnlockExceedsLocked(address provider, uint256 amount, uint256 locked);
+
+    /// @notice A constructor argument is invalid; `name` says which.
+    error StakingInvalidConfig(string name);
+
+    /// @notice Bond `amount` tokens (pulled with transferFrom) as `role`. The first stake must reach
+    /// the role's minimum; an account keeps its role for life.
+    function stake(Role role, uint256 amount) external;
+
+    /// @notice Start thawing `amount` of your unlocked active stake. The thaw clock of your whole
+    /// thawing total restarts; only you can call this for your stake, so no one else can reset it.
+    /// The remaining active stake must be zero or at least the role's minimum.
+    function requestUnstake(uint256 amount) external;
+
+    /// @notice Send your whole thawed stake to you once the thawing period is over.
+    function withdraw() external returns (uint256 amount);
+
+    /// @notice Publish your offer as a provider. `pricePerGiB` 0 withdraws the offer (no new orders).
+    function setOffer(uint256 pricePerGiB, string calldata metadataCid) external;
+
+    /// @notice Slasher only: take up to `amount` from `account`, active stake first, then thawing;
+    /// the tokens go to the slasher. Returns what was actually taken.
+    function slash(address account, uint256 amount) external returns (uint256 slashed);
+
+    /// @notice Market only: lock `amount` of `provider`'s unlocked active stake for a new order and
+    /// return the provider's current price per GiB.
+    function lockForOrder(address provider, uint256 amount) external returns (uint256 pricePerGiB);
+
+    /// @notice Market only: release `amount` of `provider`'s locked stake when an order ends.
+    function unlock(address provider, uint256 amount) external;
+
+    /// @notice The stake record of `account`.
+    function stakeOf(address account) external view returns (StakeInfo memory);
+
+    /// @notice The metadata CID `provider` last published ("" if none).
+    function metadataCid(address provider) external view returns (string memory);
+
+    /// @notice Active stake minus locked stake (0 if a slash left less than is locked).
+    function unlockedStake(address account) external view returns (uint256);
+
+    /// @notice The token staked here.
+    function token() external view returns (address);
+
+    /// @notice The only address that may slash.
+    function slasher() external view returns (address);
+
+    /// @notice The only address that may lock and unlock stake (the BandwidthMarket).
+    function market() external view returns (address);
+
+    /// @notice Seconds a requested unstake thaws before it can be withdrawn.
+    function thawPeriod() external view returns (uint64);
+
+    /// @notice Minimum active stake of a provider.
+    function providerMinStake() external view returns (uint256);
+
+    /// @notice Minimum active stake of a verifier.
+    function verifierMinStake() external view returns (uint256);
+}

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {BaseTest} from "./BaseTest.sol";
+import {FlowToken} from "../../FlowToken.sol";
+import {Staking} from "../../Staking.sol";
+import {BandwidthMarket} from "../../BandwidthMarket.sol";
+import {IBandwidthMarket} from "../../interfaces/IBandwidthMarket.sol";
+import {IStaking} from "../../interfaces/IStaking.sol";
+
+/// @notice Shared deployment for every FlowNet contract test: the whole set deployed the way
+/// flownet/chain/deploy.py deploys it (Staking names the market's precomputed address), funded
+/// actors with known keys, and helpers to sign receipts and closes.
+abstract contract MarketFixture is BaseTest {
+    uint256 internal constant SUPPLY = 1_000_000_000e18;
+    uint64 internal constant THAW_PERIOD = 7 days;
+    uint96 internal constant PROVIDER_MIN = 1_000e18;
+    uint96 internal constant VERIFIER_MIN = 500e18;
+    uint64 internal constant GRACE = 1 days;
+    uint64 internal constant MAX_DURATION = 30 days;
+    uint16 internal constant LOCK_BPS = 5_000;
+    uint256 internal constant GIB = 1 << 30;
+    uint256 internal constant PRICE = 2e18; // 2 FLOW per GiB
+    uint256 internal constant FUNDS = 1_000_000e18;
+
+    uint256 internal constant PROVIDER_KEY = 0xA11CE;
+    uint256 internal constant CLIENT_KEY = 0xB0B;
+    uint256 internal constant VERIFIER_KEY = 0xC0FFEE;
+    uint256 internal constant STRANGER_KEY = 0xD00D;
+
+    FlowToken internal token;
+    Staking internal staking;
+    BandwidthMarket internal market;
+
+    address internal holder = address(this);
+    address internal slasher = address(0x51A5);
+    address internal provider;
+    address internal client;
+    address internal verifier;
+    address internal stranger;
+
+    function setUp() public virtual {
+        provider = vm.addr(PROVIDER_KEY);
+        client = vm.addr(CLIENT_KEY);
+        verifier = vm.addr(VERIFIER_KEY);
+        stranger = vm.addr(STRANGER_KEY);
+        vm.label(provider, "provider");
+        vm.label(client, "client");
+        vm.label(verifier, "verifier");
+        vm.label(stranger, "stranger");
+        vm.label(slasher, "slasher");
+        vm.warp(1_700_000_000);
+
+        (token, staking, market) = deploySet(slasher);
+        vm.label(address(token), "FlowToken");
+        vm.label(address(staking), "Staking");
+        vm.label(address(market), "BandwidthMarket");
+
+        address[4] memory actors = [provider, client, verifier, stranger];
+        for (uint256 i; i < actors.length; ++i) {
+            token.transfer(actors[i], FUNDS);
+            vm.prank(actors[i]);
+            token.approve(address(staking), type(uint256).max);
+            vm.prank(actors[i]);
+            token.approve(address(market), type(uint256).max);
+        }
+    }
+
+    /// @notice Deploys token, staking and market; staking is told the market's address in advance.
+    function deploySet(address slasher_) internal returns (FlowToken t, Staking s, BandwidthMarket m) {
+        t = new FlowToken(holder, SUPPLY);
+        address predictedMarket = vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + 1);
+        s = new Staking(address(t), slasher_, predictedMarket, THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+        m = new BandwidthMarket(address(t), address(s), GRACE, MAX_DURATION, LOCK_BPS);
+    }
+
+    /// @notice `provider` stakes `amount` and offers PRICE per GiB.
+    function stakeProvider(uint256 amount) internal {
+        vm.startPrank(provider);
+        staking.stake(IStaking.Role.Provider, amount);
+        staking.setOffer(PRICE, "bafkreiprovidermetadata");
+        vm.stopPrank();
+    }
+
+    /// @notice `client` opens an order with `provider` and returns its id and terms.
+    function openOrder(uint256 deposit, uint256 duration)
+        internal
+        returns (bytes32 orderId, IBandwidthMarket.Order memory order)
+    {
+        uint64 nonce = market.nextNonce();
+        vm.prank(client);
+        orderId = market.openOrder(provider, deposit, duration, PRICE);
+        order = IBandwidthMarket.Order({
+            nonce: nonce,
+            client: client,
+            provider: provider,
+            deposit: uint96(deposit),
+            pricePerGiB: uint96(PRICE),
+            expiry: uint64(block.timestamp + duration)
+        });
+    }
+
+    function signDigest(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    /// @notice A receipt for `orderId` signed with `key` against `market`'s domain.
+    function signReceipt(uint256 key, bytes32 orderId, uint256 cumulativeBytes, uint256 cumulativeAmount)
+        internal
+        view
+        returns (bytes memory)
+    {
+        return signDigest(key, market.receiptDigest(orderId, cumulativeBytes, cumulativeAmount));
+    }
+
+    function signClose(uint256 key, bytes32 orderId, uint256 finalAmount) internal view returns (bytes memory) {
+        return signDigest(key, market.closeDigest(orderId, finalAmount));
+    }
+
+    /// @notice A redemption of `amount` (for exactly the bytes that amount buys) signed by the client.
+    function receipt(bytes32 orderId, IBandwidthMarket.Order memory order, uint256 amount)
+        internal
+        view
+        returns (IBandwidthMarket.Redemption memory r)
+    {
+        uint256 bytes_ = bytesFor(amount, order.pricePerGiB);
+        r = IBandwidthMarket.Redemption({
+            orderId: orderId,
+            order: order,
+            cumulativeBytes: bytes_,
+            cumulativeAmount: amount,
+            signature: signReceipt(CLIENT_KEY, orderId, bytes_, amount)
+        });
+    }
+
+    /// @notice The fewest bytes whose cost at `price` covers `amount` (ceil(amount * GiB / price)).
+    function bytesFor(uint256 amount, uint256 price) internal pure returns (uint256) {
+        return (amount * GIB + price - 1) / price;
+    }
+}
