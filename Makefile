@@ -1,0 +1,63 @@
+# FlowNet: `make demo` and `make test` work on a fresh machine (Python >= 3.11, Node >= 20, npm).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FORGE := node_modules/.bin/forge
+FOUNDRY_PROFILE ?= ci
+export FOUNDRY_PROFILE
+
+.PHONY: help setup build artifacts artifacts-check lint format forge-test pytest test gas demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "FlowNet needs Python >= 3.11, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+setup: $(VENV)/.installed node_modules/.installed ## create .venv and install the npm toolchain (solc, forge, anvil, cast, OpenZeppelin)
+
+build: setup ## compile the contracts with forge (no warnings allowed)
+	$(FORGE) build
+
+artifacts: setup ## regenerate flownet/artifacts/ from contracts/ through py-solc-x
+	$(PY) -m flownet.chain.compile
+
+artifacts-check: setup ## fail if the committed artifacts differ from a fresh compile
+	$(PY) -m flownet.chain.compile --check
+
+lint: setup ## ruff lint + format check, mypy on the core
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: setup ## apply ruff formatting
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+forge-test: build ## forge unit, fuzz and invariant tests (CI profile: 256 runs, depth 64)
+	$(FORGE) test
+
+pytest: setup ## Python tests (eth-tester and anvil)
+	$(PY) -m pytest
+
+test: lint forge-test pytest ## everything: set-up, lint, forge tests, pytest
+
+gas: build ## gas snapshot (.gas-snapshot) with each call in its own transaction
+	$(FORGE) snapshot --isolate --snap .gas-snapshot --match-path 'contracts/test/Gas.t.sol'
+
+demo: setup ## a market round on a fresh local anvil devnet
+	$(PY) -m flownet.demo
+
+clean: ## remove build outputs (keeps .venv and node_modules)
+	rm -rf out cache .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,189 @@
+"""Deploy the FlowNet contract set to any web3 provider and record it in a deployment manifest.
+
+Staking and BandwidthMarket reference each other immutably: Staking is deployed first with the
+address the market *will* have (the CREATE address at the deployer's next nonce), and the market's
+constructor checks that Staking names it. The manifest records the chain id, every address, the
+deployment block and the hash of each artifact, so agents can refuse a manifest that does not match
+the chain or their own artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rlp
+from eth_utils import keccak, to_canonical_address, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+
+from flownet.chain.artifacts import load_artifact
+from flownet.chain.tx import Sender, Sent
+from flownet.errors import ConfigError, DeploymentError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+TOKEN_UNIT = 10**18
+UINT96_MAX = 2**96 - 1
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """Constructor parameters of the whole set; defaults suit a devnet."""
+
+    supply: int = 1_000_000_000 * TOKEN_UNIT
+    slasher: str | None = None  # defaults to the deployer until the slashing contract exists
+    thaw_period: int = 7 * 24 * 3600
+    provider_min_stake: int = 1_000 * TOKEN_UNIT
+    verifier_min_stake: int = 500 * TOKEN_UNIT
+    grace_period: int = 24 * 3600
+    max_duration: int = 30 * 24 * 3600
+    lock_bps: int = 5_000
+
+    def validate(self) -> None:
+        if not 0 < self.supply <= UINT96_MAX:
+            raise ConfigError(f"supply must be in 1..{UINT96_MAX} (not {self.supply})")
+        if self.thaw_period <= 0:
+            raise ConfigError(f"thaw_period must be positive seconds (not {self.thaw_period})")
+        if self.grace_period <= 0:
+            raise ConfigError(f"grace_period must be positive seconds (not {self.grace_period})")
+        if self.max_duration <= 0:
+            raise ConfigError(f"max_duration must be positive seconds (not {self.max_duration})")
+        if not 1 <= self.lock_bps <= 10_000:
+            raise ConfigError(f"lock_bps must be in 1..10000 (not {self.lock_bps})")
+        for name in ("provider_min_stake", "verifier_min_stake"):
+            value = getattr(self, name)
+            if not 0 < value <= UINT96_MAX:
+                raise ConfigError(f"{name} must be in 1..{UINT96_MAX} (not {value})")
+        if self.slasher is not None and not Web3.is_address(self.slasher):
+            raise ConfigError(f"slasher must be an address (not {self.slasher!r})")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a deployment manifest holds."""
+
+    chain_id: int
+    addresses: dict[str, str]
+    deployment_block: int
+    deployer: str
+    artifact_hashes: dict[str, str]
+    config: dict[str, Any]
+    transactions: dict[str, str] = field(default_factory=dict)
+    version: int = MANIFEST_VERSION
+
+    def contract(self, w3: Web3, name: str) -> Contract:
+        """A web3 contract object for `name` at its deployed address."""
+        if name not in self.addresses:
+            raise DeploymentError(f"deployment has no contract {name!r} (has {sorted(self.addresses)})")
+        return w3.eth.contract(address=self.addresses[name], abi=load_artifact(name).abi)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def save(self, path: Path) -> None:
+        """Write the manifest atomically (a crash never leaves half a file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DeploymentError(f"no deployment manifest at {path} (deploy first)") from None
+        except json.JSONDecodeError as exc:
+            raise DeploymentError(f"deployment manifest {path} is not valid JSON: {exc}") from None
+        if data.get("version") != MANIFEST_VERSION:
+            raise DeploymentError(f"manifest {path} has version {data.get('version')!r}, expected {MANIFEST_VERSION}")
+        return cls(**data)
+
+    def verify(self, w3: Web3) -> None:
+        """Check that the chain and the local artifacts match this manifest."""
+        chain_id = w3.eth.chain_id
+        if chain_id != self.chain_id:
+            raise DeploymentError(f"manifest is for chain {self.chain_id} but the node is on chain {chain_id}")
+        for name, address in self.addresses.items():
+            artifact = load_artifact(name)
+            if artifact.file_hash != self.artifact_hashes.get(name):
+                raise DeploymentError(f"{name}: local artifact {artifact.file_hash} differs from the deployed one")
+            if not artifact.matches_runtime_code(bytes(w3.eth.get_code(address))):
+                raise DeploymentError(f"{name}: code at {address} is not the artifact's deployed bytecode")
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address a CREATE from `sender` at `nonce` deploys to."""
+    return to_checksum_address(keccak(rlp.encode([to_canonical_address(sender), nonce]))[12:])
+
+
+def deploy(
+    w3: Web3,
+    sender: Sender,
+    config: DeployConfig | None = None,
+    on_step: Callable[[Sent], None] | None = None,
+) -> Deployment:
+    """Deploy FlowToken, Staking and BandwidthMarket from `sender`; the deployer holds the whole supply."""
+    config = config or DeployConfig()
+    config.validate()
+    slasher = Web3.to_checksum_address(config.slasher or sender.address)
+    factories = {
+        n: w3.eth.contract(abi=load_artifact(n).abi, bytecode=load_artifact(n).bytecode)
+        for n in ("FlowToken", "Staking", "BandwidthMarket")
+    }
+    addresses: dict[str, str] = {}
+    txs: dict[str, str] = {}
+    first_block: int | None = None
+
+    def step(name: str, *args: Any) -> None:
+        nonlocal first_block
+        address, sent = sender.deploy(factories[name], *args, action=f"deploy {name}")
+        addresses[name] = address
+        txs[name] = sent.tx_hash
+        first_block = sent.block_number if first_block is None else first_block
+        if on_step:
+            on_step(sent)
+
+    step("FlowToken", sender.address, config.supply)
+    # Staking is the deployer's next transaction, the market the one after it.
+    market_address = create_address(sender.address, w3.eth.get_transaction_count(sender.address, "pending") + 1)
+    step(
+        "Staking",
+        addresses["FlowToken"],
+        slasher,
+        market_address,
+        config.thaw_period,
+        config.provider_min_stake,
+        config.verifier_min_stake,
+    )
+    step(
+        "BandwidthMarket",
+        addresses["FlowToken"],
+        addresses["Staking"],
+        config.grace_period,
+        config.max_duration,
+        config.lock_bps,
+    )
+    if addresses["BandwidthMarket"] != market_address:
+        raise DeploymentError(
+            f"market deployed at {addresses['BandwidthMarket']}, not at {market_address} that Staking names "
+            "(another transaction from the deployer interleaved; deploy from a dedicated account)"
+        )
+    assert first_block is not None
+    deployment = Deployment(
+        chain_id=w3.eth.chain_id,
+        addresses=addresses,
+        deployment_block=first_block,
+        deployer=sender.address,
+        artifact_hashes={n: load_artifact(n).file_hash for n in addresses},
+        config={**asdict(config), "slasher": slasher},
+        transactions=txs,
+    )
+    log.info("deployed FlowNet on chain %d at block %d: %s", deployment.chain_id, first_block, addresses)
+    return deployment

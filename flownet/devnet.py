@@ -1,0 +1,129 @@
+"""A local anvil devnet on a free loopback port, started and stopped by PID, plus test-ether funding.
+
+Used by the pytest fixture and by ``make demo``. Anvil's own dev accounts are unlocked and only ever
+used through ``eth_sendTransaction`` to fund keys FlowNet generates; no private key is written down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from web3 import Web3
+from web3.providers.rpc import HTTPProvider
+
+from flownet.errors import ChainError, ConfigError
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_anvil() -> Path:
+    """The anvil binary: $FLOWNET_ANVIL, else the one npm installed, else anvil on PATH."""
+    configured = os.environ.get("FLOWNET_ANVIL")
+    if configured:
+        path = Path(configured)
+        if not path.is_file():
+            raise ConfigError(f"FLOWNET_ANVIL={configured!r} is not a file")
+        return path
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    system = platform.system().lower()
+    bundled = ROOT / "node_modules" / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin" / "anvil"
+    if bundled.is_file():
+        return bundled
+    on_path = shutil.which("anvil")
+    if on_path:
+        return Path(on_path)
+    raise ConfigError(f"anvil not found at {bundled} nor on PATH: run `npm ci` (or `make setup`)")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Anvil:
+    """``with Anvil() as node: node.url`` runs anvil on 127.0.0.1 for the block's duration."""
+
+    def __init__(self, chain_id: int = 31337, block_time: float | None = None, startup_timeout: float = 20.0) -> None:
+        self.chain_id = chain_id
+        self.block_time = block_time
+        self.startup_timeout = startup_timeout
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self) -> Anvil:
+        binary = find_anvil()
+        self.port = free_port(self.host)
+        cmd = [str(binary), "--host", self.host, "--port", str(self.port), "--chain-id", str(self.chain_id), "--silent"]
+        if self.block_time:
+            cmd += ["--block-time", str(self.block_time)]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + self.startup_timeout
+        w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 2}))
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise ChainError(f"anvil exited with code {self.process.returncode} on port {self.port}: {err.strip()}")
+            try:
+                if w3.eth.chain_id == self.chain_id:
+                    log.info("anvil pid %d listening on %s", self.process.pid, self.url)
+                    return self
+            except Exception:  # not listening yet
+                time.sleep(0.05)
+        self.stop()
+        raise ChainError(f"anvil did not answer on {self.url} within {self.startup_timeout:.0f} s")
+
+    def stop(self) -> None:
+        """Terminate anvil by its PID (SIGTERM, then SIGKILL after 5 s)."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        if proc.stderr:
+            proc.stderr.close()
+        if proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.info("anvil pid %d stopped", proc.pid)
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def fund(w3: Web3, address: str, wei: int) -> None:
+    """Send `wei` test ether to `address` from the node's first unlocked dev account."""
+    accounts = w3.eth.accounts
+    if not accounts:
+        raise ChainError("the node has no unlocked dev account to fund from (is it anvil or eth-tester?)")
+    tx_hash = w3.eth.send_transaction({"from": accounts[0], "to": address, "value": wei})
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
+    if receipt["status"] != 1:
+        raise ChainError(f"funding {address} failed in tx 0x{bytes(tx_hash).hex()}")

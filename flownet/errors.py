@@ -1,0 +1,64 @@
+"""FlowNet's exception hierarchy: one root, one subclass per domain.
+
+Every message quotes the offending value and, where one exists, a hint on how to fix it, so a user
+can act on it without reading the code. The CLI maps each class to an exit code.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChainError",
+    "CompileError",
+    "ConfigError",
+    "DeploymentError",
+    "FlowNetError",
+    "ReceiptError",
+    "TransactionFailed",
+]
+
+
+class FlowNetError(Exception):
+    """Root of every error FlowNet raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(FlowNetError):
+    """A setting, argument or file given to FlowNet is invalid."""
+
+    exit_code = 2
+
+
+class CompileError(FlowNetError):
+    """The Solidity sources did not compile, or the artifacts do not match them."""
+
+    exit_code = 3
+
+
+class ChainError(FlowNetError):
+    """The chain or its RPC endpoint misbehaved or is unreachable."""
+
+    exit_code = 4
+
+
+class TransactionFailed(ChainError):
+    """A transaction reverted; `reason` is the decoded custom error, e.g. ``MarketReceiptNotNewer(...)``."""
+
+    def __init__(self, action: str, reason: str, tx_hash: str | None = None) -> None:
+        self.action = action
+        self.reason = reason
+        self.tx_hash = tx_hash
+        where = f" (tx {tx_hash})" if tx_hash else ""
+        super().__init__(f"{action} reverted: {reason}{where}")
+
+
+class DeploymentError(FlowNetError):
+    """A deployment or its manifest is missing, inconsistent or does not match the chain."""
+
+    exit_code = 5
+
+
+class ReceiptError(FlowNetError):
+    """A payment receipt is malformed or inconsistent with its order."""
+
+    exit_code = 6
