@@ -23,6 +23,10 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
 
     uint256 private constant BPS = 10_000;
 
+    /// @notice Longest grace period and order duration accepted at deployment; keeps every expiry
+    /// far inside uint64.
+    uint64 public constant MAX_PERIOD = 365 days;
+
     IERC20 private immutable _token;
     IStaking private immutable _staking;
     uint64 private immutable _gracePeriod;
@@ -38,8 +42,8 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
     {
         if (token_ == address(0)) revert MarketInvalidConfig("token");
         if (staking_ == address(0)) revert MarketInvalidConfig("staking");
-        if (gracePeriod_ == 0) revert MarketInvalidConfig("gracePeriod");
-        if (maxDuration_ == 0) revert MarketInvalidConfig("maxDuration");
+        if (gracePeriod_ == 0 || gracePeriod_ > MAX_PERIOD) revert MarketInvalidConfig("gracePeriod");
+        if (maxDuration_ == 0 || maxDuration_ > MAX_PERIOD) revert MarketInvalidConfig("maxDuration");
         if (lockBps_ == 0 || lockBps_ > BPS) revert MarketInvalidConfig("lockBps");
         // Staking names its market at deployment; refuse to be a market it does not accept.
         if (IStaking(staking_).market() != address(this)) revert MarketInvalidConfig("staking.market");
@@ -206,7 +210,7 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
         uint256 price = _staking.lockForOrder(provider, lockAmount);
         if (price > maxPricePerGiB) revert MarketPriceAboveMax(provider, price, maxPricePerGiB);
 
-        // Safe: duration <= maxDuration (uint64) and timestamps stay far below 2^63 for ages.
+        // Safe: duration <= maxDuration <= 365 days, and timestamps stay far below 2^63 for ages.
         // forge-lint: disable-next-line(unsafe-typecast)
         uint64 expiry = uint64(block.timestamp + duration);
         uint64 nonce = _nextNonce++;

@@ -12,6 +12,9 @@ contract Staking is IStaking {
     /// @notice Longest metadata CID accepted (a CIDv1 in base32 is 59 characters; leave room).
     uint256 public constant MAX_CID_LENGTH = 128;
 
+    /// @notice Longest thawing period accepted at deployment; keeps every thawEnd far inside uint64.
+    uint64 public constant MAX_THAW_PERIOD = 365 days;
+
     IERC20 private immutable _token;
     address private immutable _slasher;
     address private immutable _market;
@@ -38,7 +41,7 @@ contract Staking is IStaking {
         if (token_ == address(0)) revert StakingInvalidConfig("token");
         if (slasher_ == address(0)) revert StakingInvalidConfig("slasher");
         if (market_ == address(0)) revert StakingInvalidConfig("market");
-        if (thawPeriod_ == 0) revert StakingInvalidConfig("thawPeriod");
+        if (thawPeriod_ == 0 || thawPeriod_ > MAX_THAW_PERIOD) revert StakingInvalidConfig("thawPeriod");
         if (providerMinStake_ == 0) revert StakingInvalidConfig("providerMinStake");
         if (verifierMinStake_ == 0) revert StakingInvalidConfig("verifierMinStake");
         _token = IERC20(token_);
@@ -81,8 +84,9 @@ contract Staking is IStaking {
         uint256 active = s.active - amount;
         uint256 minimum = _minimum(s.role);
         if (active != 0 && active < minimum) revert StakingBelowMinimum(msg.sender, active, minimum);
-        // Cannot exceed uint96: active + thawing never exceeds the token supply, which fits in uint96.
         uint256 thawing = uint256(s.thawing) + amount;
+        // Unreachable with FlowToken (its supply fits in uint96); guards a token with a larger supply.
+        if (thawing > type(uint96).max) revert StakingAmountTooLarge(thawing);
         uint64 thawEnd = uint64(block.timestamp) + _thawPeriod;
 
         // forge-lint: disable-next-line(unsafe-typecast)

@@ -98,8 +98,9 @@ interface IStaking {
     /// @notice A constructor argument is invalid; `name` says which.
     error StakingInvalidConfig(string name);
 
-    /// @notice Bond `amount` tokens (pulled with transferFrom) as `role`. The first stake must reach
-    /// the role's minimum; an account keeps its role for life.
+    /// @notice Bond `amount` tokens (pulled with transferFrom) as `role`. The active stake after the
+    /// call must reach the role's minimum (also for a top-up after a slash); an account keeps its role
+    /// for life.
     function stake(Role role, uint256 amount) external;
 
     /// @notice Start thawing `amount` of your unlocked active stake. The thaw clock of your whole

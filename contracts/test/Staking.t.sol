@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 import {MarketFixture} from "./utils/MarketFixture.sol";
+import {BigSupplyToken} from "./utils/BigSupplyToken.sol";
 import {Vm} from "./utils/Vm.sol";
 import {Staking} from "../Staking.sol";
 import {IStaking} from "../interfaces/IStaking.sol";
@@ -132,6 +133,27 @@ contract StakingTest is MarketFixture {
     function test_RevertWhen_constructor_thawPeriodZero() public {
         vm.expectRevert(abi.encodeWithSelector(IStaking.StakingInvalidConfig.selector, "thawPeriod"));
         _deploy(address(token), slasher, address(market), 0, PROVIDER_MIN, VERIFIER_MIN);
+    }
+
+    function test_RevertWhen_constructor_thawPeriodAboveMax() public {
+        uint64 maxPeriod = staking.MAX_THAW_PERIOD();
+        assertEq(maxPeriod, 365 days, "MAX_THAW_PERIOD");
+        _deploy(address(token), slasher, address(market), maxPeriod, PROVIDER_MIN, VERIFIER_MIN);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.StakingInvalidConfig.selector, "thawPeriod"));
+        _deploy(address(token), slasher, address(market), maxPeriod + 1, PROVIDER_MIN, VERIFIER_MIN);
+    }
+
+    function test_RevertWhen_requestUnstake_thawingExceedsUint96() public {
+        // Only reachable with a token whose supply exceeds uint96 (FlowToken's cannot).
+        uint256 max96 = type(uint96).max;
+        BigSupplyToken big = new BigSupplyToken(address(this), 2 * max96);
+        Staking s = _deploy(address(big), slasher, address(market), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+        big.approve(address(s), type(uint256).max);
+        s.stake(IStaking.Role.Verifier, max96);
+        s.requestUnstake(max96);
+        s.stake(IStaking.Role.Verifier, max96);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.StakingAmountTooLarge.selector, 2 * max96));
+        s.requestUnstake(max96);
     }
 
     function test_RevertWhen_constructor_providerMinStakeZero() public {
