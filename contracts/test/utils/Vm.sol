@@ -33,4 +33,7 @@ interface Vm {
     function snapshotValue(string calldata name, uint256 value) external;
     function toString(uint256 value) external pure returns (string memory);
     function toString(address value) external pure returns (string memory);
+
+    // Appended for the market tests (wt-market).
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter) external;
 }
