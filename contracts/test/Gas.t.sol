@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {MarketFixture} from "./utils/MarketFixture.sol";
+import {IBandwidthMarket} from "../interfaces/IBandwidthMarket.sol";
+import {IStaking} from "../interfaces/IStaking.sol";
+
+/// @notice Tells whether each top-level call of a test runs as its own transaction (forge's --isolate):
+/// transient storage written by one call is gone in the next one only then.
+contract IsolationProbe {
+    uint256 private transient _mark;
+
+    function mark() external {
+        _mark = 1;
+    }
+
+    function marked() external view returns (bool) {
+        return _mark != 0;
+    }
+}
+
+/// @notice Gas of every user-facing operation, one test per operation, recorded with snapshotGasLastCall
+/// into snapshots/GasTest.json.
+/// @dev Measure with `npx forge test --isolate --match-path contracts/test/Gas.t.sol`: in isolate mode
+/// each call is its own transaction, so the figures include the 21,000 base cost and calldata and
+/// every first storage and account access is cold, as on chain. Without --isolate the tests still run
+/// and check behaviour, but record nothing, so an ordinary `forge test` never overwrites the isolated
+/// figures with warm, intrinsic-free ones.
+contract GasTest is MarketFixture {
+    uint256 internal constant STAKE = 10_000e18;
+    uint256 internal constant DEPOSIT = 100e18;
+    uint256 internal constant DURATION = 1 days;
+
+    /// @dev Budgets (gas per transaction) the measured figures must stay within.
+    uint256 internal constant OPEN_ORDER_BUDGET = 110_000;
+    uint256 internal constant REDEEM_BUDGET = 60_000;
+    uint256 internal constant REDEEM_MANY_PER_RECEIPT_BUDGET = 40_000;
+
+    bool internal isolated;
+
+    function setUp() public override {
+        super.setUp();
+        IsolationProbe probe = new IsolationProbe();
+        probe.mark();
+        isolated = !probe.marked();
+
+        // Background state of a live deployment: Staking already holds someone's stake.
+        vm.prank(verifier);
+        staking.stake(IStaking.Role.Verifier, VERIFIER_MIN);
+    }
+
+    /// @dev Records the gas of the last call under `name`, only when calls are isolated transactions.
+    function _snapshotGasLastCall(string memory name) internal returns (uint256 gasUsed) {
+        if (isolated) gasUsed = vm.snapshotGasLastCall(name);
+    }
+
+    function _redeemAs(address sender, IBandwidthMarket.Redemption memory r) internal returns (uint256 payout) {
+        vm.prank(sender);
+        payout = market.redeem(r);
+    }
+
+    // ------------------------------------------------------------ staking
+
+    function test_stake_gas() public {
+        uint256 balanceBefore = token.balanceOf(address(staking));
+        vm.prank(provider);
+        staking.stake(IStaking.Role.Provider, STAKE);
+        _snapshotGasLastCall("stake");
+
+        IStaking.StakeInfo memory info = staking.stakeOf(provider);
+        assertEq(info.active, STAKE, "active stake");
+        assertEq(uint256(info.role), uint256(IStaking.Role.Provider), "role");
+        assertEq(token.balanceOf(address(staking)), balanceBefore + STAKE, "tokens bonded");
+    }
+
+    function test_requestUnstake_gas() public {
+        stakeProvider(STAKE);
+        vm.prank(provider);
+        staking.requestUnstake(1_000e18);
+        _snapshotGasLastCall("requestUnstake");
+
+        IStaking.StakeInfo memory info = staking.stakeOf(provider);
+        assertEq(info.active, STAKE - 1_000e18, "active");
+        assertEq(info.thawing, 1_000e18, "thawing");
+        assertEq(info.thawEnd, block.timestamp + THAW_PERIOD, "thawEnd");
+    }
+
+    function test_withdraw_gas() public {
+        stakeProvider(STAKE);
+        vm.prank(provider);
+        staking.requestUnstake(1_000e18);
+        vm.warp(block.timestamp + THAW_PERIOD);
+        uint256 balanceBefore = token.balanceOf(provider);
+
+        vm.prank(provider);
+        staking.withdraw();
+        _snapshotGasLastCall("withdraw");
+
+        assertEq(token.balanceOf(provider), balanceBefore + 1_000e18, "withdrawn");
+        assertEq(staking.stakeOf(provider).thawing, 0, "nothing thawing");
+    }
+
+    // ------------------------------------------------------------ market
+
+    function test_openOrder_gas() public {
+        stakeProvider(STAKE);
+        openOrder(DEPOSIT, DURATION); // an earlier order: the market already escrows tokens
+        uint64 nonce = market.nextNonce();
+
+        vm.prank(client);
+        bytes32 id = market.openOrder(provider, DEPOSIT, DURATION, PRICE);
+        uint256 gasUsed = _snapshotGasLastCall("openOrder");
+
+        assertEq(nonce, 2, "second order");
+        assertEq(uint256(market.orderState(id).status), uint256(IBandwidthMarket.Status.Open), "open");
+        assertEq(token.balanceOf(address(market)), 2 * DEPOSIT, "escrow");
+        assertEq(staking.stakeOf(provider).locked, DEPOSIT, "two half-deposit locks");
+        assertLe(gasUsed, OPEN_ORDER_BUDGET, "openOrder gas");
+    }
+
+    function test_openOrderWithPermit_gas() public {
+        stakeProvider(STAKE);
+        openOrder(DEPOSIT, DURATION);
+        vm.prank(client);
+        token.approve(address(market), 0);
+        uint256 deadline = block.timestamp + 1 hours;
+        bytes32 structHash = keccak256(
+            abi.encode(
+                keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"),
+                client,
+                address(market),
+                DEPOSIT,
+                token.nonces(client),
+                deadline
+            )
+        );
+        (uint8 v, bytes32 r, bytes32 s) =
+            vm.sign(CLIENT_KEY, keccak256(abi.encodePacked("\x19\x01", token.DOMAIN_SEPARATOR(), structHash)));
+
+        vm.prank(client);
+        bytes32 id = market.openOrderWithPermit(provider, DEPOSIT, DURATION, PRICE, deadline, v, r, s);
+        _snapshotGasLastCall("openOrderWithPermit");
+
+        assertEq(uint256(market.orderState(id).status), uint256(IBandwidthMarket.Status.Open), "open");
+        assertEq(token.nonces(client), 1, "permit used");
+        assertEq(token.balanceOf(address(market)), 2 * DEPOSIT, "escrow");
+    }
+
+    function test_redeem_gasFirst() public {
+        stakeProvider(STAKE);
+        (bytes32 id, IBandwidthMarket.Order memory order) = openOrder(DEPOSIT, DURATION);
+        IBandwidthMarket.Redemption memory r = receipt(id, order, 10e18);
+        uint256 balanceBefore = token.balanceOf(provider);
+        assertGt(balanceBefore, 0, "provider already holds tokens");
+
+        vm.prank(provider);
+        market.redeem(r);
+        uint256 gasUsed = _snapshotGasLastCall("redeem (first)");
+
+        assertEq(token.balanceOf(provider), balanceBefore + 10e18, "paid");
+        assertEq(market.orderState(id).paid, 10e18, "booked");
+        assertLe(gasUsed, REDEEM_BUDGET, "redeem (first) gas");
+    }
+
+    function test_redeem_gasFirstProviderBalanceZero() public {
+        stakeProvider(FUNDS); // the provider bonds everything it has
+        assertEq(token.balanceOf(provider), 0, "provider holds no tokens");
+        (bytes32 id, IBandwidthMarket.Order memory order) = openOrder(DEPOSIT, DURATION);
+        IBandwidthMarket.Redemption memory r = receipt(id, order, 10e18);
+
+        vm.prank(provider);
+        market.redeem(r);
+        _snapshotGasLastCall("redeem (first, provider balance zero)");
+
+        assertEq(token.balanceOf(provider), 10e18, "paid");
+        assertEq(market.orderState(id).paid, 10e18, "booked");
+    }
+
+    function test_redeem_gasLater() public {
+        stakeProvider(STAKE);
+        (bytes32 id, IBandwidthMarket.Order memory order) = openOrder(DEPOSIT, DURATION);
+        _redeemAs(provider, receipt(id, order, 10e18));
+        IBandwidthMarket.Redemption memory r = receipt(id, order, 20e18);
+        uint256 balanceBefore = token.balanceOf(provider);
+
+        vm.prank(provider);
+        market.redeem(r);
+        uint256 gasUsed = _snapshotGasLastCall("redeem (later)");
+
+        assertEq(token.balanceOf(provider), balanceBefore + 10e18, "paid the difference");
+        assertEq(market.orderState(id).paid, 20e18, "booked");
+        assertLe(gasUsed, REDEEM_BUDGET, "redeem (later) gas");
+    }
+
+    function test_redeemMany_gasTenOrdersOfOneProvider() public {
+        stakeProvider(STAKE);
+        IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](10);
+        bytes32[] memory ids = new bytes32[](10);
+        for (uint256 i; i < 10; ++i) {
+            IBandwidthMarket.Order memory order;
+            (ids[i], order) = openOrder(DEPOSIT, DURATION);
+            rs[i] = receipt(ids[i], order, (i + 1) * 1e18);
+        }
+        uint256 balanceBefore = token.balanceOf(provider);
+
+        vm.prank(provider);
+        market.redeemMany(rs);
+        uint256 total = _snapshotGasLastCall("redeemMany x10 (total)");
+        if (isolated) vm.snapshotValue("redeemMany per receipt (amortized over 10)", total / 10);
+
+        assertEq(token.balanceOf(provider), balanceBefore + 55e18, "sum of the ten payouts");
+        for (uint256 i; i < 10; ++i) {
+            assertEq(market.orderState(ids[i]).paid, (i + 1) * 1e18, "booked");
+        }
+        assertLe(total / 10, REDEEM_MANY_PER_RECEIPT_BUDGET, "redeemMany gas per receipt");
+    }
+
+    function test_close_gas() public {
+        stakeProvider(STAKE);
+        (bytes32 id, IBandwidthMarket.Order memory order) = openOrder(DEPOSIT, DURATION);
+        _redeemAs(provider, receipt(id, order, 10e18));
+        bytes memory sig = signClose(PROVIDER_KEY, id, 30e18);
+        uint256 providerBefore = token.balanceOf(provider);
+        uint256 clientBefore = token.balanceOf(client);
+
+        vm.prank(client);
+        market.close(id, order, 30e18, sig);
+        _snapshotGasLastCall("close");
+
+        assertEq(token.balanceOf(provider), providerBefore + 20e18, "provider paid final - paid");
+        assertEq(token.balanceOf(client), clientBefore + 70e18, "client refunded deposit - final");
+        assertEq(staking.stakeOf(provider).locked, 0, "stake released");
+    }
+
+    function test_reclaim_gas() public {
+        stakeProvider(STAKE);
+        (bytes32 id, IBandwidthMarket.Order memory order) = openOrder(DEPOSIT, DURATION);
+        _redeemAs(provider, receipt(id, order, 10e18));
+        vm.warp(order.expiry + GRACE);
+        uint256 clientBefore = token.balanceOf(client);
+
+        vm.prank(client);
+        market.reclaim(id, order);
+        _snapshotGasLastCall("reclaim");
+
+        assertEq(token.balanceOf(client), clientBefore + 90e18, "refund");
+        assertEq(staking.stakeOf(provider).locked, 0, "stake released");
+        assertEq(uint256(market.orderState(id).status), uint256(IBandwidthMarket.Status.Closed), "closed");
+    }
+}
