@@ -53,8 +53,10 @@ pytest: setup ## Python tests (eth-tester and anvil)
 
 test: lint forge-test pytest ## everything: set-up, lint, forge tests, pytest
 
-gas: build ## gas snapshot (.gas-snapshot) with each call in its own transaction
-	$(FORGE) snapshot --isolate --snap .gas-snapshot --match-path 'contracts/test/Gas.t.sol'
+gas: build ## gas figures (snapshots/, .gas-snapshot) with each call in its own transaction, then the table
+	FOUNDRY_PROFILE=default $(FORGE) test --isolate --match-path 'contracts/test/Gas.t.sol'
+	FOUNDRY_PROFILE=default $(FORGE) snapshot --isolate --snap .gas-snapshot
+	$(PY) benchmarks/gas_table.py
 
 demo: setup ## a market round on a fresh local anvil devnet
 	$(PY) -m flownet.demo

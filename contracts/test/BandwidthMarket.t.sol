@@ -210,6 +210,15 @@ contract BandwidthMarketTest is MarketFixture {
         _expectConfigRevert("maxDuration", false, false, GRACE, 0, LOCK_BPS);
     }
 
+    function test_RevertWhen_constructorGracePeriodAboveMax() public {
+        assertEq(market.MAX_PERIOD(), 365 days, "MAX_PERIOD");
+        _expectConfigRevert("gracePeriod", false, false, 365 days + 1, MAX_DURATION, LOCK_BPS);
+    }
+
+    function test_RevertWhen_constructorMaxDurationAboveMax() public {
+        _expectConfigRevert("maxDuration", false, false, GRACE, 365 days + 1, LOCK_BPS);
+    }
+
     function test_RevertWhen_constructorLockBpsIsZero() public {
         _expectConfigRevert("lockBps", false, false, GRACE, MAX_DURATION, 0);
     }

@@ -59,6 +59,16 @@ contract GasTest is MarketFixture {
         payout = market.redeem(r);
     }
 
+    // ------------------------------------------------------------ baseline
+
+    /// @notice The floor of any token payment: a FLOW transfer between two funded accounts.
+    function test_transfer_gasBaseline() public {
+        vm.prank(client);
+        token.transfer(provider, 1e18);
+        _snapshotGasLastCall("FLOW transfer (baseline)");
+        assertEq(token.balanceOf(provider), FUNDS + 1e18, "transferred");
+    }
+
     // ------------------------------------------------------------ staking
 
     function test_stake_gas() public {
@@ -116,6 +126,17 @@ contract GasTest is MarketFixture {
         assertEq(token.balanceOf(address(market)), 2 * DEPOSIT, "escrow");
         assertEq(staking.stakeOf(provider).locked, DEPOSIT, "two half-deposit locks");
         assertLe(gasUsed, OPEN_ORDER_BUDGET, "openOrder gas");
+    }
+
+    /// @notice The market's very first order also turns its own token balance from zero to nonzero.
+    function test_openOrder_gasFirstOnMarket() public {
+        stakeProvider(STAKE);
+        vm.prank(client);
+        bytes32 id = market.openOrder(provider, DEPOSIT, DURATION, PRICE);
+        _snapshotGasLastCall("openOrder (market's first order)");
+
+        assertEq(uint256(market.orderState(id).status), uint256(IBandwidthMarket.Status.Open), "open");
+        assertEq(token.balanceOf(address(market)), DEPOSIT, "escrow");
     }
 
     function test_openOrderWithPermit_gas() public {
