@@ -72,3 +72,36 @@ def test_public_api_is_exact() -> None:
     )
     for name in flownet.__all__:
         assert hasattr(flownet, name), name
+
+
+def test_deploy_command_with_keystore_on_anvil(
+    anvil: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import json
+
+    from eth_account import Account
+
+    from flownet.chain.connect import http_web3
+    from flownet.chain.deploy import Deployment
+    from flownet.devnet import fund
+
+    url = anvil.url  # type: ignore[attr-defined]
+    account = Account.create()
+    fund(http_web3(url), account.address, 10**19)
+    keystore = tmp_path / "deployer.json"
+    keystore.write_text(json.dumps(Account.encrypt(account.key, "correct horse", iterations=2)))
+    out = tmp_path / "manifest.json"
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("wrong\n"))
+    assert cli.main(["deploy", "--rpc", url, "--keystore", str(keystore), "--out", str(out)]) == 2
+    assert f"cannot decrypt keystore '{keystore}'" in capsys.readouterr().err
+    assert not out.exists()
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    assert cli.main(["deploy", "--rpc", url, "--keystore", str(keystore), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "deploy BandwidthMarket: tx 0x" in printed and f"manifest written to {out}" in printed
+    manifest = Deployment.load(out)
+    assert manifest.deployer == account.address
+    manifest.verify(http_web3(url))
