@@ -42,29 +42,8 @@ contract BandwidthMarketTest is MarketFixture {
 
     // =============================================================== helpers
 
-    /// @dev `who` opens an order with `prov` at `prov`'s current offer; checks the returned id against
-    /// the expected terms.
-    function _openAs(address who, address prov, uint256 deposit, uint256 duration, uint256 maxPrice)
-        internal
-        returns (bytes32 id, IBandwidthMarket.Order memory o)
-    {
-        uint64 nonce = market.nextNonce();
-        uint256 price = staking.stakeOf(prov).pricePerGiB;
-        vm.prank(who);
-        id = market.openOrder(prov, deposit, duration, maxPrice);
-        o = IBandwidthMarket.Order({
-            nonce: nonce,
-            client: who,
-            provider: prov,
-            deposit: uint96(deposit),
-            pricePerGiB: uint96(price),
-            expiry: uint64(block.timestamp + duration)
-        });
-        assertEq(id, keccak256(abi.encode(o)), "order id is the hash of the terms");
-    }
-
     function _open() internal returns (bytes32 id, IBandwidthMarket.Order memory o) {
-        return _openAs(client, provider, DEPOSIT, DURATION, PRICE);
+        return openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
     }
 
     /// @dev A redemption of `amount` for `bytes_`, signed with `key` against `m`'s domain.
@@ -274,7 +253,7 @@ contract BandwidthMarketTest is MarketFixture {
         (, IBandwidthMarket.Order memory o1) = _open();
         assertEq(o1.nonce, 1, "first order's nonce");
         assertEq(market.nextNonce(), 2, "after one order");
-        (, IBandwidthMarket.Order memory o2) = _openAs(client, provider2, DEPOSIT, DURATION, PRICE2);
+        (, IBandwidthMarket.Order memory o2) = openOrderAs(client, provider2, DEPOSIT, DURATION, PRICE2);
         assertEq(o2.nonce, 2, "second order's nonce");
         assertEq(market.nextNonce(), 3, "after two orders");
     }
@@ -388,7 +367,7 @@ contract BandwidthMarketTest is MarketFixture {
         vm.prank(provider);
         staking.setOffer(1.5e18, "bafkreinewoffer");
         // The client would pay up to 5 per GiB; the order takes the offer of 1.5.
-        (bytes32 id, IBandwidthMarket.Order memory o) = _openAs(client, provider, DEPOSIT, DURATION, 5e18);
+        (bytes32 id, IBandwidthMarket.Order memory o) = openOrderAs(client, provider, DEPOSIT, DURATION, 5e18);
         assertEq(o.pricePerGiB, 1.5e18, "order price is the current offer");
         // One GiB costs 1.5 under this order, not 2 (the old offer) and not 5 (the client's max).
         IBandwidthMarket.Redemption memory over = _redemption(CLIENT_KEY, id, o, GIB, 1.5e18 + 1);
@@ -400,7 +379,7 @@ contract BandwidthMarketTest is MarketFixture {
     }
 
     function test_openOrder_acceptsPriceEqualToMax() public {
-        (, IBandwidthMarket.Order memory o) = _openAs(client, provider, DEPOSIT, DURATION, PRICE);
+        (, IBandwidthMarket.Order memory o) = openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
         assertEq(o.pricePerGiB, PRICE, "price == max is accepted");
     }
 
@@ -426,17 +405,17 @@ contract BandwidthMarketTest is MarketFixture {
 
     function test_openOrder_locksCeilOfDepositTimesLockBps() public {
         // 3 * 5000 / 10000 = 1.5, rounded up to 2; 1 wei locks 1.
-        _openAs(client, provider, 3, DURATION, PRICE);
+        openOrderAs(client, provider, 3, DURATION, PRICE);
         assertEq(_locked(provider), 2, "ceil(3 * 0.5)");
-        _openAs(client, provider, 1, DURATION, PRICE);
+        openOrderAs(client, provider, 1, DURATION, PRICE);
         assertEq(_locked(provider), 3, "+ ceil(1 * 0.5)");
-        _openAs(client, provider, DEPOSIT, DURATION, PRICE);
+        openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
         assertEq(_locked(provider), 3 + DEPOSIT / 2, "+ half the deposit");
         assertEq(staking.unlockedStake(provider), STAKE - 3 - DEPOSIT / 2, "unlocked stake");
     }
 
     function test_openOrder_acceptsMaxDuration() public {
-        (bytes32 id, IBandwidthMarket.Order memory o) = _openAs(client, provider, DEPOSIT, MAX_DURATION, PRICE);
+        (bytes32 id, IBandwidthMarket.Order memory o) = openOrderAs(client, provider, DEPOSIT, MAX_DURATION, PRICE);
         assertEq(o.expiry, block.timestamp + MAX_DURATION, "expiry");
         _assertState(id, 0, IBandwidthMarket.Status.Open, "opened");
     }
@@ -514,10 +493,10 @@ contract BandwidthMarketTest is MarketFixture {
     }
 
     function test_RevertWhen_openOrderLockExceedsStakeLeftByOpenOrders() public {
-        _openAs(client, provider, STAKE, DURATION, PRICE); // locks STAKE / 2
+        openOrderAs(client, provider, STAKE, DURATION, PRICE); // locks STAKE / 2
         uint256 available = STAKE - STAKE / 2;
         // Exactly the remaining stake still fits ...
-        _openAs(client, provider, 2 * available, DURATION, PRICE);
+        openOrderAs(client, provider, 2 * available, DURATION, PRICE);
         assertEq(staking.unlockedStake(provider), 0, "all stake locked");
         // ... one more wei does not.
         vm.expectRevert(abi.encodeWithSelector(IStaking.StakingInsufficientUnlockedStake.selector, provider, 1, 0));
@@ -844,10 +823,10 @@ contract BandwidthMarketTest is MarketFixture {
     function test_redeemMany_paysEachProviderItsOwnShare() public {
         // Orders of two providers (and two clients): consecutive receipts of one provider share a
         // transfer, a change of provider pays out what is pending, and every provider gets its own share.
-        (bytes32 idA, IBandwidthMarket.Order memory oA) = _openAs(client, provider, DEPOSIT, DURATION, PRICE);
-        (bytes32 idB, IBandwidthMarket.Order memory oB) = _openAs(client, provider2, DEPOSIT, DURATION, PRICE2);
-        (bytes32 idC, IBandwidthMarket.Order memory oC) = _openAs(stranger, provider, 50e18, DURATION, PRICE);
-        (bytes32 idD, IBandwidthMarket.Order memory oD) = _openAs(client, provider2, 40e18, DURATION, PRICE2);
+        (bytes32 idA, IBandwidthMarket.Order memory oA) = openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
+        (bytes32 idB, IBandwidthMarket.Order memory oB) = openOrderAs(client, provider2, DEPOSIT, DURATION, PRICE2);
+        (bytes32 idC, IBandwidthMarket.Order memory oC) = openOrderAs(stranger, provider, 50e18, DURATION, PRICE);
+        (bytes32 idD, IBandwidthMarket.Order memory oD) = openOrderAs(client, provider2, 40e18, DURATION, PRICE2);
         assertEq(oB.pricePerGiB, PRICE2, "provider2's own price");
 
         IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](5);
@@ -893,9 +872,9 @@ contract BandwidthMarketTest is MarketFixture {
     }
 
     function test_redeemMany_alternatingProvidersPayEachReceiptToItsProvider() public {
-        (bytes32 idA, IBandwidthMarket.Order memory oA) = _openAs(client, provider, DEPOSIT, DURATION, PRICE);
-        (bytes32 idB, IBandwidthMarket.Order memory oB) = _openAs(client, provider2, DEPOSIT, DURATION, PRICE2);
-        (bytes32 idC, IBandwidthMarket.Order memory oC) = _openAs(client, provider, DEPOSIT, DURATION, PRICE);
+        (bytes32 idA, IBandwidthMarket.Order memory oA) = openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
+        (bytes32 idB, IBandwidthMarket.Order memory oB) = openOrderAs(client, provider2, DEPOSIT, DURATION, PRICE2);
+        (bytes32 idC, IBandwidthMarket.Order memory oC) = openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
         IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](3);
         rs[0] = receipt(idA, oA, 1e18);
         rs[1] = receipt(idB, oB, 20e18);
@@ -943,7 +922,7 @@ contract BandwidthMarketTest is MarketFixture {
 
     function test_RevertWhen_redeemManyContainsBadReceipt_nothingPaid() public {
         (bytes32 idA, IBandwidthMarket.Order memory oA) = _open();
-        (bytes32 idB, IBandwidthMarket.Order memory oB) = _openAs(client, provider2, DEPOSIT, DURATION, PRICE2);
+        (bytes32 idB, IBandwidthMarket.Order memory oB) = openOrderAs(client, provider2, DEPOSIT, DURATION, PRICE2);
         IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](3);
         rs[0] = receipt(idA, oA, 25e18);
         rs[1] = receipt(idB, oB, 5e18);
@@ -1022,8 +1001,8 @@ contract BandwidthMarketTest is MarketFixture {
     }
 
     function test_close_releasesExactlyThisOrdersLock() public {
-        (bytes32 idA, IBandwidthMarket.Order memory oA) = _openAs(client, provider, 1001, DURATION, PRICE);
-        _openAs(client, provider, 4003, DURATION, PRICE);
+        (bytes32 idA, IBandwidthMarket.Order memory oA) = openOrderAs(client, provider, 1001, DURATION, PRICE);
+        openOrderAs(client, provider, 4003, DURATION, PRICE);
         uint256 lockA = _lockFor(1001, LOCK_BPS);
         uint256 lockB = _lockFor(4003, LOCK_BPS);
         assertEq(lockA, 501, "ceil(1001 / 2)");
@@ -1199,8 +1178,8 @@ contract BandwidthMarketTest is MarketFixture {
     }
 
     function test_reclaim_releasesExactlyThisOrdersLock() public {
-        (bytes32 idA, IBandwidthMarket.Order memory oA) = _openAs(client, provider, 777, DURATION, PRICE);
-        _openAs(client, provider, 12345, MAX_DURATION, PRICE);
+        (bytes32 idA, IBandwidthMarket.Order memory oA) = openOrderAs(client, provider, 777, DURATION, PRICE);
+        openOrderAs(client, provider, 12345, MAX_DURATION, PRICE);
         uint256 lockB = _lockFor(12345, LOCK_BPS);
         vm.warp(oA.expiry + GRACE);
         market.reclaim(idA, oA);
@@ -1261,8 +1240,8 @@ contract BandwidthMarketTest is MarketFixture {
         f.d2 = bound(d2, 1, STAKE);
         f.clientStart = token.balanceOf(client);
         f.providerStart = token.balanceOf(provider);
-        (bytes32 id1, IBandwidthMarket.Order memory o1) = _openAs(client, provider, f.d1, DURATION, PRICE);
-        (bytes32 id2, IBandwidthMarket.Order memory o2) = _openAs(client, provider, f.d2, 2 * DURATION, PRICE);
+        (bytes32 id1, IBandwidthMarket.Order memory o1) = openOrderAs(client, provider, f.d1, DURATION, PRICE);
+        (bytes32 id2, IBandwidthMarket.Order memory o2) = openOrderAs(client, provider, f.d2, 2 * DURATION, PRICE);
         assertEq(token.balanceOf(address(market)), f.d1 + f.d2, "escrow after open");
 
         a1 = bound(a1, 1, f.d1);
@@ -1303,7 +1282,7 @@ contract BandwidthMarketTest is MarketFixture {
     function testFuzz_reclaim_onlyFromExpiryPlusGrace(uint256 duration, uint256 elapsed, uint256 paid) public {
         duration = bound(duration, 1, MAX_DURATION);
         elapsed = bound(elapsed, 0, MAX_DURATION + GRACE + 30 days);
-        (bytes32 id, IBandwidthMarket.Order memory o) = _openAs(client, provider, DEPOSIT, duration, PRICE);
+        (bytes32 id, IBandwidthMarket.Order memory o) = openOrderAs(client, provider, DEPOSIT, duration, PRICE);
         assertEq(o.expiry, block.timestamp + duration, "expiry");
         paid = bound(paid, 0, DEPOSIT);
         if (paid != 0) market.redeem(receipt(id, o, paid));
@@ -1342,7 +1321,7 @@ contract BandwidthMarketTest is MarketFixture {
         vm.prank(provider);
         staking.setOffer(price, "bafkreifuzzedprice");
         uint256 deposit = 2 * STAKE; // locks exactly the whole stake
-        (bytes32 id, IBandwidthMarket.Order memory o) = _openAs(client, provider, deposit, DURATION, type(uint256).max);
+        (bytes32 id, IBandwidthMarket.Order memory o) = openOrderAs(client, provider, deposit, DURATION, type(uint256).max);
         assertEq(o.pricePerGiB, price, "order price");
 
         // Keep the priced amount + 1 within the deposit so only the price check can refuse it.
@@ -1364,7 +1343,7 @@ contract BandwidthMarketTest is MarketFixture {
         public
     {
         deposit = bound(deposit, 1, 2 * STAKE);
-        (bytes32 id, IBandwidthMarket.Order memory o) = _openAs(client, provider, deposit, DURATION, PRICE);
+        (bytes32 id, IBandwidthMarket.Order memory o) = openOrderAs(client, provider, deposit, DURATION, PRICE);
         paid = bound(paid, 0, deposit);
         if (paid != 0) market.redeem(receipt(id, o, paid));
         finalAmount = bound(finalAmount, paid, deposit);

@@ -82,22 +82,33 @@ abstract contract MarketFixture is BaseTest {
         vm.stopPrank();
     }
 
-    /// @notice `client` opens an order with `provider` and returns its id and terms.
+    /// @notice `client` opens an order with `provider` at PRICE and returns its id and terms.
     function openOrder(uint256 deposit, uint256 duration)
         internal
         returns (bytes32 orderId, IBandwidthMarket.Order memory order)
     {
+        return openOrderAs(client, provider, deposit, duration, PRICE);
+    }
+
+    /// @notice `who` opens an order with `prov` at `prov`'s current offer; checks that the returned id
+    /// is the hash of the expected terms.
+    function openOrderAs(address who, address prov, uint256 deposit, uint256 duration, uint256 maxPrice)
+        internal
+        returns (bytes32 orderId, IBandwidthMarket.Order memory order)
+    {
         uint64 nonce = market.nextNonce();
-        vm.prank(client);
-        orderId = market.openOrder(provider, deposit, duration, PRICE);
+        uint256 price = staking.stakeOf(prov).pricePerGiB;
+        vm.prank(who);
+        orderId = market.openOrder(prov, deposit, duration, maxPrice);
         order = IBandwidthMarket.Order({
             nonce: nonce,
-            client: client,
-            provider: provider,
+            client: who,
+            provider: prov,
             deposit: uint96(deposit),
-            pricePerGiB: uint96(PRICE),
+            pricePerGiB: uint96(price),
             expiry: uint64(block.timestamp + duration)
         });
+        assertEq(orderId, keccak256(abi.encode(order)), "order id is the hash of the terms");
     }
 
     function signDigest(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
