@@ -7,6 +7,7 @@ can act on it without reading the code. The CLI maps each class to an exit code.
 from __future__ import annotations
 
 __all__ = [
+    "BlobError",
     "ChainError",
     "CompileError",
     "ConfigError",
@@ -14,6 +15,7 @@ __all__ = [
     "FlowNetError",
     "ReceiptError",
     "TransactionFailed",
+    "WalletError",
 ]
 
 
@@ -56,6 +58,18 @@ class DeploymentError(FlowNetError):
     """A deployment or its manifest is missing, inconsistent or does not match the chain."""
 
     exit_code = 5
+
+
+class WalletError(FlowNetError):
+    """A wallet is missing, already exists, or its password is wrong."""
+
+    exit_code = 7
+
+
+class BlobError(FlowNetError):
+    """A blob is too large, missing, or its bytes do not match its CID."""
+
+    exit_code = 8
 
 
 class ReceiptError(FlowNetError):
