@@ -68,7 +68,8 @@ class Keystores:
     def path(self, name: str) -> Path:
         if not NAME_RE.match(name):
             raise ConfigError(
-                f"invalid wallet name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+                f"invalid wallet name {name!r}: use 1-64 letters, digits, '.', '_' or '-' "
+                "(starting with a letter or digit)"
             )
         return self.directory / f"{name}.json"
 
