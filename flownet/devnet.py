@@ -6,13 +6,17 @@ used through ``eth_sendTransaction`` to fund keys FlowNet generates; no private 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -127,3 +131,132 @@ def fund(w3: Web3, address: str, wei: int) -> None:
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
     if receipt["status"] != 1:
         raise ChainError(f"funding {address} failed in tx 0x{bytes(tx_hash).hex()}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# A detached devnet for the CLI: `flownet devnet start | stop | status | fund`.
+
+
+@dataclass(frozen=True)
+class DevnetState:
+    """What `flownet devnet start` records in $FLOWNET_HOME/devnet/state.json."""
+
+    pid: int
+    port: int
+    rpc_url: str
+    chain_id: int
+    manifest: str
+    log: str
+    started_at: float
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+
+def _state_path(directory: Path) -> Path:
+    return directory / "state.json"
+
+
+def read_state(directory: Path) -> DevnetState | None:
+    try:
+        return DevnetState(**json.loads(_state_path(directory).read_text()))
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ConfigError(f"devnet state {_state_path(directory)} is corrupt ({exc}); delete it") from None
+
+
+def is_our_anvil(state: DevnetState) -> bool:
+    """True when `state.pid` is alive and is the anvil listening on `state.port` (not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    args = [a.decode(errors="replace") for a in cmdline]
+    return bool(args) and Path(args[0]).name == "anvil" and str(state.port) in args
+
+
+def start_detached(directory: Path, chain_id: int = 31337, port: int | None = None) -> DevnetState:
+    """Start anvil in its own session (it outlives this process), logging to `directory`/anvil.log."""
+    existing = read_state(directory)
+    if existing and is_our_anvil(existing):
+        raise ConfigError(
+            f"a devnet is already running (pid {existing.pid}, {existing.rpc_url}); run `flownet devnet stop` first"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    host = "127.0.0.1"
+    port = port or free_port(host)
+    log_path = directory / "anvil.log"
+    cmd = [str(find_anvil()), "--host", host, "--port", str(port), "--chain-id", str(chain_id)]
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    state = DevnetState(
+        pid=process.pid,
+        port=port,
+        rpc_url=f"http://{host}:{port}",
+        chain_id=chain_id,
+        manifest=str(directory / "deployment.json"),
+        log=str(log_path),
+        started_at=time.time(),
+    )
+    (directory / "anvil.pid").write_text(f"{process.pid}\n")
+    w3 = Web3(HTTPProvider(state.rpc_url, request_kwargs={"timeout": 2}))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-500:]
+            raise ChainError(f"anvil exited with code {process.returncode}: {tail.strip()}")
+        try:
+            if w3.eth.chain_id == chain_id:
+                return state
+        except Exception:  # not listening yet
+            time.sleep(0.05)
+    stop_pid(process.pid)
+    raise ChainError(f"anvil did not answer on {state.rpc_url} within 20 s (log: {log_path})")
+
+
+def stop_pid(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM `pid`, then SIGKILL if it is still alive after `timeout` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        _reap(pid)
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    # A child of this very process (tests start and stop in one process) must be reaped to vanish.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_detached(directory: Path) -> tuple[DevnetState | None, bool]:
+    """Stop the devnet recorded in `directory`. Returns (state, whether a process was stopped).
+
+    Only the recorded anvil is signalled: if its pid now belongs to another program, nothing is killed.
+    """
+    state = read_state(directory)
+    if state is None:
+        return None, False
+    stopped = False
+    if is_our_anvil(state):
+        stop_pid(state.pid)
+        stopped = True
+    for name in ("state.json", "anvil.pid"):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
+    return state, stopped

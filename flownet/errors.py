@@ -44,14 +44,22 @@ class ChainError(FlowNetError):
 
 
 class TransactionFailed(ChainError):
-    """A transaction reverted; `reason` is the decoded custom error, e.g. ``MarketReceiptNotNewer(...)``."""
+    """A transaction reverted.
 
-    def __init__(self, action: str, reason: str, tx_hash: str | None = None) -> None:
+    `reason` is the decoded custom error (``MarketReceiptNotNewer(orderId=0x…, amount=…, paid=…)``),
+    `error` its name, and the message a sentence with formatted values ending in ``[ErrorName]``.
+    """
+
+    def __init__(
+        self, action: str, reason: str, tx_hash: str | None = None, sentence: str | None = None, error: str = ""
+    ) -> None:
         self.action = action
         self.reason = reason
+        self.error = error
         self.tx_hash = tx_hash
         where = f" (tx {tx_hash})" if tx_hash else ""
-        super().__init__(f"{action} reverted: {reason}{where}")
+        tag = f" [{error}]" if error else ""
+        super().__init__(f"{action} failed: {sentence or reason}{tag}{where}")
 
 
 class DeploymentError(FlowNetError):

@@ -136,11 +136,12 @@ def test_overpriced_receipt_rejected(market: Market) -> None:
         sign_receipt(market.client.account, market.client.domain, order, greedy)
     # Signed anyway (bypassing the SDK), the contract refuses it too.
     raw = market.client.account.sign_message(encode_typed_data(full_message=greedy.typed_data(market.client.domain)))
-    with pytest.raises(
-        TransactionFailed,
-        match=r"MarketAmountAbovePrice\(.*amount=2000000000000000001, maxAmount=2000000000000000000\)",
-    ):
+    with pytest.raises(TransactionFailed) as excinfo:
         market.provider.redeem(SignedReceipt(order, greedy, bytes(raw.signature)))
+    assert excinfo.value.error == "MarketAmountAbovePrice"
+    assert excinfo.value.reason.endswith("amount=2000000000000000001, maxAmount=2000000000000000000)")
+    assert str(excinfo.value).startswith("redeem failed: Market: amount 2.000000000000000001 FLOW for order 0x")
+    assert str(excinfo.value).endswith("is more than the bytes cost (2 FLOW) [MarketAmountAbovePrice]")
     market.provider.redeem(market.client.sign_receipt(order, GIB))
     assert market.client.order_state(order)[0] == PRICE
 

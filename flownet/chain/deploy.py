@@ -22,7 +22,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from flownet.chain.artifacts import load_artifact
-from flownet.chain.tx import Sender, Sent
+from flownet.chain.tx import BaseSender, Sent
 from flownet.errors import ConfigError, DeploymentError
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def create_address(sender: str, nonce: int) -> str:
 
 def deploy(
     w3: Web3,
-    sender: Sender,
+    sender: BaseSender,
     config: DeployConfig | None = None,
     on_step: Callable[[Sent], None] | None = None,
 ) -> Deployment:

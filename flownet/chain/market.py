@@ -64,15 +64,23 @@ class FlowNet:
         self.w3 = w3
         self.deployment = deployment
         self.account = account
-        self.sender = Sender(w3, account)
+        self._address = account.address if account is not None else ""
+        self.sender = Sender(w3, account) if account is not None else None
         self.token = deployment.contract(w3, "FlowToken")
         self.staking = deployment.contract(w3, "Staking")
         self.market = deployment.contract(w3, "BandwidthMarket")
         self.domain = MarketDomain(deployment.chain_id, self.market.address)
 
+    @classmethod
+    def readonly(cls, w3: Web3, deployment: Deployment, address: str) -> FlowNet:
+        """Views only, for `address` (no key: any transaction raises)."""
+        net = cls(w3, deployment, None)  # type: ignore[arg-type]
+        net._address = Web3.to_checksum_address(address)
+        return net
+
     @property
     def address(self) -> str:
-        return self.account.address
+        return self._address
 
     # ------------------------------------------------------------------ token
 

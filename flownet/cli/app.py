@@ -28,8 +28,9 @@ class App:
         self.settings = settings
         self.debug = debug
         self.password_file = password_file
-        self.console = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
+        # soft_wrap: never break addresses and hashes across lines, so output can be copied and parsed.
+        self.console = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     @cached_property
     def keystores(self) -> Keystores:

@@ -1,13 +1,127 @@
-"""`flownet devnet` commands."""
+"""`flownet devnet`: a local anvil chain with the contracts deployed and your wallets funded."""
 
 from __future__ import annotations
 
+import time
+
 import click
+from rich.table import Table
+from web3 import Web3
+
+from flownet.chain.connect import http_web3
+from flownet.chain.deploy import DeployConfig, Deployment, deploy
+from flownet.chain.tx import NodeSender
+from flownet.cli.app import App, pass_app
+from flownet.core.units import format_flow, parse_flow
+from flownet.devnet import DevnetState, is_our_anvil, read_state, start_detached, stop_detached
+from flownet.errors import ConfigError
 
 
 @click.group("devnet")
 def group() -> None:
-    """devnet commands."""
+    """Run a local development chain (anvil on 127.0.0.1) with FlowNet deployed."""
+
+
+def _deployer(w3: Web3) -> NodeSender:
+    return NodeSender(w3, w3.eth.accounts[0])
+
+
+def _fund(app: App, w3: Web3, deployment: Deployment, names: list[str], flow: int, eth: int) -> None:
+    sender = _deployer(w3)
+    token = deployment.contract(w3, "FlowToken")
+    for name in names:
+        info = app.keystores.info(name)
+        with app.status(f"funding {name}"):
+            sender.send_value(info.address, eth, action=f"fund {name} with ETH")
+            sender.transact(token.functions.transfer(info.address, flow), action=f"fund {name} with FLOW")
+        app.say(f"  funded {name} ({info.address}): {eth / 10**18:g} ETH, {format_flow(flow)}")
+
+
+@group.command("start")
+@click.option("--port", type=click.IntRange(1024, 65535), help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--flow", "flow_text", default="100000", show_default=True, help="FLOW given to each wallet.")
+@click.option("--eth", default=100, show_default=True, type=click.IntRange(0), help="ETH given to each wallet.")
+@pass_app
+def start(app: App, port: int | None, flow_text: str, eth: int) -> None:
+    """Start anvil, deploy the contracts, write the manifest and fund every wallet in FLOWNET_HOME."""
+    flow = parse_flow(flow_text, "--flow")
+    directory = app.settings.devnet_dir
+    with app.status("starting anvil"):
+        state = start_detached(directory, port=port)
+    app.say(f"anvil pid {state.pid} on {state.rpc_url} (chain {state.chain_id}), log {state.log}")
+    try:
+        w3 = http_web3(state.rpc_url)
+        with app.status("deploying the contracts"):
+            deployment = deploy(w3, _deployer(w3), DeployConfig())
+        manifest = directory / "deployment.json"
+        deployment.save(manifest)
+        for name, address in deployment.addresses.items():
+            app.say(f"  {name:<16} {address}")
+        app.say(f"manifest {manifest}")
+        state.save(directory / "state.json")
+        _fund(app, w3, deployment, [w.name for w in app.keystores.list()], flow, eth * 10**18)
+    except BaseException:
+        stop_detached(directory)
+        raise
+    app.say("devnet ready: flownet commands now use it by default (`flownet devnet stop` to end it)")
+
+
+@group.command("stop")
+@pass_app
+def stop(app: App) -> None:
+    """Stop the devnet this FLOWNET_HOME started (only that process, found through its pid file)."""
+    state, stopped = stop_detached(app.settings.devnet_dir)
+    if state is None:
+        app.say("no devnet is recorded in this FLOWNET_HOME")
+    elif stopped:
+        app.say(f"stopped anvil pid {state.pid} ({state.rpc_url})")
+    else:
+        app.say(f"anvil pid {state.pid} was no longer running; cleared its state")
+
+
+def _running(app: App) -> DevnetState:
+    state = read_state(app.settings.devnet_dir)
+    if state is None or not is_our_anvil(state):
+        raise ConfigError("no devnet is running in this FLOWNET_HOME: run `flownet devnet start`")
+    return state
+
+
+@group.command("status")
+@pass_app
+def status(app: App) -> None:
+    """Show whether the devnet runs, its chain, contracts and wallet balances."""
+    state = read_state(app.settings.devnet_dir)
+    if state is None or not is_our_anvil(state):
+        app.say("devnet: not running")
+        return
+    w3 = http_web3(state.rpc_url)
+    deployment = Deployment.load(app.settings.devnet_dir / "deployment.json")
+    uptime = int(time.time() - state.started_at)
+    app.say(f"devnet: running, pid {state.pid}, {state.rpc_url}, chain {state.chain_id}, up {uptime} s")
+    app.say(f"block {w3.eth.block_number}; manifest {state.manifest}")
+    for name, address in deployment.addresses.items():
+        app.say(f"  {name:<16} {address}")
+    token = deployment.contract(w3, "FlowToken")
+    table = Table("wallet", "address", "ETH", "FLOW")
+    for wallet in app.keystores.list():
+        eth = w3.eth.get_balance(wallet.address) / 10**18 if wallet.address != "?" else 0
+        flow = token.functions.balanceOf(wallet.address).call() if wallet.address != "?" else 0
+        table.add_row(wallet.name, wallet.address, f"{eth:,.4f}", format_flow(flow))
+    app.console.print(table)
+
+
+@group.command("fund")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--flow", "flow_text", default="100000", show_default=True, help="FLOW to give each wallet.")
+@click.option("--eth", default=100, show_default=True, type=click.IntRange(0), help="ETH to give each wallet.")
+@pass_app
+def fund(app: App, names: tuple[str, ...], flow_text: str, eth: int) -> None:
+    """Give wallets NAMES test ETH and FLOW from the devnet's deployer."""
+    flow = parse_flow(flow_text, "--flow")
+    state = _running(app)
+    w3 = http_web3(state.rpc_url)
+    deployment = Deployment.load(app.settings.devnet_dir / "deployment.json")
+    _fund(app, w3, deployment, list(names), flow, eth * 10**18)
 
 
 COMMANDS = [group]

@@ -1,0 +1,152 @@
+"""Decode revert data into the contract's custom error and a sentence a user can act on.
+
+``decode(data)`` finds the error in FlowNet's ABIs (which include OpenZeppelin's ERC-20 and EIP-2612
+errors) and returns a `Revert` with its name, its arguments and ``sentence``, for example
+``Staking: stake 500 FLOW is below the minimum 1,000 FLOW``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from web3 import Web3
+
+from flownet.chain.artifacts import load_artifact
+from flownet.core.units import format_flow
+
+ERROR_SOURCES = ("FlowToken", "Staking", "BandwidthMarket")
+ROLES = {0: "none", 1: "provider", 2: "verifier"}
+AMOUNT_ARGS = {
+    "amount",
+    "stake",
+    "minimum",
+    "available",
+    "deposit",
+    "paid",
+    "maxAmount",
+    "balance",
+    "needed",
+    "allowance",
+    "locked",
+    "supply",
+    "max",
+}
+PRICE_ARGS = {"price", "maxPrice"}
+TIME_ARGS = {"thawEnd", "now", "reclaimableAt", "deadline"}
+
+#: One sentence per error; {arg} placeholders are filled with formatted argument values.
+SENTENCES = {
+    "StakingZeroAmount": "Staking: the amount must be more than zero",
+    "StakingWrongRole": "Staking: {account} cannot act as {role} here (its role is {expected})",
+    "StakingBelowMinimum": "Staking: stake {stake} is below the minimum {minimum}",
+    "StakingAmountTooLarge": "Staking: {amount} is too large",
+    "StakingInsufficientUnlockedStake": "Staking: {account} asked for {amount} but only {available} is unlocked",
+    "StakingNothingToWithdraw": "Staking: {account} has nothing thawed to withdraw",
+    "StakingStillThawing": "Staking: the stake of {account} thaws until {thawEnd} (now {now})",
+    "StakingInvalidMetadataCid": "Staking: metadata CID length {length} is not in 1..{maxLength}",
+    "StakingUnauthorized": "Staking: {caller} may not do this (only {allowed})",
+    "StakingProviderUnavailable": "Staking: provider {provider} takes no orders (no offer, or stake below minimum)",
+    "StakingUnlockExceedsLocked": "Staking: cannot release {amount}, only {locked} is locked for {provider}",
+    "StakingInvalidConfig": "Staking: invalid deployment setting {name}",
+    "MarketInvalidDeposit": "Market: deposit {deposit} is not valid (must be more than zero)",
+    "MarketInvalidDuration": "Market: duration {duration} s is not in 1..{maxDuration} s",
+    "MarketPriceAboveMax": "Market: provider {provider} asks {price}, above your maximum {maxPrice}",
+    "MarketInvalidProvider": "Market: {provider} cannot be the provider of this order",
+    "MarketOrderNotOpen": "Market: order {orderId} is not open (unknown or already closed)",
+    "MarketTermsMismatch": "Market: the order terms hash to {termsId}, not to order {orderId}",
+    "MarketInvalidReceiptSignature": "Market: the receipt for order {orderId} is not signed by its client",
+    "MarketInvalidCloseSignature": "Market: the close of order {orderId} is not signed by its provider",
+    "MarketReceiptNotNewer": "Market: receipt amount {amount} for order {orderId} is not above the {paid} already paid",
+    "MarketAmountExceedsDeposit": "Market: amount {amount} for order {orderId} exceeds its deposit {deposit}",
+    "MarketAmountAbovePrice": "Market: amount {amount} for order {orderId} is more than the bytes cost ({maxAmount})",
+    "MarketFinalBelowPaid": "Market: final amount {amount} for order {orderId} is below the {paid} already paid",
+    "MarketNotClient": "Market: only the client {client} may do this for order {orderId}, not {caller}",
+    "MarketNotReclaimable": "Market: order {orderId} can be reclaimed from {reclaimableAt} (now {now})",
+    "MarketEmptyBatch": "Market: no receipts given",
+    "MarketInvalidConfig": "Market: invalid deployment setting {name}",
+    "ERC20InsufficientBalance": "FlowToken: {sender} holds {balance} but {needed} is needed",
+    "ERC20InsufficientAllowance": "FlowToken: {spender} may spend {allowance} but {needed} is needed (approve first)",
+    "ERC20InvalidReceiver": "FlowToken: cannot send to {receiver}",
+    "ERC20InvalidSender": "FlowToken: cannot send from {sender}",
+    "ERC20InvalidApprover": "FlowToken: invalid approver {approver}",
+    "ERC20InvalidSpender": "FlowToken: invalid spender {spender}",
+    "ERC2612ExpiredSignature": "FlowToken: the permit expired at {deadline}",
+    "ERC2612InvalidSigner": "FlowToken: the permit is signed by {signer}, not by {owner}",
+    "InvalidAccountNonce": "FlowToken: nonce {currentNonce} expected for {account}",
+    "SafeERC20FailedOperation": "token {token} refused the transfer",
+}
+
+
+@dataclass(frozen=True)
+class Revert:
+    """A decoded revert: ``name`` is '' when the data matched no known error."""
+
+    name: str
+    args: dict[str, Any]
+    raw: str  # Name(arg=value, ...) or a description of the undecodable data
+    sentence: str
+
+
+def _errors() -> dict[bytes, dict[str, Any]]:
+    table: dict[bytes, dict[str, Any]] = {}
+    for name in ERROR_SOURCES:
+        table.update(load_artifact(name).errors_by_selector())
+    return table
+
+
+def _show_raw(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, str) and Web3.is_address(value):
+        return Web3.to_checksum_address(value)
+    return str(value)
+
+
+def _show(name: str, value: Any, error: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if name in PRICE_ARGS:
+            return f"{format_flow(value)}/GiB"
+        if name in AMOUNT_ARGS:
+            return format_flow(value)
+        if name in TIME_ARGS and 0 < value < 2**40:
+            return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if name in {"role", "expected"}:
+            return ROLES.get(value, str(value))
+    if isinstance(value, bytes) and len(value) == 32:
+        return "0x" + value.hex()[:16] + "…"
+    return _show_raw(value)
+
+
+def decode(data: str | bytes | None) -> Revert:
+    """The custom error in revert `data` (hex string or bytes)."""
+    if data is None:
+        return Revert("", {}, "reverted without data", "the transaction reverted without a reason")
+    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else bytes(data)
+    if len(raw) < 4:
+        text = f"reverted with data 0x{raw.hex()}"
+        return Revert("", {}, text, text)
+    selector, body = raw[:4], raw[4:]
+    if selector == bytes.fromhex("08c379a0"):
+        message = abi_decode(["string"], body)[0]
+        return Revert("Error", {"message": message}, f"Error({message!r})", str(message))
+    if selector == bytes.fromhex("4e487b71"):
+        code = abi_decode(["uint256"], body)[0]
+        return Revert("Panic", {"code": code}, f"Panic({code:#x})", f"the contract panicked with code {code:#x}")
+    entry = _errors().get(selector)
+    if entry is not None:
+        try:
+            values = abi_decode([i["type"] for i in entry["inputs"]], body)
+        except Exception:  # malformed data for this error: fall through to unknown
+            entry = None
+    if entry is None:
+        text = f"unknown error 0x{raw.hex()}"
+        return Revert("", {}, text, text)
+    names = [i["name"] for i in entry["inputs"]]
+    args = dict(zip(names, values, strict=True))
+    raw_text = f"{entry['name']}({', '.join(f'{n}={_show_raw(v)}' for n, v in args.items())})"
+    template = SENTENCES.get(entry["name"])
+    sentence = template.format(**{n: _show(n, v, entry["name"]) for n, v in args.items()}) if template else raw_text
+    return Revert(entry["name"], args, raw_text, sentence)
