@@ -36,7 +36,7 @@ artifacts: setup ## regenerate flownet/artifacts/ from contracts/ through py-sol
 artifacts-check: setup ## fail if the committed artifacts differ from a fresh compile
 	$(PY) -m flownet.chain.compile --check
 
-lint: setup ## ruff lint + format check, mypy on the core
+lint: setup ## ruff lint + format check, mypy on the core and blobs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
