@@ -21,16 +21,11 @@ from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, Deployment, deploy
 from flownet.chain.market import FlowNet, Role
 from flownet.chain.tx import Sender, Sent
 from flownet.core.pricing import GIB
+from flownet.core.units import format_flow as flow
 from flownet.devnet import Anvil, fund
 from flownet.errors import FlowNetError
 
 MIB = 1 << 20
-
-
-def flow(amount: int) -> str:
-    """`amount` token units as a FLOW figure, e.g. 12.5 FLOW."""
-    whole, frac = divmod(amount, TOKEN_UNIT)
-    return f"{whole}.{str(frac).rjust(18, '0').rstrip('0') or '0'} FLOW"
 
 
 @dataclass

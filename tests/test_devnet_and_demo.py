@@ -40,17 +40,18 @@ def test_market_round_on_eth_tester() -> None:
     assert actions.count("redeem") == 2 and actions[-1] == "close" and "openOrder" in actions
     assert all(s.gas_used > 0 for s in result.steps)
     text = "\n".join(lines)
-    assert "refund 85.0 FLOW" in text and "status closed" in text
+    assert "refund 85 FLOW" in text and "status closed" in text
 
 
 def test_demo_main_runs_on_anvil(capsys: pytest.CaptureFixture[str]) -> None:
     assert demo.main([]) == 0
     out = capsys.readouterr().out
     assert "anvil stopped" in out
-    assert "provider earned 15.0 FLOW" in out
+    assert "provider earned 15 FLOW" in out
 
 
 def test_flow_formatting() -> None:
-    assert demo.flow(15 * TOKEN_UNIT) == "15.0 FLOW"
+    assert demo.flow(15 * TOKEN_UNIT) == "15 FLOW"
     assert demo.flow(TOKEN_UNIT // 4) == "0.25 FLOW"
     assert demo.flow(1) == "0.000000000000000001 FLOW"
+    assert demo.flow(1_234_567 * TOKEN_UNIT) == "1,234,567 FLOW"

@@ -77,6 +77,13 @@ SENTENCES = {
     "ERC2612InvalidSigner": "FlowToken: the permit is signed by {signer}, not by {owner}",
     "InvalidAccountNonce": "FlowToken: nonce {currentNonce} expected for {account}",
     "SafeERC20FailedOperation": "token {token} refused the transfer",
+    "FlowTokenInvalidHolder": "FlowToken: the initial holder cannot be {holder}",
+    "FlowTokenSupplyTooLarge": "FlowToken: supply {supply} exceeds the maximum {max}",
+    "ECDSAInvalidSignature": "the signature is invalid",
+    "ECDSAInvalidSignatureLength": "the signature has {length} bytes, not 65",
+    "ECDSAInvalidSignatureS": "the signature is malleable (high s {s})",
+    "InvalidShortString": "a contract name or version is malformed",
+    "StringTooLong": "a contract name or version is too long: {str}",
 }
 
 

@@ -30,6 +30,8 @@ class App:
         self.password_file = password_file
         # soft_wrap: never break addresses and hashes across lines, so output can be copied and parsed.
         self.console = Console(highlight=False, soft_wrap=True)
+        if not self.console.is_terminal:  # piped or captured: wide enough for full addresses in tables
+            self.console = Console(highlight=False, soft_wrap=True, width=200)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     @cached_property

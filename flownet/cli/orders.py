@@ -57,6 +57,8 @@ def _span(seconds: int) -> str:
 def order_table(net: FlowNet, orders: list[Order], counterpart: str) -> Table:
     """A table of `orders` with their on-chain state; `counterpart` is "provider" or "client"."""
     table = Table("#", "order id", counterpart, "deposit", "price/GiB", "paid", "status", "expires")
+    for column in table.columns:
+        column.no_wrap = True
     for order in orders:
         paid, status = net.order_state(order)
         other = order.provider if counterpart == "provider" else order.client
