@@ -8,6 +8,7 @@ FLOWNET_PASSWORD environment variable or a file, and are never printed or logged
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -17,15 +18,19 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import is_hex_address, to_checksum_address
 
 from flownet.errors import ConfigError, WalletError
 
-__all__ = ["Keystores", "WalletInfo", "resolve_password"]
+__all__ = ["Keystores", "WalletInfo", "parse_private_key", "resolve_password"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PASSWORD_ENV = "FLOWNET_PASSWORD"
 PASSWORD_FILE_ENV = "FLOWNET_PASSWORD_FILE"
+_KEY_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]{64})$")
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,11 @@ def resolve_password(
     file = password_file or (Path(os.environ[PASSWORD_FILE_ENV]) if os.environ.get(PASSWORD_FILE_ENV) else None)
     if file is not None:
         try:
-            return file.read_text().rstrip("\r\n")
+            return file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise ConfigError(f"cannot read password file {str(file)!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"password file {str(file)!r} is not UTF-8 text") from None
     if os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV]
     if interactive is None:
@@ -78,82 +85,137 @@ class Keystores:
         return self._store(name, Account.create(os.urandom(32)), password)
 
     def import_key(self, name: str, private_key: str, password: str) -> WalletInfo:
-        """Encrypt an existing private key (hex) under `name`."""
-        try:
-            account = Account.from_key(private_key)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"invalid private key for wallet {name!r}: {exc}") from None
-        return self._store(name, account, password)
+        """Encrypt an existing private key (64 hex digits, 0x optional) under `name`."""
+        return self._store(name, Account.from_key(parse_private_key(private_key, f"wallet {name!r}")), password)
 
     def import_keystore(self, name: str, source: Path, password: str) -> WalletInfo:
-        """Copy a keystore file (from geth or `cast wallet new`) after checking that `password` opens it."""
+        """Copy a keystore file (from geth or `cast wallet new`) after checking that `password` opens it.
+
+        The copy keeps the source's password and KDF parameters; an ``address`` field is added when
+        missing (cast leaves it out) so listing wallets needs no password.
+        """
+        self.path(name)  # an invalid name fails before any key derivation
         data = self._read(source)
         account = self._decrypt(data, password, f"keystore {str(source)!r}")
-        data.setdefault("address", account.address[2:].lower())
+        data["address"] = account.address[2:].lower()
         self._write(name, data)
+        log.info("imported keystore %s as wallet %r (%s)", source, name, account.address)
         return WalletInfo(name, account.address, self.path(name))
 
     def list(self) -> list[WalletInfo]:
+        """Every wallet, by name; one unreadable file shows address "?" instead of hiding the others."""
         if not self.directory.is_dir():
             return []
         wallets = []
         for path in sorted(self.directory.glob("*.json")):
-            address = self._read(path).get("address")
-            wallets.append(WalletInfo(path.stem, to_checksum_address(address) if address else "?", path))
+            try:
+                address = _address_of(self._read(path))
+            except WalletError:
+                address = "?"
+            wallets.append(WalletInfo(path.stem, address, path))
         return wallets
 
     def info(self, name: str) -> WalletInfo:
+        """Name, address and file of wallet `name` (no password needed; address "?" if the file lacks one)."""
         path = self.path(name)
         if not path.exists():
             known = ", ".join(w.name for w in self.list()) or "none yet"
             raise WalletError(f"no wallet named {name!r} in {self.directory} (wallets: {known})")
-        address = self._read(path).get("address")
-        return WalletInfo(name, to_checksum_address(address) if address else "?", path)
+        return WalletInfo(name, _address_of(self._read(path)), path)
 
     def unlock(self, name: str, password: str) -> LocalAccount:
         """The decrypted account of wallet `name`."""
         info = self.info(name)
-        return self._decrypt(self._read(info.path), password, f"wallet {name!r}")
+        account = self._decrypt(self._read(info.path), password, f"wallet {name!r}")
+        log.debug("unlocked wallet %r (%s)", name, account.address)
+        return account
 
     # ------------------------------------------------------------------ internals
 
     def _store(self, name: str, account: LocalAccount, password: str) -> WalletInfo:
+        path = self.path(name)
+        if path.exists():  # checked before the (slow) key derivation; _write checks again atomically
+            raise WalletError(f"wallet {name!r} already exists at {path}; choose another name")
         if not password:
             raise ConfigError(f"refusing an empty password for wallet {name!r}")
         data = Account.encrypt(account.key, password, kdf="scrypt", iterations=self.scrypt_n)
         self._write(name, data)
-        return WalletInfo(name, account.address, self.path(name))
+        log.info("created wallet %r (%s) at %s", name, account.address, path)
+        return WalletInfo(name, account.address, path)
 
     def _write(self, name: str, data: dict[str, Any]) -> None:
+        """Write `name`'s file (mode 0600) atomically, never replacing an existing wallet."""
         path = self.path(name)
         if path.exists():
             raise WalletError(f"wallet {name!r} already exists at {path}; choose another name")
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        tmp.replace(path)
+        tmp = self.directory / f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)  # unlike rename, fails if another process created `path` meanwhile
+            except FileExistsError:
+                raise WalletError(f"wallet {name!r} already exists at {path}; choose another name") from None
+            except OSError:  # a filesystem without hard links: checked above, so rename
+                tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise WalletError(f"no keystore file at {path}") from None
+        except OSError as exc:
+            raise WalletError(f"cannot read keystore {path}: {exc.strerror}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise WalletError(f"{path} is not a JSON keystore: {exc}") from None
-        if not isinstance(data, dict) or data.get("version") != 3 or "crypto" not in {k.lower() for k in data}:
-            raise WalletError(f"{path} is not a version 3 keystore")
+        if not isinstance(data, dict) or data.get("version") != 3:
+            raise WalletError(f"{path} is not a version 3 keystore (Web3 Secret Storage JSON)")
+        crypto = next((v for k, v in data.items() if k.lower() == "crypto"), None)
+        if not isinstance(crypto, dict) or not {"cipher", "ciphertext", "kdf", "mac"} <= {k.lower() for k in crypto}:
+            raise WalletError(f"{path} is not a version 3 keystore (Web3 Secret Storage JSON)")
         return data
 
     @staticmethod
     def _decrypt(data: dict[str, Any], password: str, what: str) -> LocalAccount:
         try:
             key = Account.decrypt(data, password)
-        except ValueError as exc:
+        except ValueError as exc:  # eth-keyfile's errors subclass ValueError or TypeError
             if "MAC mismatch" in str(exc):
                 raise WalletError(f"wrong password for {what}") from None
             raise WalletError(f"cannot decrypt {what}: {exc}") from None
+        except (KeyError, TypeError, NotImplementedError) as exc:
+            raise WalletError(f"cannot decrypt {what}: malformed keystore ({type(exc).__name__}: {exc})") from None
         account: LocalAccount = Account.from_key(key)
+        stored = _address_of(data)
+        if stored != "?" and stored != account.address:
+            raise WalletError(
+                f"{what} says its address is {stored} but its key belongs to {account.address}; the file was altered"
+            )
         return account
+
+
+def parse_private_key(text: str, what: str = "the private key") -> bytes:
+    """32 key bytes from 64 hex digits (0x optional, whitespace ignored); the error never echoes the text."""
+    match = _KEY_RE.match(text.strip())
+    if not match:
+        raise ConfigError(f"invalid private key for {what}: expected 64 hex digits (optionally 0x-prefixed)")
+    key = bytes.fromhex(match.group(1))
+    if not 0 < int.from_bytes(key, "big") < SECP256K1_N:
+        raise ConfigError(f"invalid private key for {what}: not in the secp256k1 range 1..n-1")
+    return key
+
+
+def _address_of(data: dict[str, Any]) -> str:
+    """The checksummed ``address`` field of a keystore, or "?" when absent or malformed."""
+    address = data.get("address")
+    if not isinstance(address, str) or not address:
+        return "?"
+    address = address if address.startswith(("0x", "0X")) else "0x" + address
+    return str(to_checksum_address(address)) if is_hex_address(address) else "?"
