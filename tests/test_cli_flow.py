@@ -138,7 +138,7 @@ def test_error_insufficient_balance(sh: Shell) -> None:
     before = _chain_snapshot(sh)
     sh.fails(
         2,
-        "holds 99,950 FLOW, less than the deposit 1,000,000 FLOW",
+        "holds 100,000 FLOW, less than the deposit 1,000,000 FLOW",
         "client",
         "buy",
         "--wallet",
@@ -247,7 +247,7 @@ def test_error_cid_does_not_match_bytes(sh: Shell) -> None:
     alice = _address(sh, "alice")
     status = sh.ok("provider", "status", alice)
     cid = next(w for w in status.split() if w.startswith("bafkrei")).rstrip(":")
-    blobs = [p for p in (sh.home / "blobs").rglob("*") if p.is_file() and cid in p.name]
+    blobs = [p for p in (sh.home / "blobs" / "objects").rglob(cid) if p.is_file()]
     assert blobs, f"blob {cid} not found under {sh.home / 'blobs'}"
     original = blobs[0].read_bytes()
     try:

@@ -53,7 +53,7 @@ def _ensure_allowance(app: App, net: FlowNet, spender: str, amount: int) -> None
 @click.option("--stake", "stake_text", help="FLOW to stake (default: the provider minimum).")
 @click.option("--price", "price_text", required=True, help="Price in FLOW per GiB, e.g. 2 or 0.5.")
 @click.option("--endpoint", required=True, help="Where clients reach your tunnel, host:port.")
-@click.option("--region", required=True, help="Region label, e.g. eu-west.")
+@click.option("--region", default="global", show_default=True, help="Region label, e.g. eu-west.")
 @click.option("--capacity", default=100, show_default=True, type=click.IntRange(1), help="Capacity in Mbit/s.")
 @pass_app
 def register(
