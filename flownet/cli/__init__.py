@@ -6,6 +6,7 @@ and the exit code of its FlowNetError class (see flownet.errors).
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +65,7 @@ def _debug(ctx: click.Context) -> bool:
     help="Read wallet passwords from this file (else FLOWNET_PASSWORD_FILE, FLOWNET_PASSWORD or a prompt).",
 )
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what FlowNet does (transactions, files, nodes) to stderr.")
 @click.version_option(__version__, prog_name="flownet")
 @click.pass_context
 def cli(
@@ -73,11 +75,16 @@ def cli(
     manifest: Path | None,
     password_file: Path | None,
     debug: bool,
+    verbose: bool,
 ) -> None:
     """FlowNet: a decentralized, trusted bandwidth market.
 
     Start with `flownet devnet start`, then `flownet wallet new NAME`.
     """
+    if verbose or debug:
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     settings = load_settings(home, rpc_url=rpc_url, manifest=str(manifest) if manifest else None)
     ctx.obj = App(settings, debug=debug, password_file=password_file)
 
