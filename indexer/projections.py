@@ -1,0 +1,271 @@
+"""Projections as pure reducers: ``reduce(state, event) -> changes``.
+
+`state` is read-only (``state.get(table, key) -> row | None``); a reducer never performs I/O, so it is
+tested with a dict and gives the same answer on a live chain, in a rebuild from raw logs, or after a
+reorg. Changes are `Put` (replace a row of a keyed table) and `Append` (add a row to an append-only
+table). Token movements become double-entry journal rows between named accounts:
+
+- ``wallet:<address>``: tokens an address holds (FlowToken transfers between outsiders included);
+- ``stake:active:<address>`` and ``stake:thawing:<address>``: bonded and thawing stake in Staking;
+- ``escrow:<orderId>``: an order's unpaid deposit in the market;
+- ``external``: the mint (its balance is minus the supply).
+
+So at any block: wallet balances equal ``balanceOf``, the stake accounts sum to Staking's balance
+and the escrow accounts to the market's balance; the sum of all accounts is zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from indexer.events import Event
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+ROLES = {1: "provider", 2: "verifier"}
+
+
+def amt(value: int) -> str:
+    """An amount as zero-padded decimal text (sorts and compares like the number)."""
+    return f"{value:030d}"
+
+
+class State(Protocol):
+    def get(self, table: str, key: str) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class Put:
+    table: str
+    key: str
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Append:
+    table: str
+    row: dict[str, Any]
+
+
+Change = Put | Append
+Reducer = Callable[[State, Event, dict[str, str]], list[Change]]
+
+
+def _entry(ev: Event, seq: int, kind: str, debit: str, credit: str, amount: int) -> Append:
+    return Append(
+        "journal",
+        {
+            "block_number": ev.block_number,
+            "log_index": ev.log_index,
+            "seq": seq,
+            "kind": kind,
+            "debit": debit,
+            "credit": credit,
+            "amount": amt(amount),
+        },
+    )
+
+
+def _staker(state: State, address: str, block: int) -> dict[str, Any]:
+    row = state.get("stakers", address)
+    if row is not None:
+        return dict(row)
+    return {
+        "address": address,
+        "role": "",
+        "active": amt(0),
+        "locked": amt(0),
+        "thawing": amt(0),
+        "thaw_end": 0,
+        "price": amt(0),
+        "metadata_cid": None,
+        "slashed": amt(0),
+        "updated_block": block,
+    }
+
+
+def _put_staker(row: dict[str, Any], block: int) -> Put:
+    row["updated_block"] = block
+    return Put("stakers", row["address"], row)
+
+
+# ----------------------------------------------------------------------------------------- Staking
+
+
+def staked(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    row = _staker(state, a["account"], ev.block_number)
+    row["role"] = ROLES.get(a["role"], str(a["role"]))
+    row["active"] = amt(a["active"])
+    return [
+        _put_staker(row, ev.block_number),
+        _entry(ev, 0, "stake", f"wallet:{a['account']}", f"stake:active:{a['account']}", a["amount"]),
+    ]
+
+
+def unstake_requested(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    row = _staker(state, a["account"], ev.block_number)
+    row.update(active=amt(a["active"]), thawing=amt(a["thawing"]), thaw_end=a["thawEnd"])
+    return [
+        _put_staker(row, ev.block_number),
+        _entry(ev, 0, "thaw", f"stake:active:{a['account']}", f"stake:thawing:{a['account']}", a["amount"]),
+    ]
+
+
+def withdrawn(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    row = _staker(state, a["account"], ev.block_number)
+    row.update(thawing=amt(0), thaw_end=0)
+    return [
+        _put_staker(row, ev.block_number),
+        _entry(ev, 0, "withdraw", f"stake:thawing:{a['account']}", f"wallet:{a['account']}", a["amount"]),
+    ]
+
+
+def offer_published(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    row = _staker(state, a["provider"], ev.block_number)
+    row.update(price=amt(a["pricePerGiB"]), metadata_cid=a["metadataCid"])
+    return [_put_staker(row, ev.block_number)]
+
+
+def stake_locked(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    row = _staker(state, ev.args["provider"], ev.block_number)
+    row["locked"] = amt(ev.args["locked"])
+    return [_put_staker(row, ev.block_number)]
+
+
+def slashed(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    row = _staker(state, a["account"], ev.block_number)
+    row.update(
+        active=amt(a["active"]),
+        thawing=amt(a["thawing"]),
+        slashed=amt(int(row["slashed"]) + a["fromActive"] + a["fromThawing"]),
+    )
+    if a["thawing"] == 0:
+        row["thaw_end"] = 0
+    changes: list[Change] = [_put_staker(row, ev.block_number)]
+    seq = 0
+    for source, amount in (("active", a["fromActive"]), ("thawing", a["fromThawing"])):
+        if amount:
+            changes.append(_entry(ev, seq, "slash", f"stake:{source}:{a['account']}", f"wallet:{a['slasher']}", amount))
+            seq += 1
+    return changes
+
+
+# ----------------------------------------------------------------------------------------- Market
+
+
+def order_opened(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    row = {
+        "order_id": a["orderId"],
+        "nonce": a["nonce"],
+        "client": a["client"],
+        "provider": a["provider"],
+        "deposit": amt(a["deposit"]),
+        "price": amt(a["pricePerGiB"]),
+        "expiry": a["expiry"],
+        "locked_stake": amt(a["lockedStake"]),
+        "paid": amt(0),
+        "paid_bytes": amt(0),
+        "refunded": amt(0),
+        "status": "open",
+        "cooperative": None,
+        "opened_block": ev.block_number,
+        "closed_block": None,
+    }
+    return [
+        Put("orders", a["orderId"], row),
+        _entry(ev, 0, "escrow", f"wallet:{a['client']}", f"escrow:{a['orderId']}", a["deposit"]),
+    ]
+
+
+def redeemed(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    order = state.get("orders", a["orderId"])
+    changes: list[Change] = []
+    if order is not None:
+        order = dict(order)
+        order.update(paid=amt(a["cumulativeAmount"]), paid_bytes=amt(a["cumulativeBytes"]))
+        changes.append(Put("orders", a["orderId"], order))
+    changes.append(
+        Append(
+            "receipts",
+            {
+                "block_number": ev.block_number,
+                "log_index": ev.log_index,
+                "order_id": a["orderId"],
+                "provider": a["provider"],
+                "cumulative_bytes": amt(a["cumulativeBytes"]),
+                "cumulative_amount": amt(a["cumulativeAmount"]),
+                "payout": amt(a["payout"]),
+            },
+        )
+    )
+    changes.append(_entry(ev, 0, "payment", f"escrow:{a['orderId']}", f"wallet:{a['provider']}", a["payout"]))
+    return changes
+
+
+def order_closed(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    changes: list[Change] = []
+    order = state.get("orders", a["orderId"])
+    if order is not None:
+        order = dict(order)
+        order.update(
+            paid=amt(a["totalPaid"]),
+            refunded=amt(a["refund"]),
+            status="closed",
+            cooperative=1 if a["cooperative"] else 0,
+            closed_block=ev.block_number,
+        )
+        changes.append(Put("orders", a["orderId"], order))
+    seq = 0
+    if a["payout"]:
+        changes.append(_entry(ev, seq, "payment", f"escrow:{a['orderId']}", f"wallet:{a['provider']}", a["payout"]))
+        seq += 1
+    if a["refund"]:
+        changes.append(_entry(ev, seq, "refund", f"escrow:{a['orderId']}", f"wallet:{a['client']}", a["refund"]))
+    return changes
+
+
+# ----------------------------------------------------------------------------------------- FlowToken
+
+
+def transfer(state: State, ev: Event, contracts: dict[str, str]) -> list[Change]:
+    """Transfers between outsiders (and the mint); moves into or out of Staking and the market are
+    already booked by those contracts' events."""
+    a = ev.args
+    if a["from"] in contracts or a["to"] in contracts or a["value"] == 0:
+        return []
+    debit = "external" if a["from"] == ZERO_ADDRESS else f"wallet:{a['from']}"
+    credit = "external" if a["to"] == ZERO_ADDRESS else f"wallet:{a['to']}"
+    return [_entry(ev, 0, "transfer", debit, credit, a["value"])]
+
+
+REDUCERS: dict[tuple[str, str], Reducer] = {
+    ("Staking", "Staked"): staked,
+    ("Staking", "UnstakeRequested"): unstake_requested,
+    ("Staking", "Withdrawn"): withdrawn,
+    ("Staking", "OfferPublished"): offer_published,
+    ("Staking", "StakeLocked"): stake_locked,
+    ("Staking", "StakeUnlocked"): stake_locked,
+    ("Staking", "Slashed"): slashed,
+    ("BandwidthMarket", "OrderOpened"): order_opened,
+    ("BandwidthMarket", "Redeemed"): redeemed,
+    ("BandwidthMarket", "OrderClosed"): order_closed,
+    ("FlowToken", "Transfer"): transfer,
+}
+
+
+def reduce(state: State, event: Event, contracts: dict[str, str]) -> list[Change]:
+    """The changes `event` makes; `contracts` maps FlowNet contract addresses to names.
+
+    Events without a projection (Approval, EIP712DomainChanged) change nothing but stay in raw_logs.
+    """
+    reducer = REDUCERS.get((event.contract, event.name))
+    return reducer(state, event, contracts) if reducer else []
