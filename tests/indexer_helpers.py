@@ -409,11 +409,19 @@ class FaultProxy:
     into two eth_getLogs requests in a row: a flaky node, not a lying one.
     """
 
-    def __init__(self, upstream: str, faults: Faults, probability: float = 0.15, seed: int = 1, stall: float = 1.5):
+    def __init__(
+        self,
+        upstream: str,
+        faults: Faults,
+        probability: float = 0.15,
+        seed: int = 1,
+        stall: float = 1.5,
+        rates: dict[str, float] | None = None,
+    ):
         self.upstream = upstream
         self.budget = dict(vars(faults))
         self.injected = dict.fromkeys(self.budget, 0)
-        self.probability = probability
+        self.rates = {kind: probability for kind in self.budget} | (rates or {})
         self.rng = random.Random(seed)
         self.stall = stall
         self.lock = threading.Lock()
@@ -424,6 +432,7 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -454,70 +463,73 @@ class FaultProxy:
         self.server.server_close()
         self._client.close()
 
-    def _take(self, kind: str) -> bool:
-        """Under the lock: inject `kind` now? (random, within budget)."""
-        if self.injected[kind] >= self.budget[kind] or self.rng.random() >= self.probability:
-            return False
-        self.injected[kind] += 1
-        return True
+    def _pick(self, request: Any) -> str | None:
+        """Under the lock: the fault to inject into this request, if any (at most one per request)."""
+        calls = request if isinstance(request, list) else [request]
+        methods = {c.get("method") for c in calls}
+        eligible = ["http_500", "http_429", "rpc_error", "timeout", "truncate"]
+        if "eth_getLogs" in methods and not self.last_logs_emptied:
+            eligible.append("empty_logs")
+        if "eth_blockNumber" in methods:
+            eligible.append("head_lag")
+        if not isinstance(request, list) and request.get("method") == "eth_getLogs":
+            query = request["params"][0]
+            if "fromBlock" in query and int(query["toBlock"], 16) > int(query["fromBlock"], 16):
+                eligible.append("range_hint")
+        self.rng.shuffle(eligible)
+        for kind in eligible:
+            if self.injected[kind] < self.budget[kind] and self.rng.random() < self.rates[kind]:
+                return kind
+        return None
 
     def handle(self, body: bytes) -> tuple[int, bytes, dict[str, str]]:
         request = json.loads(body)
         calls = request if isinstance(request, list) else [request]
-        methods = {c.get("method") for c in calls}
-        has_logs = "eth_getLogs" in methods
         with self.lock:
             self.requests += 1
-            if self._take("http_500"):
-                return 500, b"internal server error", {}
-            if self._take("http_429"):
-                return 429, b'{"error": "too many requests"}', {"Retry-After": "0"}
-            stall = self._take("timeout")
-            truncate = self._take("truncate")
-            rpc_error = self._take("rpc_error")
-            head_lag = "eth_blockNumber" in methods and self._take("head_lag")
-            range_hint = None
-            if not isinstance(request, list) and request.get("method") == "eth_getLogs":
-                q = request["params"][0]
-                if (
-                    "fromBlock" in q
-                    and int(q["toBlock"], 16) - int(q["fromBlock"], 16) >= 8
-                    and self._take("range_hint")
-                ):
-                    lo, hi = int(q["fromBlock"], 16), int(q["toBlock"], 16)
-                    range_hint = (lo, lo + (hi - lo) // 3)
-        if stall:
+            fault = self._pick(request)
+            if fault is not None and fault != "empty_logs":
+                self.injected[fault] += 1
+        if fault == "http_500":
+            return 500, b"internal server error", {}
+        if fault == "http_429":
+            return 429, b'{"error": "too many requests"}', {"Retry-After": "0"}
+        if fault == "timeout":
             time.sleep(self.stall)  # the client has given up by now; the answer goes nowhere
-        if range_hint is not None:
-            lo, hi = (hex(v) for v in range_hint)
-            message = f"query returned more than 10000 results. Try with this block range [{lo}, {hi}]."
+        if fault == "range_hint":
+            query = request["params"][0]
+            lo, hi = int(query["fromBlock"], 16), int(query["toBlock"], 16)
+            message = (
+                "query returned more than 10000 results. "
+                f"Try with this block range [{hex(lo)}, {hex(lo + (hi - lo) // 2)}]."
+            )
             answer: Any = {"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32005, "message": message}}
             return 200, json.dumps(answer).encode(), {}
         upstream = self._client.post(self.upstream, content=body, headers={"Content-Type": "application/json"})
         answer = upstream.json()
         answers = answer if isinstance(answer, list) else [answer]
         by_id = {c.get("id"): c for c in calls}
-        with self.lock:
-            if rpc_error and answers:
-                victim = self.rng.choice(answers)
-                victim.pop("result", None)
-                victim["error"] = {"code": -32603, "message": "injected internal error", "data": "fault proxy"}
-            if head_lag:
-                for a in answers:
-                    if by_id.get(a.get("id"), {}).get("method") == "eth_blockNumber" and "result" in a:
-                        a["result"] = hex(max(0, int(a["result"], 16) - 3))
-            if has_logs:
+        if fault == "rpc_error":
+            victim = self.rng.choice(answers)
+            victim.pop("result", None)
+            victim["error"] = {"code": -32603, "message": "injected internal error", "data": "fault proxy"}
+        if fault == "head_lag":
+            for a in answers:
+                if by_id.get(a.get("id"), {}).get("method") == "eth_blockNumber" and "result" in a:
+                    a["result"] = hex(max(0, int(a["result"], 16) - 3))
+        if any(c.get("method") == "eth_getLogs" for c in calls):
+            with self.lock:
                 emptied = False
-                if not self.last_logs_emptied:
+                if fault == "empty_logs":
                     for a in answers:
-                        call = by_id.get(a.get("id"), {})
-                        if call.get("method") == "eth_getLogs" and a.get("result") and self._take("empty_logs"):
+                        if by_id.get(a.get("id"), {}).get("method") == "eth_getLogs" and a.get("result"):
                             a["result"] = []
+                            self.injected["empty_logs"] += 1
                             emptied = True
                             break
                 self.last_logs_emptied = emptied
         payload = json.dumps(answer).encode()
-        if truncate:
+        if fault == "truncate":
             payload = payload[: self.rng.randint(0, max(0, len(payload) - 1))]
         return 200, payload, {}
 
