@@ -315,6 +315,7 @@ class Indexer:
         self.bloom_refetches = bloom_refetches
         self.header_batch = header_batch
         self.answer_retries = answer_retries
+        self.max_reorgs_per_step = 16
         self.backoff = backoff or RetryPolicy(base=0.1, cap=5.0)
         self.progress_interval = progress_interval
         self.sizer = RangeSizer(initial=min(initial_range, max_range), maximum=max_range)
@@ -339,6 +340,10 @@ class Indexer:
         result = StepResult(head=head)
         check_cursor = True
         while not self._stop.is_set():
+            if result.reorgs > self.max_reorgs_per_step:
+                raise ChainError(
+                    f"the chain of {self.rpc.display_url} reorganized {result.reorgs} times in one step; pausing"
+                )
             cursor = self.ledger.cursor()
             if cursor is None:
                 lo = self.deployment.deployment_block
