@@ -44,13 +44,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
 from flownet.errors import ChainError, FlowNetError
-from indexer.events import RawLog, decode, topics_of
+from indexer.events import RawLog, topics_of
 from indexer.rpc import RetryPolicy, RpcClient, RpcError
 from indexer.store import Block, IndexerError, Ledger
 
@@ -364,19 +366,18 @@ class Indexer:
             if lo > target:
                 break
             try:
-                hi, blocks, logs = self._fetch(lo, target, head, cursor.hash if cursor else None)
+                hi, logs = self._index(lo, target, head, cursor.hash if cursor else None)
             except _Reorg:
                 assert cursor is not None
                 self._rollback(cursor)
                 result.reorgs += 1
                 continue
-            self.ledger.apply(blocks, logs, finalized=head - self.window, cursor=blocks[-1])
             result.blocks += hi - lo + 1
-            result.logs += len(logs)
+            result.logs += logs
             result.batches += 1
             self.stats.batches += 1
             self.stats.blocks += hi - lo + 1
-            self.stats.logs += len(logs)
+            self.stats.logs += logs
             self._progress(hi, head)
         cursor = self.ledger.cursor()
         result.cursor = cursor.number if cursor else None
@@ -550,14 +551,19 @@ class Indexer:
                 log.info("unusable answer for %s (%s); retry %d in %.2f s", what, exc, attempt, pause)
                 self._sleep(pause)
 
-    def _fetch(self, lo: int, limit: int, head: int, cursor_hash: str | None) -> tuple[int, list[Block], list[RawLog]]:
-        """Fetch and check the next range from `lo` (at most to `limit`); returns (hi, blocks to store, logs)."""
+    def _index(self, lo: int, limit: int, head: int, cursor_hash: str | None) -> tuple[int, int]:
+        """Fetch, check and apply the next range from `lo` (at most to `limit`); returns (hi, logs applied)."""
 
-        def attempt() -> tuple[int, list[Block], list[RawLog]]:
+        def attempt() -> tuple[int, int]:
             hi, answer = self._get_logs(lo, limit)
             blocks, logs = self._verify(lo, hi, answer, head, cursor_hash)
+            try:
+                # One transaction; decoding happens inside it, so an undecodable log rolls the whole batch back.
+                self.ledger.apply(blocks, logs, finalized=head - self.window, cursor=blocks[-1])
+            except _UNDECODABLE as exc:
+                raise _BadAnswer(f"eth_getLogs {lo}..{hi} returned a log that does not decode ({exc!r:.120})") from None
             self.sizer.success(lo, hi)
-            return hi, blocks, logs
+            return hi, len(logs)
 
         return self._retrying(attempt, f"blocks {lo}..")  # type: ignore[no-any-return]
 
@@ -608,12 +614,20 @@ class Indexer:
             try:
                 if item.get("removed"):
                     raise _BadAnswer(f"eth_getLogs {lo}..{hi} returned a removed log")
-                raw = RawLog.from_rpc(item)
+                raw = RawLog(
+                    block_number=int(item["blockNumber"], 16),
+                    block_hash=item["blockHash"],
+                    log_index=int(item["logIndex"], 16),
+                    tx_hash=item["transactionHash"],
+                    address=_checksum(item["address"]),
+                    topics=tuple(item["topics"]),
+                    data=item["data"],
+                )
                 if not (_is_hash(raw.block_hash) and _is_hash(raw.tx_hash) and all(_is_hash(t) for t in raw.topics)):
                     raise ValueError("malformed hash or topic")
-                if raw.data[:2] != "0x" or len(raw.data) % 2:
+                if not isinstance(raw.data, str) or raw.data[:2] != "0x" or len(raw.data) % 2:
                     raise ValueError("malformed data")
-                decode(raw, self.ledger.contract_of)
+                bytes.fromhex(raw.data[2:])
             except _BadAnswer:
                 raise
             except Exception as exc:
@@ -667,6 +681,15 @@ class Indexer:
         )
         self._progress_at = now
         self._progress_mark = (self.stats.blocks, self.stats.logs)
+
+
+# What decoding a garbled log raises inside Ledger.apply (eth_abi's DecodingError tree, eth_utils' ValueError).
+_UNDECODABLE = (DecodingError, ValueError, TypeError, KeyError, IndexError, OverflowError)
+
+
+@lru_cache(maxsize=4096)
+def _checksum(address: str) -> str:
+    return to_checksum_address(address)
 
 
 def _is_hash(value: Any) -> bool:
