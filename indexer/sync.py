@@ -17,7 +17,9 @@ One batch is one eth_getLogs range ``[lo, hi]`` over the three contract addresse
 - Completeness (the bloom check): a block for which the range answer has no log, but whose header's
   ``logsBloom`` has one of our addresses together with one of that contract's event topics, may have
   been dropped by the node. Its logs are re-fetched by ``blockHash``: logs there mean the range answer
-  was incomplete (discarded and retried); still none means a bloom false positive (accepted, counted).
+  was incomplete (discarded and retried); still none is confirmed from the block's receipts
+  (``eth_getBlockReceipts``, a second data path, where the node has it) before it is accepted as a bloom
+  false positive (counted). Only blocks with a bloom hit and no log pay for these calls.
   Headers cost one call each (batched, 100 per HTTP request), so they are fetched only where needed:
   for blocks with logs the logs themselves carry the block hash, so headers are fetched for the blocks
   *without* logs in the range (a dense backfill needs few), for the unfinalized window (needed for the
@@ -329,6 +331,7 @@ class Indexer:
         self._stop = threading.Event()
         self._chain_checked = False
         self._false_alarms = 0
+        self._receipts_supported = True
         self.stats = Stats()
         self._progress_at = clock()
         self._progress_mark = (0, 0)
@@ -647,7 +650,12 @@ class Indexer:
         return logs
 
     def _recheck(self, suspects: Sequence[Header]) -> None:
-        """Blocks whose bloom says "maybe ours" but which had no log: look again, by block hash."""
+        """Blocks whose bloom says "maybe ours" but which had no log: look again, by block hash.
+
+        Still no log: before calling it a bloom false positive, ask a second data path, the block's receipts
+        (``eth_getBlockReceipts``), where the node has it; a node whose log index lags or lies about one block
+        rarely lies in its receipts too. Without that method the answer of the log index is accepted.
+        """
         self.stats.bloom_rechecks += len(suspects)
         for _ in range(self.bloom_refetches):
             calls = [("eth_getLogs", [{"blockHash": h.hash, "address": self.addresses}]) for h in suspects]
@@ -659,8 +667,35 @@ class Indexer:
                     raise _BadAnswer(
                         f"the range answer missed the {len(answer)} log(s) of block {header.number} (bloom check)"
                     )
+        if self._receipts_supported:
+            self._confirm_by_receipts(suspects)
         self.stats.bloom_false_positives += len(suspects)
         log.debug("bloom false positives: blocks %s", [h.number for h in suspects])
+
+    def _confirm_by_receipts(self, suspects: Sequence[Header]) -> None:
+        answers = self.rpc.batch([("eth_getBlockReceipts", [h.hash]) for h in suspects], errors="return")
+        for header, answer in zip(suspects, answers, strict=True):
+            if isinstance(answer, RpcError):
+                if answer.code == -32601 or _UNSUPPORTED.search(answer.message):
+                    self._receipts_supported = False
+                    log.info("%s has no eth_getBlockReceipts: bloom hits are rechecked by eth_getLogs only", answer.url)
+                    return
+                raise answer
+            if not isinstance(answer, list):
+                raise _BadAnswer(f"eth_getBlockReceipts for block {header.number} answered {str(answer)[:80]}")
+            ours = 0
+            for receipt in answer:
+                try:
+                    if receipt["blockHash"] != header.hash:
+                        raise _BadAnswer(f"eth_getBlockReceipts for block {header.number} returned another block's")
+                    ours += sum(1 for entry in receipt["logs"] if _checksum(entry["address"]) in self._address_set)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise _BadAnswer(f"garbled receipts for block {header.number} ({exc!r:.80})") from None
+            if ours:
+                raise _BadAnswer(
+                    f"eth_getLogs twice missed {ours} log(s) of block {header.number} "
+                    "that its receipts hold (bloom check)"
+                )
 
     # ------------------------------------------------------------------ progress
 
@@ -682,6 +717,8 @@ class Indexer:
         self._progress_at = now
         self._progress_mark = (self.stats.blocks, self.stats.logs)
 
+
+_UNSUPPORTED = re.compile(r"not (?:found|supported|available|exist)|unsupported|does not exist|unknown method", re.I)
 
 # What decoding a garbled log raises inside Ledger.apply (eth_abi's DecodingError tree, eth_utils' ValueError).
 _UNDECODABLE = (DecodingError, ValueError, TypeError, KeyError, IndexError, OverflowError)

@@ -405,8 +405,8 @@ class Faults:
 class FaultProxy:
     """A threaded JSON-RPC proxy on 127.0.0.1 that forwards to `upstream` and injects faults at random.
 
-    Every injection is counted in `injected`. Silent faults (an empty eth_getLogs answer) are never injected
-    into two eth_getLogs requests in a row: a flaky node, not a lying one.
+    At most one fault per request; every injection is counted in `injected`. Silent faults (an eth_getLogs
+    answer emptied) may hit any eth_getLogs request, the bloom check's rechecks included.
     """
 
     def __init__(
@@ -425,7 +425,6 @@ class FaultProxy:
         self.rng = random.Random(seed)
         self.stall = stall
         self.lock = threading.Lock()
-        self.last_logs_emptied = False
         self.requests = 0
         self._client = httpx.Client(timeout=30)
         proxy = self
@@ -468,7 +467,7 @@ class FaultProxy:
         calls = request if isinstance(request, list) else [request]
         methods = {c.get("method") for c in calls}
         eligible = ["http_500", "http_429", "rpc_error", "timeout", "truncate"]
-        if "eth_getLogs" in methods and not self.last_logs_emptied:
+        if "eth_getLogs" in methods:
             eligible.append("empty_logs")
         if "eth_blockNumber" in methods:
             eligible.append("head_lag")
@@ -517,17 +516,13 @@ class FaultProxy:
             for a in answers:
                 if by_id.get(a.get("id"), {}).get("method") == "eth_blockNumber" and "result" in a:
                     a["result"] = hex(max(0, int(a["result"], 16) - 3))
-        if any(c.get("method") == "eth_getLogs" for c in calls):
-            with self.lock:
-                emptied = False
-                if fault == "empty_logs":
-                    for a in answers:
-                        if by_id.get(a.get("id"), {}).get("method") == "eth_getLogs" and a.get("result"):
-                            a["result"] = []
-                            self.injected["empty_logs"] += 1
-                            emptied = True
-                            break
-                self.last_logs_emptied = emptied
+        if fault == "empty_logs":
+            for a in answers:
+                if by_id.get(a.get("id"), {}).get("method") == "eth_getLogs" and a.get("result"):
+                    a["result"] = []
+                    with self.lock:
+                        self.injected["empty_logs"] += 1
+                    break
         payload = json.dumps(answer).encode()
         if fault == "truncate":
             payload = payload[: self.rng.randint(0, max(0, len(payload) - 1))]
@@ -548,7 +543,8 @@ class FakeChain:
 
     Every `logs_every`-th block holds a FlowToken Transfer between two outsiders; blooms are real.
     Knobs: `max_results` / `max_range` refuse larger eth_getLogs queries (with `refusal` as the message
-    template), `lag` lowers the reported head, `answers` overrides the next eth_getLogs answers.
+    template), `lag` lowers the reported head, `answers` / `hash_answers` override the next eth_getLogs
+    answers by range / by block hash, `receipts` turns eth_getBlockReceipts on or off.
     """
 
     TRANSFER = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
@@ -565,6 +561,8 @@ class FakeChain:
         self.max_range: int | None = None
         self.refusal = "query returned more than {limit} results"
         self.answers: list[Any] = []  # next eth_getLogs (range) answers to return instead of the truth
+        self.hash_answers: list[Any] = []  # next eth_getLogs (blockHash) answers to return instead of the truth
+        self.receipts = True  # serves eth_getBlockReceipts
         self.ranges: list[tuple[int, int]] = []
         self.calls: list[str] = []
 
@@ -640,11 +638,20 @@ class FakeChain:
                 return {**reply, "result": None}
             block = {k: v for k, v in self.chain[n].items() if k != "logs"}
             return {**reply, "result": {**block, "transactions": []}}
+        if method == "eth_getBlockReceipts":
+            if not self.receipts:
+                return {**reply, "error": {"code": -32601, "message": "the method eth_getBlockReceipts does not exist"}}
+            found = [b for b in self.chain if b["hash"] == params[0]]
+            if not found:
+                return {**reply, "result": None}
+            return {**reply, "result": [{"blockHash": found[0]["hash"], "logs": found[0]["logs"]}]}
         if method == "eth_getLogs":
             q = params[0]
             wanted = {a.lower() for a in q["address"]}
             if "blockHash" in q:
                 blocks = [b for b in self.chain if b["hash"] == q["blockHash"]]
+                if self.hash_answers:
+                    return {**reply, "result": self.hash_answers.pop(0)}
             else:
                 lo, hi = int(q["fromBlock"], 16), int(q["toBlock"], 16)
                 self.ranges.append((lo, hi))

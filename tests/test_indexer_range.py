@@ -268,19 +268,41 @@ def test_persistently_bad_answers_stop_the_step_and_change_nothing(tmp_path: Pat
     assert indexer.ledger.cursor() is None and keys(indexer.ledger) == []
 
 
-def test_a_bloom_false_positive_is_accepted_after_one_recheck(tmp_path: Path) -> None:
-    chain = FakeChain(CONTRACTS, blocks=40, logs_every=4)
-    liar = chain.chain[10]  # a block without logs whose bloom says "maybe FlowToken Transfer"
-    assert not liar["logs"]
+def false_positive(chain: FakeChain, number: int) -> None:
+    """Give block `number` (without logs) a bloom that says "maybe a FlowToken Transfer"."""
+    block = chain.chain[number]
+    assert not block["logs"]
     bloom = bytearray(256)
     for item in (CONTRACTS["FlowToken"], FakeChain.TRANSFER):
         for index, mask in bloom_bits(bytes.fromhex(item[2:])):
             bloom[index] |= mask
-    liar["logsBloom"] = "0x" + bloom.hex()
+    block["logsBloom"] = "0x" + bloom.hex()
+
+
+@pytest.mark.parametrize("receipts", [True, False], ids=["receipts", "no-receipts"])
+def test_a_bloom_false_positive_is_accepted_after_a_recheck(tmp_path: Path, receipts: bool) -> None:
+    chain = FakeChain(CONTRACTS, blocks=40, logs_every=4)
+    chain.receipts = receipts
+    false_positive(chain, 10)
+    false_positive(chain, 30)
+    indexer = indexer_for(chain, tmp_path / "a.db", initial_range=20)
+    indexer.step()
+    assert indexer.stats.bloom_rechecks == 2 and indexer.stats.bloom_false_positives == 2
+    assert indexer.stats.bad_answers == 0
+    assert keys(indexer.ledger) == truth(chain)
+    # Confirmed by the block's receipts where the node has them; asked once only where it has not.
+    assert chain.calls.count("eth_getBlockReceipts") == (2 if receipts else 1)
+
+
+def test_two_silent_lies_about_a_block_are_caught_by_its_receipts(tmp_path: Path) -> None:
+    chain = FakeChain(CONTRACTS, blocks=40, logs_every=2)
+    truthful = mangled(chain, "none")
+    victim = truthful[0]["blockNumber"]
+    chain.answers = [[e for e in truthful if e["blockNumber"] != victim]]  # the range answer drops a block
+    chain.hash_answers = [[]]  # and the recheck by block hash says it has none
     indexer = indexer_for(chain, tmp_path / "a.db")
     indexer.step()
-    assert indexer.stats.bloom_rechecks == 1 and indexer.stats.bloom_false_positives == 1
-    assert indexer.stats.bad_answers == 0
+    assert indexer.stats.bad_answers == 1 and "receipts" in indexer.stats.reasons[0], indexer.stats.reasons
     assert keys(indexer.ledger) == truth(chain)
 
 

@@ -129,13 +129,14 @@ def test_a_reorg_deeper_than_the_window_stops_and_changes_nothing(sim: Sim, tmp_
     assert live.ledger.state_hash() == before
 
 
-def test_a_faulty_rpc_node_yields_exactly_the_events_of_a_clean_run(sim: Sim, tmp_path: Path) -> None:
+@pytest.mark.parametrize("seed", [1, 3])
+def test_a_faulty_rpc_node_yields_exactly_the_events_of_a_clean_run(sim: Sim, tmp_path: Path, seed: int) -> None:
     sim.activity(300)
     head = sim.head()
     reference = index_fresh(sim.url, sim.deployment, tmp_path / "clean.db")
     faults = Faults()
     rates = {"empty_logs": 0.3, "head_lag": 0.5, "range_hint": 0.15}
-    with fault_proxy(sim.url, faults, probability=0.06, seed=3, stall=1.0, rates=rates) as proxy:
+    with fault_proxy(sim.url, faults, probability=0.06, seed=seed, stall=1.0, rates=rates) as proxy:
         live = make_indexer(
             proxy.url, sim.deployment, tmp_path / "faulty.db", timeout=0.5, initial_range=2, max_range=4
         )
