@@ -401,6 +401,11 @@ class Faults:
     range_hint: int = 4
     head_lag: int = 4
 
+    @classmethod
+    def only(cls, **budget: int) -> Faults:
+        """No fault at all but those named."""
+        return cls(**(dict.fromkeys(vars(cls()), 0) | budget))
+
 
 class FaultProxy:
     """A threaded JSON-RPC proxy on 127.0.0.1 that forwards to `upstream` and injects faults at random.

@@ -158,3 +158,41 @@ def test_sigkill_at_random_points_never_loses_duplicates_or_invents_an_event(tmp
         assert ledger.state_hash() == reference.state_hash()
         check_reconciles(ledger, sim)
         print(f"{kills} kills, {advanced} after progress, kills up to {longest:.2f} s after the start")
+
+
+def test_sigterm_stops_a_following_indexer_cleanly(tmp_path: Path) -> None:
+    with Anvil() as node:
+        sim = Sim(node.url, clients=2, providers=1, seed=3)
+        sim.activity(20)
+        manifest = tmp_path / "deployment.json"
+        sim.deployment.save(manifest)
+        db = tmp_path / "follow.db"
+        args = ["--rpc", node.url, "--manifest", str(manifest), "--db", str(db), "--poll", "0.05", "-v"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "indexer.sync", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+
+            def reaches(block: int) -> bool:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and proc.poll() is None:
+                    if cursor_of(db) == block:
+                        return True
+                    time.sleep(0.05)
+                return False
+
+            assert reaches(sim.head())
+            sim.blocks_with_events(3)  # it follows the head
+            assert reaches(sim.head())
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        assert f"stopped at block {sim.head()}" in out

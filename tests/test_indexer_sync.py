@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from flownet.devnet import Anvil
+from indexer.rpc import RpcClient
 from indexer.store import IndexerError
+from indexer.sync import Indexer
 from tests.indexer_helpers import (
     Faults,
     Sim,
@@ -127,6 +129,23 @@ def test_a_reorg_deeper_than_the_window_stops_and_changes_nothing(sim: Sim, tmp_
     with pytest.raises(IndexerError):  # it stays stopped
         live.step()
     assert live.ledger.state_hash() == before
+
+
+def test_a_lagging_node_is_waited_for_not_rolled_back(sim: Sim, tmp_path: Path) -> None:
+    live = make_indexer(sim.url, sim.deployment, tmp_path / "live.db", window=64)
+    live.step()
+    before = live.ledger.state_hash()
+    with fault_proxy(sim.url, Faults.only(head_lag=2), rates={"head_lag": 1.0}) as proxy:
+        behind = Indexer(RpcClient(proxy.url), live.ledger, sim.deployment, window=64, sleep=lambda s: None)
+        for _ in range(2):
+            result = behind.step()  # the node says head - 3: behind the cursor, on the same chain
+            assert result.lagging and result.reorgs == 0 and result.blocks == 0
+        assert proxy.injected["head_lag"] == 2
+        assert behind.stats.lagging == 2 and behind.stats.reorgs == 0
+        assert live.ledger.state_hash() == before
+        sim.blocks_with_events(2)
+        assert behind.step().blocks == 2  # caught up again once the node is
+    check_reconciles(live.ledger, sim)
 
 
 @pytest.mark.parametrize("seed", [1, 3])
