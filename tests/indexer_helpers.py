@@ -100,6 +100,9 @@ class Sim:
 
     # ------------------------------------------------------------------ node
 
+    def close(self) -> None:
+        self.http.close()
+
     def rpc(self, method: str, *params: Any) -> Any:
         answer = self.http.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
         body = answer.json()
@@ -312,14 +315,24 @@ class Sim:
 # --------------------------------------------------------------------------------------------- indexing
 
 
+_OPEN: list[Any] = []  # clients and ledgers the helpers opened, for close_all()
+
+
+def close_all() -> None:
+    """Close every RPC client and ledger the helpers opened (call after each test)."""
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def make_indexer(url: str, deployment: Deployment, db: Path, window: int = 64, **kwargs: Any) -> Indexer:
-    """An Indexer with quick retries for tests (no multi-second backoffs)."""
+    """An Indexer with quick retries for tests (no multi-second backoffs); closed by close_all()."""
     rpc_kwargs = {
         "timeout": kwargs.pop("timeout", 10.0),
         "retry": RetryPolicy(max_attempts=8, max_elapsed=30, base=0.02, cap=0.2),
     }
     rpc = RpcClient(url, **rpc_kwargs)
     ledger = Ledger(db, deployment.addresses, deployment.chain_id, window=window)
+    _OPEN.extend((ledger, rpc))
     kwargs.setdefault("backoff", RetryPolicy(base=0.01, cap=0.1))
     kwargs.setdefault("poll_interval", 0.05)
     return Indexer(rpc, ledger, deployment, window=window, **kwargs)
@@ -330,7 +343,6 @@ def index_fresh(url: str, deployment: Deployment, db: Path, window: int = 64) ->
     indexer = make_indexer(url, deployment, db, window=window)
     result = indexer.step()
     assert result.cursor == result.head, result
-    indexer.rpc.close()
     return indexer.ledger
 
 

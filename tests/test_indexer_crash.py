@@ -16,12 +16,22 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from flownet.devnet import Anvil
-from tests.indexer_helpers import Sim, check_reconciles, index_fresh, log_keys, node_log_keys
+from tests.indexer_helpers import Sim, check_reconciles, close_all, index_fresh, log_keys, node_log_keys
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _close_helpers() -> Iterator[None]:
+    yield
+    close_all()
+
 
 FORK_SERVER = r"""
 import json, os, sys, traceback
@@ -76,9 +86,10 @@ class ForkServer:
         return int(self._send({"op": "wait", "pid": pid}))
 
     def close(self) -> None:
-        assert self.proc.stdin is not None
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
         self.proc.wait(timeout=10)
+        self.proc.stdout.close()
 
 
 def cursor_of(db: Path) -> int | None:
@@ -157,6 +168,8 @@ def test_sigkill_at_random_points_never_loses_duplicates_or_invents_an_event(tmp
         assert log_keys(ledger) == expected  # none missing, none twice, none invented
         assert ledger.state_hash() == reference.state_hash()
         check_reconciles(ledger, sim)
+        ledger.close()
+        sim.close()
         print(f"{kills} kills, {advanced} after progress, kills up to {longest:.2f} s after the start")
 
 
@@ -196,3 +209,4 @@ def test_sigterm_stops_a_following_indexer_cleanly(tmp_path: Path) -> None:
                 proc.wait()
         assert proc.returncode == 0, err
         assert f"stopped at block {sim.head()}" in out
+        sim.close()

@@ -23,12 +23,19 @@ from tests.indexer_helpers import (
     Faults,
     Sim,
     check_reconciles,
+    close_all,
     fault_proxy,
     index_fresh,
     log_keys,
     make_indexer,
     node_log_keys,
 )
+
+
+@pytest.fixture(autouse=True)
+def _close_helpers() -> Iterator[None]:
+    yield
+    close_all()
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +45,7 @@ def base() -> Iterator[Sim]:
         sim = Sim(node.url, clients=4, providers=2, seed=7)
         sim.activity(120)
         yield sim
-        sim.http.close()
+        sim.close()
 
 
 @pytest.fixture
