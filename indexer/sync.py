@@ -375,6 +375,7 @@ class Indexer:
                 self._rollback(cursor)
                 result.reorgs += 1
                 continue
+            self._false_alarms = 0
             result.blocks += hi - lo + 1
             result.logs += logs
             result.batches += 1
@@ -420,7 +421,11 @@ class Indexer:
     def _check_chain(self) -> None:
         if self._chain_checked:
             return
-        chain_id = int(self.rpc.call("eth_chainId"), 16)
+        value = self.rpc.call("eth_chainId")
+        try:
+            chain_id = int(value, 16)
+        except (TypeError, ValueError):
+            raise ChainError(f"eth_chainId on {self.rpc.display_url} answered {value!r}") from None
         if chain_id != self.deployment.chain_id:
             raise IndexerError(
                 f"{self.rpc.display_url} serves chain {chain_id}, but the deployment is on chain "
@@ -776,6 +781,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="one step: index up to the head, then exit")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.window < 1 or args.confirmations < 0 or args.range < 1 or args.max_range < 1:
+        parser.error("--window, --range and --max-range must be at least 1, --confirmations at least 0")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
