@@ -8,8 +8,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 
 from flownet.blobs import (
     MAX_BLOB_SIZE,
@@ -21,6 +23,7 @@ from flownet.blobs import (
     parse_cid,
     verify_blob,
 )
+from flownet.cli import cli
 from flownet.config import load_settings
 from flownet.devnet import free_port
 from flownet.errors import BlobError, ConfigError
@@ -392,3 +395,111 @@ def test_kubo_timeouts_are_bounded_and_reported() -> None:
 def test_kubo_bad_url(url: str) -> None:
     with pytest.raises(ConfigError, match=repr(url)):
         KuboStore(url)
+
+
+# --- CLI ----------------------------------------------------------------------------------------------
+
+
+def run(home: Path, *args: str, input: bytes | None = None) -> Result:
+    return CliRunner().invoke(cli, ["--home", str(home), "blob", *args], input=input)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("FLOWNET_IPFS_API", raising=False)
+    return tmp_path / "home"
+
+
+def test_cli_put_get_pin_cid(home: Path, tmp_path: Path) -> None:
+    source = tmp_path / "hello.txt"
+    source.write_bytes(b"hello world\n")
+    cid = KNOWN[b"hello world\n"]
+
+    result = run(home, "cid", str(source))
+    assert result.exit_code == 0 and result.stdout == cid + "\n"
+    assert not (home / "blobs").exists()  # computing a CID stores nothing
+
+    result = run(home, "put", str(source))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == cid + "\n"
+    assert LocalStore(home / "blobs").get(cid) == b"hello world\n"
+
+    result = run(home, "get", cid)
+    assert result.exit_code == 0 and result.stdout_bytes == b"hello world\n"
+
+    target = tmp_path / "out.bin"
+    result = run(home, "get", cid, "-o", str(target))
+    assert result.exit_code == 0 and target.read_bytes() == b"hello world\n"
+    assert result.stdout == ""
+
+    result = run(home, "pin", cid)
+    assert result.exit_code == 0 and result.stdout == f"pinned {cid}\n"
+
+
+def test_cli_binary_through_stdin_and_stdout(home: Path) -> None:
+    data = bytes(range(256)) * 100
+    result = run(home, "put", "-", input=data)
+    assert result.exit_code == 0, result.output
+    cid = result.stdout.strip()
+    assert cid == cid_for(data)
+    assert run(home, "cid", "-", input=data).stdout.strip() == cid
+    assert run(home, "get", cid).stdout_bytes == data
+
+
+def test_cli_errors_are_one_line_with_the_blob_exit_code(home: Path, tmp_path: Path) -> None:
+    missing = cid_for(b"never stored")
+    result = run(home, "get", missing)
+    assert result.exit_code == 8
+    assert result.stderr == f"error: blob {missing} is not in the local store {home / 'blobs'}\n"
+
+    result = run(home, "pin", missing)
+    assert result.exit_code == 8 and "it is not in the local store" in result.stderr
+
+    result = run(home, "get", "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH")
+    assert result.exit_code == 8 and "CIDv0" in result.stderr
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(MAX_BLOB_SIZE + 1))
+    for command in ("put", "cid"):
+        result = run(home, command, str(big))
+        assert result.exit_code == 8
+        assert (
+            result.stderr == f"error: {big} is 1,048,577 bytes, over the limit of 1,048,576 bytes (1 MiB) for a blob\n"
+        )
+
+    result = run(home, "put", "-", input=bytes(MAX_BLOB_SIZE + 1))
+    assert result.exit_code == 8
+    assert result.stderr == "error: standard input is over the limit of 1,048,576 bytes (1 MiB) for a blob\n"
+
+    # a tampered blob on disk
+    cid = run(home, "put", "-", input=b"genuine").stdout.strip()
+    LocalStore(home / "blobs").path_of(cid).write_bytes(b"forged!")
+    result = run(home, "get", cid)
+    assert result.exit_code == 8 and f"blob {cid} does not match its CID" in result.stderr
+    assert result.stdout_bytes == b""
+
+
+def test_cli_ipfs_api_errors(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    result = run(home, "put", "--ipfs-api", f"http://127.0.0.1:{port}", "-", input=b"x")
+    assert result.exit_code == 8
+    assert f"cannot reach the IPFS node at http://127.0.0.1:{port}" in result.stderr
+
+    result = run(home, "get", "--ipfs-api", "127.0.0.1:5001", cid_for(b"x"))
+    assert result.exit_code == 2 and "'127.0.0.1:5001'" in result.stderr
+
+    monkeypatch.setenv("FLOWNET_IPFS_API", f"http://127.0.0.1:{port}")
+    result = run(home, "pin", cid_for(b"x"))
+    assert result.exit_code == 8 and f"http://127.0.0.1:{port}" in result.stderr
+
+
+def test_cli_blob_commands_have_help(home: Path) -> None:
+    group = cli.commands["blob"]
+    assert isinstance(group, click.Group) and group.help and len(group.help) > 15
+    assert sorted(group.commands) == ["cid", "get", "pin", "put"]
+    for name, command in group.commands.items():
+        assert command.help and len(command.help) > 15, name
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, (name, param.opts)
+        assert run(home, name, "--help").exit_code == 0

@@ -144,7 +144,7 @@ class KuboStore:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise BlobError(
                 f"cannot reach the IPFS node at {self.api_url} ({exc}); is it running? "
-                "(set by ipfs_api / FLOWNET_IPFS_API; unset it to use the local store)"
+                "(without ipfs_api / FLOWNET_IPFS_API / --ipfs-api the local store is used)"
             ) from None
         except httpx.TimeoutException:
             raise BlobError(
