@@ -21,11 +21,11 @@ from web3 import Web3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, Deployment, deploy  # noqa: E402
-from flownet.chain.market import FlowNet, Role  # noqa: E402
-from flownet.chain.tx import NodeSender  # noqa: E402
-from flownet.core.receipts import Order  # noqa: E402
-from flownet.devnet import fund  # noqa: E402
+from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, Deployment, deploy
+from flownet.chain.market import FlowNet, Role
+from flownet.chain.tx import NodeSender
+from flownet.core.receipts import Order
+from flownet.devnet import fund
 
 GIB = 1 << 30
 PRICE = TOKEN_UNIT  # 1 FLOW per GiB
@@ -51,7 +51,7 @@ def sign_receipt_fast(key: PrivateKey, domain: bytes, order_id: bytes, cumulativ
     return signature[:64] + bytes([signature[64] + 27])
 
 
-def generate(w3: Web3, events: int, providers: int = 10, orders: int = 400, say=print) -> Deployment:  # noqa: ANN001
+def generate(w3: Web3, events: int, providers: int = 10, orders: int = 400, say=print) -> Deployment:
     """Create at least `events` FlowNet events on `w3`; returns the deployment."""
     started = time.monotonic()
     dev = w3.eth.accounts[0]
@@ -79,9 +79,8 @@ def generate(w3: Web3, events: int, providers: int = 10, orders: int = 400, say=
         client = client_nets[i % providers]
         order, _ = client.open_order(provider_nets[i % providers].address, deposit, 300 * 24 * 3600, PRICE)
         opened.append((order, PrivateKey(bytes(client.account.key))))
-    say(
-        f"  {orders} orders opened in {time.monotonic() - started:.0f} s; signing {orders * receipts_per_order} receipts"
-    )
+    elapsed = time.monotonic() - started
+    say(f"  {orders} orders opened in {elapsed:.0f} s; signing {orders * receipts_per_order} receipts")
     domain = _domain_separator(deployment.chain_id, market.address)
     redemptions = []
     for order, key in opened:
