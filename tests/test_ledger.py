@@ -195,3 +195,14 @@ def test_bad_migrations_are_refused(tmp_path: Path) -> None:
     # 0001 landed, 0002 rolled back whole: table b does not exist and 0002 is not recorded.
     assert [r[0] for r in conn.execute("SELECT version FROM migrations")] == [1]
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'b'").fetchone() is None
+
+
+def test_fast_decoder_matches_eth_abi() -> None:
+    from indexer.events import decode_slow
+
+    logs = story()
+    for log in logs:
+        assert decode(log, CONTRACT_OF) == decode_slow(log, CONTRACT_OF), log
+    assert decode(logs[4], CONTRACT_OF).args["metadataCid"] == "bafkreiex"  # type: ignore[union-attr]
+    foreign = logs[0]._replace(address="0x00000000000000000000000000000000000000E9")
+    assert decode(foreign, CONTRACT_OF) is None
