@@ -57,7 +57,7 @@ __all__ = ["ApiError", "create_app"]
 MAX_LIMIT = 500
 MAX_EVENTS = 1000
 MAX_OFFSET = 10_000_000
-_UNITS_RE = re.compile(r"^[0-9]{1,30}$")
+_UNITS_RE = re.compile(r"^[0-9]{1,78}$")  # up to uint256; clamped to the widest stored amount
 _ORDER_ID_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ACCOUNT_RE = re.compile(r"^(wallet|stake:active|stake:thawing|escrow):(0x[0-9a-fA-F]{40}|0x[0-9a-fA-F]{64})$")
 ACCOUNT_HELP = (
@@ -554,6 +554,8 @@ def create_app(
     recorded = queries.deployment(reader)
     if recorded is not None:
         recorded_staking = recorded.get("contracts", {}).get("Staking")
+        if recorded_staking and is_address(recorded_staking):
+            recorded_staking = to_checksum_address(recorded_staking)
         if recorded.get("chain_id") != chain_id or recorded_staking != staking_address:
             raise ConfigError(
                 f"{db_path} indexes chain {recorded.get('chain_id')} with Staking {recorded_staking}, "
@@ -806,7 +808,10 @@ def create_app(
     def _status() -> dict[str, Any]:
         t = now()
         recorded = queries.deployment(reader) or {}
-        contracts = dict(recorded.get("contracts") or {"Staking": staking_address})
+        contracts = {
+            name: to_checksum_address(address) if is_address(address) else address
+            for name, address in (recorded.get("contracts") or {"Staking": staking_address}).items()
+        }
         position = queries.cursor(reader)
         head = queries.head(reader)
         indexed = position[0] if position else None

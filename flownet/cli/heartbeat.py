@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 import httpx
+from eth_utils import to_checksum_address
 
 from flownet.chain.deploy import Deployment
 from flownet.chain.market import FlowNet
@@ -23,6 +24,8 @@ from flownet.cli.provider import group as provider_group
 from flownet.core.heartbeat import MAX_LOAD, Heartbeat, HeartbeatDomain, sign_heartbeat
 from flownet.core.metadata import parse_endpoint
 from flownet.errors import ConfigError, DeploymentError, FlowNetError
+
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def _get_json(client: httpx.Client, url: str) -> Any:
@@ -37,13 +40,16 @@ def _get_json(client: httpx.Client, url: str) -> Any:
 
 def _domain(app: App, status: dict[str, Any], fullnode: str) -> HeartbeatDomain:
     """The heartbeat domain: the full node's deployment, which must match the local manifest if there is one."""
-    served = HeartbeatDomain(int(status["chain_id"]), str(status["contracts"]["Staking"]))
+    try:
+        served = HeartbeatDomain(int(status["chain_id"]), to_checksum_address(status["contracts"]["Staking"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{fullnode}/status does not name a chain id and Staking address ({exc!r})") from None
     try:
         manifest = Deployment.load(app.settings.manifest)
     except DeploymentError:
         app.err.print(f"no local manifest at {app.settings.manifest}: signing for the deployment {fullnode} serves")
         return served
-    local = HeartbeatDomain(manifest.chain_id, manifest.addresses.get("Staking", ""))
+    local = HeartbeatDomain(manifest.chain_id, to_checksum_address(manifest.addresses.get("Staking", ZERO_ADDRESS)))
     if local != served:
         raise ConfigError(
             f"{fullnode} serves chain {served.chain_id} with Staking {served.staking}, but your manifest "
