@@ -551,6 +551,8 @@ def create_app(
     staking_address = to_checksum_address(staking_address)
     store = store or ApiStore(db_path, max_per_epoch=max_per_epoch)
     reader = db.connect(db_path, readonly=True)
+    reader.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: the search tables stay in memory
+    reader.execute("PRAGMA mmap_size=268435456")  # and are read without a system call per page
     recorded = queries.deployment(reader)
     if recorded is not None:
         recorded_staking = recorded.get("contracts", {}).get("Staking")

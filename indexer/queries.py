@@ -12,7 +12,7 @@ from typing import Any
 
 from flownet.core.heartbeat import DEFAULT_EPOCH_SECONDS
 
-SORTS = {"price": "s.price", "stake": "s.active", "last_seen": "l.timestamp"}
+SORTS = {"price": "price", "stake": "active", "last_seen": "last_seen"}
 ORDERS = ("asc", "desc")
 LIVE_EPOCHS = 3  # live: a heartbeat signed within the last 3 epochs
 MAX_AMOUNT = 10**30 - 1  # the widest zero-padded amount text
@@ -53,42 +53,58 @@ def search_providers(
 ) -> tuple[int, list[dict[str, Any]]]:
     """(total matching, one page of providers) for `q`.
 
-    Joins are inner where a filter needs the joined row (region, live=true), so SQLite may drive the
-    query from the selective side's index.
+    Filters and sorts run on `provider_search` (one compact row per provider, kept in step with
+    stakers, provider_meta and liveness by triggers, with a covering index per sort order); only the
+    page's rows are then joined for their details.
     """
-    where = ["s.role = 'provider'"]
+    # Each filter twice: as written, for the count (any covering index may drive it), and with unary
+    # "+" for the page, so no filter but region drives it: SQLite then reads the index in sort order
+    # and stops after the page instead of sorting every match.
+    count_where: list[str] = []
+    page_where: list[str] = []
     params: list[Any] = []
-    meta_join = "LEFT JOIN"
-    live_join = "LEFT JOIN"
     if q.region is not None:
-        meta_join = "JOIN"
-        where.append("m.region = ?")
+        count_where.append("region = ?")
+        page_where.append("region = ?")
         params.append(q.region)
     if q.max_price is not None:
-        where.append("s.price > ? AND s.price <= ?")  # price 0: no offer, never within a budget
+        count_where.append("price > ? AND price <= ?")  # price 0: no offer, never within a budget
+        page_where.append("+price > ? AND +price <= ?")
         params += [f"{0:030d}", f"{min(q.max_price, MAX_AMOUNT):030d}"]
-    if q.live is True:
-        live_join = "JOIN"
-        where.append("l.timestamp >= ?")
-        params.append(live_since(now, epoch_seconds))
-    elif q.live is False:
-        where.append("(l.timestamp IS NULL OR l.timestamp < ?)")
+    if q.live is not None:
+        operator = ">=" if q.live else "<"  # never seen: last_seen 0
+        count_where.append(f"last_seen {operator} ?")
+        page_where.append(f"+last_seen {operator} ?")
         params.append(live_since(now, epoch_seconds))
     if q.min_trust is not None and q.min_trust > TRUST:
-        where.append("0")
-    body = (
-        f"FROM stakers s {meta_join} provider_meta m ON m.address = s.address "
-        f"{live_join} liveness l ON l.provider = s.address WHERE {' AND '.join(where)}"
-    )
+        count_where.append("0")
+        page_where.append("0")
     direction = "DESC" if q.order == "desc" else "ASC"
-    key = SORTS[q.sort]
-    nulls = f"{key} IS NULL, " if q.sort == "last_seen" else ""  # never-seen providers last either way
-    total = conn.execute(f"SELECT COUNT(*) {body}", params).fetchone()[0]
+    if q.sort == "last_seen" and q.order == "asc":
+        order = "last_seen = 0, last_seen, address"  # never-seen providers last either way
+    else:
+        order = f"{SORTS[q.sort]} {direction}, address {direction}"
+
+    def where(parts: list[str]) -> str:
+        return f"WHERE {' AND '.join(parts)}" if parts else ""
+
+    total = conn.execute(f"SELECT COUNT(*) FROM provider_search {where(count_where)}", params).fetchone()[0]
+    page = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT address FROM provider_search {where(page_where)} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, q.limit, q.offset],
+        )
+    ]
+    if not page:
+        return total, []
     rows = conn.execute(
-        f"SELECT {_PROVIDER_COLUMNS} {body} ORDER BY {nulls}{key} {direction}, s.address {direction} LIMIT ? OFFSET ?",
-        [*params, q.limit, q.offset],
+        f"SELECT {_PROVIDER_COLUMNS} FROM stakers s LEFT JOIN provider_meta m ON m.address = s.address "
+        f"LEFT JOIN liveness l ON l.provider = s.address WHERE s.address IN ({', '.join('?' * len(page))})",
+        page,
     ).fetchall()
-    return total, [dict(r) for r in rows]
+    by_address = {r["address"]: dict(r) for r in rows}
+    return total, [by_address[a] for a in page if a in by_address]
 
 
 def provider(conn: sqlite3.Connection, address: str) -> dict[str, Any] | None:

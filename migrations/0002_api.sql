@@ -1,6 +1,6 @@
 -- The HTTP API's own data: signed provider heartbeats (written by the API server, not derived from
 -- the chain, so rebuild() and rollbacks leave them alone), the last heartbeat of each provider, and
--- provider metadata fetched from the blob store; plus indexes for provider search.
+-- provider metadata fetched from the blob store; plus a trigger-maintained table for provider search.
 
 -- Every accepted signed heartbeat (append-only). Two different signed statements of one provider for
 -- one epoch are both kept: they are the evidence for equivocation slashing. The same statement signed
@@ -40,7 +40,80 @@ CREATE TABLE provider_meta (
     fetched       REAL NOT NULL,        -- unix time of the (last) fetch attempt
     error         TEXT                  -- why the document was refused or could not be fetched
 ) WITHOUT ROWID;
-CREATE INDEX provider_meta_region ON provider_meta (region, address);
 
--- Provider search: by stake (price already has stakers_role_price from 0001).
-CREATE INDEX stakers_role_active ON stakers (role, active);
+-- Provider search: one compact row per provider with every filter and sort key, kept in step with
+-- stakers, provider_meta and liveness by the triggers below (inside the writer's own transaction, so
+-- it is never out of date, also through the indexer's rollbacks and rebuilds). Every index covers
+-- every column, so a search reads one index in the order of its sort, checking filters in the index,
+-- and stops after the page; only the page's rows are then joined for their details.
+CREATE TABLE provider_search (
+    address   TEXT PRIMARY KEY,
+    price     TEXT NOT NULL,            -- zero-padded, as stakers.price
+    active    TEXT NOT NULL,            -- zero-padded, as stakers.active
+    region    TEXT,                     -- provider_meta.region (NULL: unknown)
+    last_seen INTEGER NOT NULL          -- liveness.timestamp (0: never)
+) WITHOUT ROWID;
+CREATE INDEX provider_search_price ON provider_search (price, address, active, region, last_seen);
+CREATE INDEX provider_search_active ON provider_search (active, address, price, region, last_seen);
+CREATE INDEX provider_search_seen ON provider_search (last_seen, address, price, active, region);
+CREATE INDEX provider_search_seen_first ON provider_search (last_seen = 0, last_seen, address, price, active, region);
+CREATE INDEX provider_search_region_price ON provider_search (region, price, address, active, last_seen);
+CREATE INDEX provider_search_region_active ON provider_search (region, active, address, price, last_seen);
+CREATE INDEX provider_search_region_seen ON provider_search (region, last_seen, address, price, active);
+CREATE INDEX provider_search_region_seen_first
+    ON provider_search (region, last_seen = 0, last_seen, address, price, active);
+
+INSERT INTO provider_search (address, price, active, region, last_seen)
+SELECT s.address, s.price, s.active, m.region, COALESCE(l.timestamp, 0)
+FROM stakers s LEFT JOIN provider_meta m ON m.address = s.address LEFT JOIN liveness l ON l.provider = s.address
+WHERE s.role = 'provider';
+
+-- INSERT OR REPLACE on stakers (the indexer's writes) fires the insert trigger only.
+CREATE TRIGGER stakers_search_insert AFTER INSERT ON stakers BEGIN
+    DELETE FROM provider_search WHERE address = NEW.address AND NEW.role != 'provider';
+    INSERT INTO provider_search (address, price, active, region, last_seen)
+    SELECT NEW.address, NEW.price, NEW.active,
+           (SELECT region FROM provider_meta WHERE address = NEW.address),
+           COALESCE((SELECT timestamp FROM liveness WHERE provider = NEW.address), 0)
+    WHERE NEW.role = 'provider'
+    ON CONFLICT (address) DO UPDATE SET price = excluded.price, active = excluded.active;
+END;
+
+CREATE TRIGGER stakers_search_update AFTER UPDATE ON stakers BEGIN
+    DELETE FROM provider_search WHERE address = OLD.address AND (OLD.address != NEW.address OR NEW.role != 'provider');
+    INSERT INTO provider_search (address, price, active, region, last_seen)
+    SELECT NEW.address, NEW.price, NEW.active,
+           (SELECT region FROM provider_meta WHERE address = NEW.address),
+           COALESCE((SELECT timestamp FROM liveness WHERE provider = NEW.address), 0)
+    WHERE NEW.role = 'provider'
+    ON CONFLICT (address) DO UPDATE SET price = excluded.price, active = excluded.active;
+END;
+
+CREATE TRIGGER stakers_search_delete AFTER DELETE ON stakers BEGIN
+    DELETE FROM provider_search WHERE address = OLD.address;
+END;
+
+CREATE TRIGGER provider_meta_search_insert AFTER INSERT ON provider_meta BEGIN
+    UPDATE provider_search SET region = NEW.region WHERE address = NEW.address;
+END;
+
+CREATE TRIGGER provider_meta_search_update AFTER UPDATE ON provider_meta BEGIN
+    UPDATE provider_search SET region = NULL WHERE address = OLD.address AND OLD.address != NEW.address;
+    UPDATE provider_search SET region = NEW.region WHERE address = NEW.address;
+END;
+
+CREATE TRIGGER provider_meta_search_delete AFTER DELETE ON provider_meta BEGIN
+    UPDATE provider_search SET region = NULL WHERE address = OLD.address;
+END;
+
+CREATE TRIGGER liveness_search_insert AFTER INSERT ON liveness BEGIN
+    UPDATE provider_search SET last_seen = NEW.timestamp WHERE address = NEW.provider;
+END;
+
+CREATE TRIGGER liveness_search_update AFTER UPDATE ON liveness BEGIN
+    UPDATE provider_search SET last_seen = NEW.timestamp WHERE address = NEW.provider;
+END;
+
+CREATE TRIGGER liveness_search_delete AFTER DELETE ON liveness BEGIN
+    UPDATE provider_search SET last_seen = 0 WHERE address = OLD.provider;
+END;

@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi import encode as abi_encode
+from chaindata import CHAIN_ID, CONTRACTS, Events, block_hash
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from eth_utils import event_abi_to_log_topic, to_checksum_address
 from eth_utils.crypto import keccak
 
-from flownet.chain.artifacts import load_artifact
 from flownet.core.heartbeat import Heartbeat, HeartbeatDomain, endpoint_hash, sign_heartbeat
 from flownet.core.metadata import ProviderMetadata
 from flownet.errors import ConfigError
@@ -29,19 +27,12 @@ from indexer import api as api_module
 from indexer.api import create_app
 from indexer.apistore import ApiStore
 from indexer.asgiclient import InProcessClient
-from indexer.events import RawLog
 from indexer.projections import ZERO_ADDRESS
 from indexer.provider_meta import refresh
 from indexer.store import Block, Ledger
 
 UNIT = 10**18
 NOW = 1_700_000_015
-CHAIN_ID = 31337
-CONTRACTS = {
-    "FlowToken": to_checksum_address("0x" + "1f" * 20),
-    "Staking": to_checksum_address("0x" + "5a" * 20),
-    "BandwidthMarket": to_checksum_address("0x" + "3b" * 20),
-}
 REGIONS = ["eu-west"] * 4 + ["us-east"] * 4 + ["ap-south"] * 3 + [None]
 LIVE = {0: NOW - 10, 1: NOW - 40, 4: NOW - 5, 8: NOW - 80, 5: NOW - 200}  # provider index -> last heartbeat
 
@@ -61,41 +52,6 @@ def price_of(i: int) -> int:
 
 def stake_of(i: int) -> int:
     return (1000 + 100 * ((i * 7) % 12)) * UNIT
-
-
-class Events:
-    """Raw logs built from the committed ABIs, numbered in order."""
-
-    def __init__(self) -> None:
-        self.abis = {(c, e["name"]): e for c in CONTRACTS for e in load_artifact(c).abi if e["type"] == "event"}
-        self.logs: list[RawLog] = []
-
-    def add(self, block: int, contract: str, name: str, **args: Any) -> None:
-        abi = self.abis[(contract, name)]
-        topics = ["0x" + event_abi_to_log_topic(abi).hex()]
-        plain_types, plain_values = [], []
-        for item in abi["inputs"]:
-            if item["indexed"]:
-                topics.append("0x" + abi_encode([item["type"]], [args[item["name"]]]).hex())
-            else:
-                plain_types.append(item["type"])
-                plain_values.append(args[item["name"]])
-        index = sum(1 for log in self.logs if log.block_number == block)
-        self.logs.append(
-            RawLog(
-                block,
-                block_hash(block),
-                index,
-                "0x" + keccak(text=f"tx {block} {index}").hex(),
-                CONTRACTS[contract],
-                tuple(topics),
-                "0x" + abi_encode(plain_types, plain_values).hex(),
-            )
-        )
-
-
-def block_hash(n: int) -> str:
-    return "0x" + keccak(text=f"block {n}").hex()
 
 
 ORDER_ID = keccak(text="order 1")
