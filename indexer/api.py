@@ -621,7 +621,10 @@ def create_app(
             "1000000000000000000). Providers without an offer (price 0) never match.",
         ),
         min_trust: float | None = Query(
-            None, description="Lowest trust score. There is no trust registry yet: every provider has trust 0."
+            None,
+            allow_inf_nan=False,
+            description="Lowest trust score. There is no trust registry yet: every provider has trust 0 "
+            "(neutral), so min_trust <= 0 keeps every provider and min_trust > 0 none.",
         ),
         live: bool | None = Query(
             None, description="true: only providers with a heartbeat in the last 3 epochs; false: only others."

@@ -263,6 +263,7 @@ def test_bad_provider_queries_name_the_value(client: InProcessClient) -> None:
     bad_request(client, "/providers?order=up", "order='up'")
     bad_request(client, "/providers?live=maybe", "live='maybe'")
     bad_request(client, "/providers?min_trust=high", "min_trust='high'")
+    bad_request(client, "/providers?min_trust=nan", "min_trust='nan'")
     for value in ("1.5", "-1", "2FLOW", "0x10", "1" * 79):
         bad_request(client, f"/providers?max_price={value}", f"max_price='{value}'", "token units")
     bad_request(client, "/providers?regoin=eu-west", "unknown query parameter 'regoin'", "region")

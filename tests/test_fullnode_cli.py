@@ -12,11 +12,17 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from eth_account.messages import encode_defunct
 from eth_utils import to_checksum_address
 
 from flownet.cli import cli
+from flownet.cli.fullnode import ApiServer, build_api
+from flownet.config import load_settings
+from flownet.core.metadata import ProviderMetadata
 from flownet.devnet import free_port
+from flownet.wallet import Keystores
 from indexer.projections import amt
+from indexer.provider_meta import refresh
 from indexer.store import Ledger
 
 ENV = {"FLOWNET_SCRYPT_N": "1024", "FLOWNET_PASSWORD": "fullnode-test-password"}
@@ -148,3 +154,35 @@ def test_heartbeat_reports_an_unreachable_full_node(tmp_path: Path) -> None:
     result = runner.invoke(cli, args, env=ENV)
     assert result.exit_code == 2
     assert f"cannot reach the full node at {url}/status" in result.output
+
+
+def test_heartbeat_finds_the_endpoint_in_the_full_nodes_metadata(tmp_path: Path) -> None:
+    """uvicorn in a thread (ApiServer, as `fullnode run` uses it); the CLI reads the endpoint from the
+    metadata the full node fetched, so the heartbeats match it."""
+    home = tmp_path / "home"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--home", str(home), "wallet", "new", "dora"], env=ENV).exit_code == 0
+    account = Keystores(home / "keystores", scrypt_n=1024).unlock("dora", ENV["FLOWNET_PASSWORD"])
+    db = tmp_path / "node.db"
+    ledger = Ledger(db, CONTRACTS, 31337)
+    row = (account.address, "provider", amt(10**22), amt(0), amt(0), 0, amt(10**18), "bafydora", amt(0), 3)
+    ledger.conn.execute("INSERT INTO stakers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    ledger.close()
+    meta = ProviderMetadata(account.address, "dora.example.net:9000", "eu-west", 500, 10**18, int(time.time()))
+    signature = account.sign_message(encode_defunct(primitive=meta.signing_payload())).signature
+    asgi, store = build_api(db, load_settings(home))
+    assert refresh(store, {"bafydora": meta.document(bytes(signature))}.__getitem__, time.time()).fetched == 1
+    server = ApiServer(asgi, "127.0.0.1", free_port()).start()
+    try:
+        args = ["--home", str(home), "provider", "heartbeat", "--fullnode", server.url, "--wallet", "dora"]
+        result = runner.invoke(cli, [*args, "--count", "1"], env=ENV)
+        assert result.exit_code == 0, result.output
+        assert f"heartbeats for {account.address} (dora.example.net:9000)" in result.output
+        found = httpx.get(f"{server.url}/providers", params={"region": "eu-west", "live": "true"}).json()
+        assert found["total"] == 1
+        assert found["items"][0]["last_heartbeat"]["endpoint_matches_metadata"] is True
+    finally:
+        server.stop()
+        asgi.state.reader.close()
+        store.close()
+    assert server.thread is None

@@ -5,15 +5,21 @@ applied to a database that already holds providers."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from chaindata import CHAIN_ID, CONTRACTS, Events, block_hash
+from eth_account import Account
 from eth_utils import to_checksum_address
 from eth_utils.crypto import keccak
 
+from flownet.core.heartbeat import Heartbeat, HeartbeatDomain, sign_heartbeat
 from indexer import db
+from indexer.api import create_app
 from indexer.apistore import ApiStore
+from indexer.asgiclient import InProcessClient
 from indexer.events import RawLog
 from indexer.projections import amt
 from indexer.store import Block, Ledger
@@ -116,3 +122,49 @@ def test_migration_fills_the_search_table_of_an_existing_database(tmp_path: Path
     assert db.migrate(conn) == [2]
     assert [r[0] for r in check(conn)] == sorted(who(i) for i in range(3))
     conn.close()
+
+
+def test_api_reads_and_heartbeats_while_the_indexer_writes(tmp_path: Path) -> None:
+    """The indexer (one writer) applies batches while the API answers searches and stores heartbeats
+    through its own writer: no 'database is locked', no 5xx, and the search table stays consistent."""
+    path = tmp_path / "node.db"
+    ledger = Ledger(path, CONTRACTS, CHAIN_ID)
+    keys = [Account.from_key(keccak(text=f"concurrent {i}")) for i in range(4)]
+    first = Events()
+    for k in keys:
+        first.add(1, "Staking", "Staked", account=k.address, role=1, amount=10**21, active=10**21)
+    ledger.apply([Block(1, block_hash(1), block_hash(0))], first.logs, finalized=0, cursor=Block(1, block_hash(1), ""))
+    now = int(time.time())
+    app = create_app(path, CHAIN_ID, CONTRACTS["Staking"], clock=lambda: now, max_skew=300)
+    domain = HeartbeatDomain(CHAIN_ID, CONTRACTS["Staking"])
+    errors: list[BaseException] = []
+
+    def index() -> None:
+        try:
+            for n in range(2, 152):
+                ev = Events()
+                for j in range(3):
+                    ev.add(n, "Staking", "Staked", account=who(n * 10 + j), role=1, amount=10**21, active=10**21)
+                block = Block(n, block_hash(n), block_hash(n - 1))
+                ledger.apply([block], ev.logs, finalized=max(n - 64, 0), cursor=block)
+        except BaseException as exc:
+            errors.append(exc)
+
+    writer = threading.Thread(target=index)
+    statuses: list[int] = []
+    with InProcessClient(app) as client:
+        writer.start()
+        for i in range(120):
+            k = keys[i % 4]
+            hb = Heartbeat.create(k.address, "h.example.net:1", i, now - i)  # at most 8 per epoch
+            statuses.append(client.post("/heartbeats", json=sign_heartbeat(k, domain, hb).to_json()).status_code)
+            statuses.append(client.get("/providers?sort=stake&order=desc&limit=20").status_code)
+        writer.join(60)
+        final = client.get("/providers?live=true").json()
+    assert not writer.is_alive() and errors == []
+    assert statuses == [201, 200] * 120
+    assert final["total"] == 4  # the heartbeats of the last 90 s make the 4 staked providers live
+    assert check(ledger.conn)[0] and len(check(ledger.conn)) == 4 + 150 * 3
+    app.state.reader.close()
+    app.state.store.close()
+    ledger.close()

@@ -60,7 +60,10 @@ def _domain(app: App, status: dict[str, Any], fullnode: str) -> HeartbeatDomain:
 
 def _endpoint(app: App, client: httpx.Client, fullnode: str, account: Any) -> str:
     """Your metadata's endpoint: the full node's verified copy, else your on-chain CID from the blob store."""
-    response = client.get(f"{fullnode}/providers/{account.address}")
+    try:
+        response = client.get(f"{fullnode}/providers/{account.address}")
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot reach the full node at {fullnode}: {exc}") from None
     if response.status_code == 200:
         meta = response.json().get("metadata") or {}
         if meta.get("current") and meta.get("endpoint"):
