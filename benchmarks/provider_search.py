@@ -164,7 +164,7 @@ def search_joined(conn: sqlite3.Connection, q: queries.ProviderQuery) -> tuple[i
 
 
 def measure(path: Path, work: list[dict[str, str]]) -> tuple[list[float], list[float]]:
-    reader = db.connect(path, readonly=True)
+    reader = queries.open_reader(path)
     sql = timed(lambda q: queries.search_providers(reader, as_query(q), NOW), work)
     reader.close()
     app = create_app(path, 31337, STAKING, clock=lambda: NOW)
@@ -208,7 +208,7 @@ def main() -> None:
         conn.close()
         work = workload(args.queries, rng)
         print(f"{args.providers} providers, {args.queries} varied /providers queries (times per query)")
-        reader = db.connect(indexed, readonly=True)
+        reader = queries.open_reader(indexed)
         joined = timed(lambda q: search_joined(reader, as_query(q)), work)
         reader.close()
         print(f"baseline: joins over stakers/meta/liveness SQL : {percentiles(joined)}")

@@ -47,7 +47,7 @@ from flownet.core.heartbeat import (
 )
 from flownet.core.units import format_flow
 from flownet.errors import ConfigError
-from indexer import db, queries
+from indexer import queries
 from indexer.apistore import DEFAULT_MAX_PER_EPOCH, ApiStore
 from indexer.events import RawLog, decode
 from indexer.queries import TRUST, ProviderQuery
@@ -550,9 +550,7 @@ def create_app(
         raise ConfigError(f"invalid Staking address {staking_address!r}")
     staking_address = to_checksum_address(staking_address)
     store = store or ApiStore(db_path, max_per_epoch=max_per_epoch)
-    reader = db.connect(db_path, readonly=True)
-    reader.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: the search tables stay in memory
-    reader.execute("PRAGMA mmap_size=268435456")  # and are read without a system call per page
+    reader = queries.open_reader(db_path)
     recorded = queries.deployment(reader)
     if recorded is not None:
         recorded_staking = recorded.get("contracts", {}).get("Staking")

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flownet.core.heartbeat import DEFAULT_EPOCH_SECONDS
+from indexer import db
 
 SORTS = {"price": "price", "stake": "active", "last_seen": "last_seen"}
 ORDERS = ("asc", "desc")
@@ -19,8 +21,12 @@ MAX_AMOUNT = 10**30 - 1  # the widest zero-padded amount text
 TRUST = 0  # there is no trust registry yet: every provider is neutral
 
 
-def amount(text: str | None) -> int:
-    return int(text) if text else 0
+def open_reader(path: Path | str) -> sqlite3.Connection:
+    """A read-only connection tuned for the API: a 64 MiB page cache, read through mmap."""
+    conn = db.connect(path, readonly=True)
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA mmap_size=268435456")
+    return conn
 
 
 @dataclass(frozen=True)
