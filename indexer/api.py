@@ -664,13 +664,16 @@ def create_app(
     async def get_provider(address: str = PathParam(description="Provider address.")) -> JSONResponse:
         """One provider with its metadata, liveness and latest heartbeats."""
         checked = _address(address, "provider address")
-        row = queries.provider(reader, checked)
+        with queries.snapshot(reader):
+            row = queries.provider(reader, checked)
+            recent = queries.recent_heartbeats(reader, checked)
+            equivocating = queries.equivocating_epochs(reader, checked)
         if row is None or row["role"] != "provider":
             what = f"a {row['role']}, not a provider" if row else "not a provider known to this node"
             raise ApiError(404, "not_found", f"{checked} is {what}")
         body = provider_json(row, now(), epoch_seconds)
-        body["recent_heartbeats"] = queries.recent_heartbeats(reader, checked)
-        body["equivocating_epochs"] = queries.equivocating_epochs(reader, checked)
+        body["recent_heartbeats"] = recent
+        body["equivocating_epochs"] = equivocating
         return JSONResponse(body)
 
     # ------------------------------------------------------------------ orders and ledger
@@ -681,10 +684,12 @@ def create_app(
         if not _ORDER_ID_RE.match(order_id):
             raise ApiError(400, "bad_request", f"invalid order_id {order_id!r}: expected 0x followed by 64 hex digits")
         key = order_id.lower()
-        row = queries.order(reader, key)
+        with queries.snapshot(reader):
+            row = queries.order(reader, key)
+            receipt_rows = queries.receipts(reader, key)
         if row is None:
             raise ApiError(404, "not_found", f"no order {key} indexed (yet)")
-        return JSONResponse(_order_json(row, queries.receipts(reader, key)))
+        return JSONResponse(_order_json(row, receipt_rows))
 
     @app.get(
         "/ledger/accounts",
@@ -698,7 +703,8 @@ def create_app(
         offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Rows to skip."),
     ) -> JSONResponse:
         """Ledger accounts and balances in name order."""
-        total, rows = queries.accounts(reader, _account_name(prefix), limit, offset)
+        with queries.snapshot(reader):
+            total, rows = queries.accounts(reader, _account_name(prefix), limit, offset)
         items = [
             {"account": r["account"], "balance": _units(r["balance"]), "balance_flow": _flow(r["balance"])}
             for r in rows
@@ -718,8 +724,9 @@ def create_app(
     ) -> JSONResponse:
         """An account's balance and its journal entries, newest first."""
         name = _account_name(account)
-        value = queries.balance(reader, name)
-        total, rows = queries.entries(reader, name, limit, offset)
+        with queries.snapshot(reader):
+            value = queries.balance(reader, name)
+            total, rows = queries.entries(reader, name, limit, offset)
         if value is None and total == 0:
             raise ApiError(404, "not_found", f"no ledger account {name!r}; {ACCOUNT_HELP}")
         value = value or 0
@@ -810,15 +817,16 @@ def create_app(
 
     def _status() -> dict[str, Any]:
         t = now()
-        recorded = queries.deployment(reader) or {}
+        with queries.snapshot(reader):
+            recorded = queries.deployment(reader) or {}
+            position = queries.cursor(reader)
+            head = queries.head(reader)
+            floor = queries.meta(reader, "rollback_floor")
         contracts = {
             name: to_checksum_address(address) if is_address(address) else address
             for name, address in (recorded.get("contracts") or {"Staking": staking_address}).items()
         }
-        position = queries.cursor(reader)
-        head = queries.head(reader)
         indexed = position[0] if position else None
-        floor = queries.meta(reader, "rollback_floor")
         return {
             "version": __version__,
             "chain_id": chain_id,
@@ -848,7 +856,8 @@ def create_app(
     async def get_metrics() -> PlainTextResponse:
         """Prometheus metrics: indexing progress, row counts, heartbeats, HTTP requests and latency."""
         state = _status()
-        counts = queries.counts(reader, now(), epoch_seconds)
+        with queries.snapshot(reader):
+            counts = queries.counts(reader, now(), epoch_seconds)
         gauges: list[tuple[str, str, str, list[tuple[dict[str, str], float]]]] = []
         for name, key, help_text in (
             ("flownet_indexed_block", "indexed_block", "Last block applied by the indexer."),

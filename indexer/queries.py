@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,16 @@ _PROVIDER_COLUMNS = (
     "m.capacity_mbps, m.fetched, m.error AS meta_error, l.epoch AS hb_epoch, l.endpoint_hash AS hb_endpoint_hash, "
     "l.load AS hb_load, l.timestamp AS hb_timestamp, l.received_at AS hb_received_at"
 )
+
+
+@contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run several reads on one snapshot (one read transaction), so they agree while writers commit."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
 
 
 def live_since(now: float, epoch_seconds: int = DEFAULT_EPOCH_SECONDS) -> int:
@@ -94,21 +106,22 @@ def search_providers(
     def where(parts: list[str]) -> str:
         return f"WHERE {' AND '.join(parts)}" if parts else ""
 
-    total = conn.execute(f"SELECT COUNT(*) FROM provider_search {where(count_where)}", params).fetchone()[0]
-    page = [
-        r[0]
-        for r in conn.execute(
-            f"SELECT address FROM provider_search {where(page_where)} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, q.limit, q.offset],
-        )
-    ]
-    if not page:
-        return total, []
-    rows = conn.execute(
-        f"SELECT {_PROVIDER_COLUMNS} FROM stakers s LEFT JOIN provider_meta m ON m.address = s.address "
-        f"LEFT JOIN liveness l ON l.provider = s.address WHERE s.address IN ({', '.join('?' * len(page))})",
-        page,
-    ).fetchall()
+    with snapshot(conn):
+        total = conn.execute(f"SELECT COUNT(*) FROM provider_search {where(count_where)}", params).fetchone()[0]
+        page = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT address FROM provider_search {where(page_where)} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, q.limit, q.offset],
+            )
+        ]
+        if not page:
+            return total, []
+        rows = conn.execute(
+            f"SELECT {_PROVIDER_COLUMNS} FROM stakers s LEFT JOIN provider_meta m ON m.address = s.address "
+            f"LEFT JOIN liveness l ON l.provider = s.address WHERE s.address IN ({', '.join('?' * len(page))})",
+            page,
+        ).fetchall()
     by_address = {r["address"]: dict(r) for r in rows}
     return total, [by_address[a] for a in page if a in by_address]
 
