@@ -190,12 +190,21 @@ def start_detached(directory: Path, chain_id: int = 31337, port: int | None = No
     port = port or free_port(host)
     log_path = directory / "anvil.log"
     cmd = [str(find_anvil()), "--host", host, "--port", str(port), "--chain-id", str(chain_id)]
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+    # posix_spawn with setsid: anvil gets its own session and outlives this process; no Popen object is
+    # left behind to warn about a child that is meant to keep running.
+    pid = os.posix_spawn(
+        cmd[0],
+        cmd,
+        dict(os.environ),
+        setsid=True,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+    )
     state = DevnetState(
-        pid=process.pid,
+        pid=pid,
         port=port,
         rpc_url=f"http://{host}:{port}",
         chain_id=chain_id,
@@ -203,19 +212,20 @@ def start_detached(directory: Path, chain_id: int = 31337, port: int | None = No
         log=str(log_path),
         started_at=time.time(),
     )
-    (directory / "anvil.pid").write_text(f"{process.pid}\n")
+    (directory / "anvil.pid").write_text(f"{pid}\n")
     w3 = Web3(HTTPProvider(state.rpc_url, request_kwargs={"timeout": 2}))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        exited, status = os.waitpid(pid, os.WNOHANG)
+        if exited:
             tail = log_path.read_text(errors="replace")[-500:]
-            raise ChainError(f"anvil exited with code {process.returncode}: {tail.strip()}")
+            raise ChainError(f"anvil exited with status {os.waitstatus_to_exitcode(status)}: {tail.strip()}")
         try:
             if w3.eth.chain_id == chain_id:
                 return state
         except Exception:  # not listening yet
             time.sleep(0.05)
-    stop_pid(process.pid)
+    stop_pid(pid)
     raise ChainError(f"anvil did not answer on {state.rpc_url} within 20 s (log: {log_path})")
 
 

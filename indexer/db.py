@@ -73,12 +73,12 @@ def migrate(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[
 def _statements(sql: str) -> list[str]:
     """Split a migration into statements (executescript would commit on its own)."""
     statements, buffer = [], ""
-    for line in sql.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                statements.append(buffer)
+    for char in sql:
+        buffer += char
+        if char == ";" and sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
             buffer = ""
-    if buffer.strip() and not all(part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()):
-        raise ConfigError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:80]!r}")
+    rest = "\n".join(line for line in buffer.splitlines() if not line.strip().startswith("--")).strip()
+    if rest:
+        raise ConfigError(f"incomplete SQL statement at the end of a migration: {rest[:80]!r}")
     return statements

@@ -17,8 +17,7 @@ and the escrow accounts to the market's balance; the sum of all accounts is zero
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from indexer.events import Event
 
@@ -28,22 +27,20 @@ ROLES = {1: "provider", 2: "verifier"}
 
 def amt(value: int) -> str:
     """An amount as zero-padded decimal text (sorts and compares like the number)."""
-    return f"{value:030d}"
+    return str(value).zfill(30)
 
 
 class State(Protocol):
     def get(self, table: str, key: str) -> dict[str, Any] | None: ...
 
 
-@dataclass(frozen=True)
-class Put:
+class Put(NamedTuple):
     table: str
     key: str
     row: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Append:
+class Append(NamedTuple):
     table: str
     row: dict[str, Any]
 

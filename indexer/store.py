@@ -138,11 +138,14 @@ class Ledger:
 
     # ------------------------------------------------------------------ writing
 
-    def apply(self, blocks: Sequence[Block], logs: Sequence[RawLog], finalized: int, cursor: Block) -> None:
+    def apply(
+        self, blocks: Sequence[Block], logs: Sequence[RawLog], finalized: int, cursor: Block, head: int | None = None
+    ) -> None:
         """Append `logs` (for blocks up to `cursor`), project them, and move the cursor, atomically.
 
         `blocks` are the headers of the new blocks inside the unfinalized window (and `cursor`'s);
-        rows changed by blocks above `finalized` get undo records.
+        rows changed by blocks above `finalized` get undo records. `head` (the node's head when the batch
+        was fetched) is recorded for the API's lag report.
         """
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -161,6 +164,8 @@ class Ledger:
                 "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?)", [(b.number, b.hash, b.parent_hash) for b in blocks]
             )
             conn.execute("INSERT OR REPLACE INTO cursor VALUES (1, ?, ?)", (cursor.number, cursor.hash))
+            if head is not None:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (str(head),))
             floor = max(self.rollback_floor(), finalized)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('rollback_floor', ?)", (str(floor),))
             # Keep only the unfinalized window: older hashes and undo records can never be used again.

@@ -6,6 +6,7 @@ the CID, so callers can trust what they receive.
 """
 
 from flownet.blobs.cid import MAX_BLOB_SIZE, cid_for, parse_cid, verify_blob
+from flownet.blobs.kubo import KuboStore
 from flownet.blobs.store import BlobStore, LocalStore, open_store
 
-__all__ = ["MAX_BLOB_SIZE", "BlobStore", "LocalStore", "cid_for", "open_store", "parse_cid", "verify_blob"]
+__all__ = ["MAX_BLOB_SIZE", "BlobStore", "KuboStore", "LocalStore", "cid_for", "open_store", "parse_cid", "verify_blob"]

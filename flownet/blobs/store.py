@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from flownet.blobs.cid import MAX_BLOB_SIZE, check_size, cid_for, parse_cid, verify_blob
 from flownet.config import Settings
-from flownet.errors import BlobError, ConfigError
+from flownet.errors import BlobError
 
 __all__ = ["BlobStore", "LocalStore", "open_store"]
 
@@ -157,5 +157,7 @@ def _fsync_dir(directory: Path) -> None:
 def open_store(settings: Settings) -> BlobStore:
     """A KuboStore on `settings.ipfs_api` when it is set, else the LocalStore in `settings.blobs_dir`."""
     if settings.ipfs_api:
-        raise ConfigError(f"ipfs_api {settings.ipfs_api!r}: the Kubo client is not implemented yet; unset it")
+        from flownet.blobs.kubo import KuboStore
+
+        return KuboStore(settings.ipfs_api)
     return LocalStore(settings.blobs_dir)

@@ -1,0 +1,142 @@
+"""`flownet provider heartbeat`: sign liveness heartbeats and send them to a full node.
+
+Added to the `provider` group from here (provider.py stays as it is). Each heartbeat is the EIP-712
+``Heartbeat`` of flownet.core.heartbeat; its endpointHash commits to the endpoint of your metadata,
+found in this order: ``--endpoint``; the full node's copy of your metadata (``GET /providers/ADDR``);
+your on-chain metadata CID read from the blob store (needs the RPC node and the blob store).
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import count as counter
+from typing import Any
+
+import click
+import httpx
+from eth_utils import to_checksum_address
+
+from flownet.chain.deploy import Deployment
+from flownet.chain.market import FlowNet
+from flownet.cli.app import App, pass_app
+from flownet.cli.provider import WALLET_HELP, _current_metadata
+from flownet.cli.provider import group as provider_group
+from flownet.core.heartbeat import MAX_LOAD, Heartbeat, HeartbeatDomain, sign_heartbeat
+from flownet.core.metadata import parse_endpoint
+from flownet.errors import ConfigError, DeploymentError, FlowNetError
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def _get_json(client: httpx.Client, url: str) -> Any:
+    try:
+        response = client.get(url)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot reach the full node at {url}: {exc}") from None
+    if response.status_code != 200:
+        raise ConfigError(f"full node answered {response.status_code} for {url}: {response.text[:200]}")
+    return response.json()
+
+
+def _domain(app: App, status: dict[str, Any], fullnode: str) -> HeartbeatDomain:
+    """The heartbeat domain: the full node's deployment, which must match the local manifest if there is one."""
+    try:
+        served = HeartbeatDomain(int(status["chain_id"]), to_checksum_address(status["contracts"]["Staking"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{fullnode}/status does not name a chain id and Staking address ({exc!r})") from None
+    try:
+        manifest = Deployment.load(app.settings.manifest)
+    except DeploymentError:
+        app.err.print(f"no local manifest at {app.settings.manifest}: signing for the deployment {fullnode} serves")
+        return served
+    local = HeartbeatDomain(manifest.chain_id, to_checksum_address(manifest.addresses.get("Staking", ZERO_ADDRESS)))
+    if local != served:
+        raise ConfigError(
+            f"{fullnode} serves chain {served.chain_id} with Staking {served.staking}, but your manifest "
+            f"{app.settings.manifest} is chain {local.chain_id} with Staking {local.staking}; use another --fullnode"
+        )
+    return local
+
+
+def _endpoint(app: App, client: httpx.Client, fullnode: str, account: Any) -> str:
+    """Your metadata's endpoint: the full node's verified copy, else your on-chain CID from the blob store."""
+    try:
+        response = client.get(f"{fullnode}/providers/{account.address}")
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot reach the full node at {fullnode}: {exc}") from None
+    if response.status_code == 200:
+        meta = response.json().get("metadata") or {}
+        if meta.get("current") and meta.get("endpoint"):
+            return str(meta["endpoint"])
+    try:
+        return _current_metadata(app, FlowNet(app.w3, app.deployment, account)).endpoint
+    except FlowNetError as exc:
+        raise ConfigError(f"cannot find your endpoint ({exc}); pass --endpoint host:port as in your metadata") from None
+
+
+@provider_group.command("heartbeat")
+@click.option("--fullnode", required=True, help="Base URL of the full node's API, e.g. http://127.0.0.1:8700.")
+@click.option("--wallet", help=WALLET_HELP)
+@click.option(
+    "--interval",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between heartbeats.",
+)
+@click.option("--count", type=click.IntRange(min=1), help="Send this many heartbeats, then stop (default: forever).")
+@click.option(
+    "--load",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, MAX_LOAD),
+    help="Share of your capacity in use, in basis points (0..10000).",
+)
+@click.option(
+    "--endpoint",
+    help="The endpoint host:port exactly as in your metadata (default: read from the full node or the blob store).",
+)
+@pass_app
+def heartbeat(
+    app: App, fullnode: str, wallet: str | None, interval: float, count: int | None, load: int, endpoint: str | None
+) -> None:
+    """Sign a heartbeat every --interval seconds and send it to --fullnode, printing each answer.
+
+    Exits non-zero if the full node accepted none of them.
+    """
+    base = fullnode.rstrip("/")
+    account = app.account(wallet)
+    accepted = 0
+    last = "none sent"
+    with httpx.Client(timeout=10.0) as client:
+        status = _get_json(client, f"{base}/status")
+        domain = _domain(app, status, base)
+        epoch_seconds = int(status.get("epoch_seconds", 30))
+        chosen = parse_endpoint(endpoint) if endpoint else _endpoint(app, client, base, account)
+        app.say(f"heartbeats for {account.address} ({chosen}) to {base} every {interval:g} s")
+        start = time.monotonic()
+        for i in counter():
+            if count is not None and i >= count:
+                break
+            if i:
+                time.sleep(max(0.0, start + i * interval - time.monotonic()))
+            hb = Heartbeat.create(account.address, chosen, load, int(time.time()), epoch_seconds)
+            signed = sign_heartbeat(account, domain, hb)
+            try:
+                response = client.post(f"{base}/heartbeats", json=signed.to_json())
+            except httpx.HTTPError as exc:
+                last = f"full node unreachable: {exc}"
+                app.say(f"epoch {hb.epoch} t {hb.timestamp}: {last}")
+                continue
+            body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+            if response.status_code in (200, 201):
+                accepted += 1
+                last = "duplicate" if body.get("duplicate") else "accepted"
+            else:
+                last = f"rejected {response.status_code} {body.get('error', '?')}: {body.get('message', response.text)}"
+            app.say(f"epoch {hb.epoch} t {hb.timestamp} load {load}: {last}")
+    if accepted == 0:
+        raise FlowNetError(f"the full node at {base} accepted no heartbeat (last: {last})")
+
+
+COMMANDS: list[click.Command] = []  # the command lives in the provider group

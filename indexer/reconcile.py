@@ -1,0 +1,120 @@
+"""Compare the ledger and projections with the chain at one block, through view calls.
+
+Every difference is reported as one line; an empty list means the projection agrees with the chain:
+token balances of the contracts and of every wallet the ledger knows, every stake record, every
+order's state, and the journal's own double-entry consistency.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from web3 import Web3
+
+from flownet.chain.deploy import Deployment
+from flownet.core.units import format_flow
+from indexer.events import RawLog
+from indexer.store import Block, IndexerError, Ledger
+
+ROLE_CODES = {"": 0, "provider": 1, "verifier": 2}
+STATUS_CODES = {"open": 1, "closed": 2}
+
+
+def ledger_at(ledger: Ledger, block: int, chain_id: int, directory: Path) -> Ledger:
+    """A temporary ledger rebuilt from `ledger`'s raw logs up to `block` (no RPC)."""
+    cursor = ledger.cursor()
+    if cursor is None or block > cursor.number:
+        raise IndexerError(f"block {block} is not indexed yet (indexed up to {cursor.number if cursor else 'nothing'})")
+    past = Ledger(directory / f"at-{block}.db", ledger.contracts, chain_id, ledger.window)
+    rows = ledger.conn.execute(
+        "SELECT * FROM raw_logs WHERE block_number <= ? ORDER BY block_number, log_index", (block,)
+    ).fetchall()
+    logs = [RawLog(r[0], r[2], r[1], r[3], r[4], tuple(json.loads(r[5])), r[6]) for r in rows]
+    past.apply([], logs, finalized=block, cursor=Block(block, "", ""))
+    return past
+
+
+def reconcile(ledger: Ledger, w3: Web3, deployment: Deployment, block: int | None = None) -> list[str]:
+    """Differences between the ledger and the chain at `block` (default: the indexed block)."""
+    cursor = ledger.cursor()
+    if cursor is None:
+        return ["the ledger is empty: nothing indexed yet"]
+    block = cursor.number if block is None else block
+    if block == cursor.number:
+        return _compare(ledger.conn, w3, deployment, block)
+    with tempfile.TemporaryDirectory() as tmp:
+        past = ledger_at(ledger, block, deployment.chain_id, Path(tmp))
+        try:
+            return _compare(past.conn, w3, deployment, block)
+        finally:
+            past.close()
+
+
+def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: int) -> list[str]:
+    token = deployment.contract(w3, "FlowToken")
+    staking = deployment.contract(w3, "Staking")
+    market = deployment.contract(w3, "BandwidthMarket")
+    diffs: list[str] = []
+    balances = {row[0]: int(row[1]) for row in conn.execute("SELECT account, balance FROM balances")}
+
+    def chain_balance(address: str) -> int:
+        return int(token.functions.balanceOf(address).call(block_identifier=block))
+
+    def check(what: str, ledger_value: int, chain_value: int, money: bool = True) -> None:
+        if ledger_value != chain_value:
+            show = format_flow if money else str
+            diffs.append(f"{what}: ledger {show(ledger_value)} != chain {show(chain_value)}")
+
+    stake_total = sum(v for k, v in balances.items() if k.startswith("stake:"))
+    escrow_total = sum(v for k, v in balances.items() if k.startswith("escrow:"))
+    check("Staking token balance", stake_total, chain_balance(staking.address))
+    check("BandwidthMarket token balance", escrow_total, chain_balance(market.address))
+    for account, value in sorted(balances.items()):
+        if account.startswith("wallet:"):
+            check(f"balance of {account[7:]}", value, chain_balance(account[7:]))
+    if sum(balances.values()) != 0:
+        diffs.append(f"journal does not balance: accounts sum to {sum(balances.values())}, not 0")
+
+    journal: dict[str, int] = defaultdict(int)
+    for debit, credit, amount in conn.execute("SELECT debit, credit, amount FROM journal"):
+        journal[debit] -= int(amount)
+        journal[credit] += int(amount)
+    for account in sorted(set(journal) | set(balances)):
+        if journal.get(account, 0) != balances.get(account, 0):
+            diffs.append(
+                f"balance of {account} is {balances.get(account, 0)} but its journal sums to {journal[account]}"
+            )
+
+    for row in conn.execute("SELECT * FROM stakers ORDER BY address"):
+        chain = staking.functions.stakeOf(row["address"]).call(block_identifier=block)
+        active, locked, thaw_end, thawing, price, role = chain
+        who = f"stake of {row['address']}"
+        check(f"{who}: active", int(row["active"]), active)
+        check(f"{who}: locked", int(row["locked"]), locked)
+        check(f"{who}: thawing", int(row["thawing"]), thawing)
+        check(f"{who}: thaw end", int(row["thaw_end"]), thaw_end, money=False)
+        check(f"{who}: price", int(row["price"]), price)
+        check(f"{who}: role", ROLE_CODES.get(row["role"], -1), role, money=False)
+        if row["metadata_cid"] is not None:
+            cid = staking.functions.metadataCid(row["address"]).call(block_identifier=block)
+            if cid != row["metadata_cid"]:
+                diffs.append(f"{who}: metadata CID ledger {row['metadata_cid']} != chain {cid}")
+        stake_accounts = balances.get(f"stake:active:{row['address']}", 0)
+        check(f"{who}: active vs its ledger account", int(row["active"]), stake_accounts)
+
+    for row in conn.execute("SELECT order_id, paid, status, deposit, refunded FROM orders ORDER BY order_id"):
+        paid, status = market.functions.orderState(bytes.fromhex(row["order_id"][2:])).call(block_identifier=block)
+        check(f"order {row['order_id']}: paid", int(row["paid"]), paid)
+        check(f"order {row['order_id']}: status", STATUS_CODES.get(row["status"], -1), status, money=False)
+        escrow = balances.get(f"escrow:{row['order_id']}", 0)
+        expected = int(row["deposit"]) - int(row["paid"]) - int(row["refunded"])
+        if escrow != expected:
+            diffs.append(
+                f"order {row['order_id']}: escrow account holds {format_flow(escrow)} but deposit - paid - refunded "
+                f"is {format_flow(expected)}"
+            )
+    return diffs
