@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eventgen import generate
-from indexer.rpc import RpcClient
-from indexer.sync import Indexer
 
 from flownet.chain.artifacts import load_artifact
 from flownet.chain.connect import http_web3
 from flownet.devnet import Anvil
+from indexer.rpc import RpcClient
 from indexer.store import Ledger
+from indexer.sync import Indexer
 
 
 def index_with_fullnode(url: str, deployment, head: int, db: Path) -> tuple[int, float]:

@@ -567,7 +567,7 @@ class Indexer:
             blocks, logs = self._verify(lo, hi, answer, head, cursor_hash)
             try:
                 # One transaction; decoding happens inside it, so an undecodable log rolls the whole batch back.
-                self.ledger.apply(blocks, logs, finalized=head - self.window, cursor=blocks[-1])
+                self.ledger.apply(blocks, logs, finalized=head - self.window, cursor=blocks[-1], head=head)
             except _UNDECODABLE as exc:
                 raise _BadAnswer(f"eth_getLogs {lo}..{hi} returned a log that does not decode ({exc!r:.120})") from None
             self.sizer.success(lo, hi)

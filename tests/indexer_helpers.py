@@ -31,6 +31,7 @@ from flownet.chain.tx import Sender
 from flownet.core.receipts import CloseAgreement, MarketDomain, Order
 from flownet.devnet import fund
 from indexer.events import RawLog, decode
+from indexer.reconcile import reconcile as shared_reconcile
 from indexer.rpc import RetryPolicy, RpcClient
 from indexer.store import Ledger
 from indexer.sync import Indexer, bloom_bits
@@ -363,12 +364,13 @@ def check_reconciles(ledger: Ledger, sim: Sim) -> None:
 
 
 def reconcile(ledger: Ledger, sim: Sim, block: int) -> list[str]:
-    try:  # the shared implementation, when it exists
-        from indexer.reconcile import reconcile as shared  # type: ignore[import-not-found]
-    except ImportError:
-        shared = None
-    if shared is not None:
-        return list(shared(ledger, sim.w3, sim.deployment, block))
+    """indexer.reconcile's differences (every account, stake and order) plus the checks below."""
+    return list(shared_reconcile(ledger, sim.w3, sim.deployment, block)) + balance_problems(ledger, sim, block)
+
+
+def balance_problems(ledger: Ledger, sim: Sim, block: int) -> list[str]:
+    """Staking's and the market's token balances against the stake and escrow accounts, and the wallet
+    of every address the generator used (known to the ledger or not) against balanceOf, at `block`."""
     balances = {row[0]: int(row[1]) for row in ledger.conn.execute("SELECT account, balance FROM balances")}
     problems = []
 
