@@ -92,8 +92,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
         """The pause after failed attempt number `attempt` (1, 2, ...)."""
-        full = min(self.cap, self.base * 2 ** (attempt - 1))
-        return full / 2 + rng() * full / 2
+        full = min(self.cap, self.base * 2.0 ** (attempt - 1))
+        return float(full / 2 + rng() * full / 2)
 
 
 class RpcClient:
@@ -175,7 +175,7 @@ class RpcClient:
             methods = sorted({m for m, _ in chunk})
             label = f"batch of {len(chunk)} ({', '.join(methods)})"
 
-            def check(body: Any, ids: list[int] = ids, label: str = label) -> dict[int, dict[str, Any]]:
+            def check(body: Any, ids: list[int] = ids, label: str = label) -> dict[Any, dict[str, Any]]:
                 if isinstance(body, dict) and "error" in body:
                     # The whole batch was refused (too large, batches unsupported, ...).
                     raise self._error(label, body["error"])
@@ -255,7 +255,8 @@ class RpcClient:
             if status >= 400:
                 text = response.content[:200].decode(errors="replace")
                 raise ChainError(f"{label} on {self.display_url}: HTTP {status}: {text}") from None
-            raise _Retry(f"answer is not valid JSON ({exc.msg} at byte {exc.pos} of {len(response.content)})") from None
+            where = f"{exc.msg} at byte {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            raise _Retry(f"answer is not valid JSON ({where} of {len(response.content)})") from None
         if status >= 400 and not (isinstance(body, dict) and "error" in body):
             raise ChainError(f"{label} on {self.display_url}: HTTP {status}: {str(body)[:200]}")
         return body

@@ -46,12 +46,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Protocol
 
 from eth_abi.exceptions import DecodingError
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from flownet.errors import ChainError, FlowNetError
 from indexer.events import RawLog, topics_of
@@ -73,9 +74,16 @@ __all__ = [
 
 
 class DeploymentLike(Protocol):
-    chain_id: int
-    addresses: dict[str, str]
-    deployment_block: int
+    """What the indexer needs of a deployment (flownet.chain.deploy.Deployment or `Manifest`)."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    @property
+    def addresses(self) -> dict[str, str]: ...
+
+    @property
+    def deployment_block(self) -> int: ...
 
 
 # --------------------------------------------------------------------------------------------- range
@@ -531,7 +539,9 @@ class Indexer:
             chunk = list(range(number, max(lowest, number - 15) - 1, -1))
             stored = {n: self._stored_hash(n) for n in chunk}
             wanted = [n for n in chunk if stored[n] is not None]
-            node = self._retrying(lambda w=wanted: self._headers(w, missing_ok=True), "fork search") if wanted else {}
+            node: dict[int, Header] = {}
+            if wanted:
+                node = self._retrying(partial(self._headers, wanted, missing_ok=True), "fork search")
             for n in chunk:
                 if stored[n] is not None and n in node and node[n].hash == stored[n]:
                     return n

@@ -88,10 +88,23 @@ def test_call_sends_json_rpc_and_returns_the_result() -> None:
         raise_(httpx.ConnectError("connection refused")),
         raise_(httpx.RemoteProtocolError("server disconnected")),
         lambda r: httpx.Response(200, text='{"jsonrpc": "2.0", "id": 1, "resu'),  # truncated JSON
+        lambda r: httpx.Response(200, content=b'{"jsonrpc": "2.0", "id": 1, "result": "\xc3'),  # cut mid-character
         lambda r: httpx.Response(200, json={"jsonrpc": "2.0", "id": 999_999, "result": "0x1"}),  # another id
         lambda r: httpx.Response(200, json=[]),  # not an object
     ],
-    ids=["500", "503", "429", "read-timeout", "connect-timeout", "refused", "disconnect", "truncated", "id", "shape"],
+    ids=[
+        "500",
+        "503",
+        "429",
+        "read-timeout",
+        "connect-timeout",
+        "refused",
+        "disconnect",
+        "truncated",
+        "not-utf8",
+        "id",
+        "shape",
+    ],
 )
 def test_transient_failures_are_retried_with_backoff(failure: Callable[[httpx.Request], httpx.Response]) -> None:
     clock = Clock()
