@@ -86,7 +86,7 @@ def main() -> None:
     with Anvil() as anvil, tempfile.TemporaryDirectory() as tmp:
         w3 = http_web3(anvil.url)
         print(f"generating >= {args.events} events on anvil {anvil.url}")
-        deployment = generate(w3, args.events // 2)
+        deployment = generate(w3, args.events)
         head = w3.eth.block_number
         ours, ours_s = index_with_fullnode(anvil.url, deployment, head, Path(tmp) / "fullnode.db")
         print(f"fullnode indexer: {ours} events in {ours_s:.2f} s ({ours / ours_s:,.0f} events/s)")

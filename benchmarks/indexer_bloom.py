@@ -1,6 +1,6 @@
-"""Backfill throughput of the indexer on a local anvil: events/s and blocks/s of a plain index from scratch.
+"""Indexer backfill on dense or sparse chains: events/s, blocks/s and headers fetched per bloom-check mode.
 
-    .venv/bin/python benchmarks/index_backfill.py --txs 4000
+    .venv/bin/python benchmarks/indexer_bloom.py --txs 4000
 
 Generates about 2.3 events per transaction (orders, redeems, transfers, closes; 1-8 transactions per block)
 with the test suite's bulk generator, then indexes the chain into a fresh SQLite ledger in one `step()`.
