@@ -52,6 +52,8 @@ class _Overlay:
         self.appends: dict[str, list[dict[str, Any]]] = {t: [] for t in APPENDED}
         self.undo: list[tuple[int, str, str, str | None]] = []
         self._undone: set[tuple[int, str, str]] = set()
+        # Balance changes of finalized blocks, summed per account and folded in once (no undo needed).
+        self.deltas: dict[str, int] = {}
 
     def get(self, table: str, key: str) -> dict[str, Any] | None:
         k = (table, key)
@@ -77,11 +79,26 @@ class _Overlay:
             if change.table == "journal":
                 amount = int(change.row["amount"])
                 for account, delta in ((change.row["debit"], -amount), (change.row["credit"], amount)):
+                    if block < self.undo_from:
+                        self.deltas[account] = self.deltas.get(account, 0) + delta
+                        continue
+                    self._fold(account)
                     current = self.get("balances", account)
                     balance = int(current["balance"]) if current else 0
                     self.put("balances", account, {"account": account, "balance": str(balance + delta)}, block)
 
+    def _fold(self, account: str) -> None:
+        """Apply the summed finalized-block delta of `account` (blocks come in order, so before any other)."""
+        delta = self.deltas.pop(account, None)
+        if delta is None:
+            return
+        current = self.get("balances", account)
+        balance = int(current["balance"]) if current else 0
+        self.put("balances", account, {"account": account, "balance": str(balance + delta)}, -1)
+
     def flush(self) -> None:
+        for account in list(self.deltas):
+            self._fold(account)
         by_table: dict[str, list[dict[str, Any]]] = {}
         for (table, _), row in self.dirty.items():
             by_table.setdefault(table, []).append(row)
@@ -267,7 +284,7 @@ class Ledger:
             log.block_hash,
             log.tx_hash,
             log.address,
-            json.dumps(list(log.topics)),
+            '["' + '","'.join(log.topics) + '"]' if log.topics else "[]",  # JSON; topics are 0x-hex
             log.data,
             self.contract_of.get(log.address),
             event.name if event else None,

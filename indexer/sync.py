@@ -744,14 +744,11 @@ def _checksum(address: str) -> str:
     return to_checksum_address(address)
 
 
+_HASH = re.compile(r"0x[0-9a-fA-F]{64}\Z").match
+
+
 def _is_hash(value: Any) -> bool:
-    if not isinstance(value, str) or len(value) != 66 or value[:2] != "0x":
-        return False
-    try:
-        int(value[2:], 16)
-    except ValueError:
-        return False
-    return True
+    return isinstance(value, str) and _HASH(value) is not None
 
 
 # --------------------------------------------------------------------------------------------- command line
