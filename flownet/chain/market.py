@@ -17,7 +17,7 @@ from web3.logs import DISCARD
 
 from flownet.chain.deploy import Deployment
 from flownet.chain.tx import Sender, Sent
-from flownet.core.receipts import CloseAgreement, MarketDomain, Order, Receipt
+from flownet.core.receipts import EIP712_DOMAIN_FIELDS, CloseAgreement, MarketDomain, Order, Receipt
 from flownet.errors import ChainError, ConfigError
 
 MAX_UINT256 = 2**256 - 1
@@ -181,12 +181,7 @@ class FlowNet:
         nonce = self.token.functions.nonces(self.address).call()
         typed = {
             "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
+                "EIP712Domain": EIP712_DOMAIN_FIELDS,
                 "Permit": [
                     {"name": "owner", "type": "address"},
                     {"name": "spender", "type": "address"},

@@ -30,6 +30,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
+from flownet.core.receipts import EIP712_DOMAIN_FIELDS
 from flownet.errors import FlowNetError
 
 __all__ = [
@@ -137,12 +138,7 @@ class Heartbeat:
         """The EIP-712 message to sign (eth-account's ``encode_typed_data(full_message=...)`` form)."""
         return {
             "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
+                "EIP712Domain": EIP712_DOMAIN_FIELDS,
                 "Heartbeat": [
                     {"name": "provider", "type": "address"},
                     {"name": "epoch", "type": "uint64"},

@@ -18,7 +18,7 @@ from eth_utils.crypto import keccak
 from flownet.core.pricing import cost_of
 from flownet.errors import ReceiptError
 
-__all__ = ["CloseAgreement", "MarketDomain", "Order", "Receipt"]
+__all__ = ["EIP712_DOMAIN_FIELDS", "CloseAgreement", "MarketDomain", "Order", "Receipt"]
 
 DOMAIN_NAME = "FlowNet BandwidthMarket"
 DOMAIN_VERSION = "1"
@@ -108,7 +108,7 @@ class Receipt:
         """The EIP-712 message to sign (eth-account's ``encode_typed_data(full_message=...)`` form)."""
         return {
             "types": {
-                "EIP712Domain": _DOMAIN_FIELDS,
+                "EIP712Domain": EIP712_DOMAIN_FIELDS,
                 "Receipt": [
                     {"name": "orderId", "type": "bytes32"},
                     {"name": "cumulativeBytes", "type": "uint256"},
@@ -135,7 +135,7 @@ class CloseAgreement:
     def typed_data(self, domain: MarketDomain) -> dict[str, Any]:
         return {
             "types": {
-                "EIP712Domain": _DOMAIN_FIELDS,
+                "EIP712Domain": EIP712_DOMAIN_FIELDS,
                 "CloseOrder": [
                     {"name": "orderId", "type": "bytes32"},
                     {"name": "finalAmount", "type": "uint256"},
@@ -147,7 +147,7 @@ class CloseAgreement:
         }
 
 
-_DOMAIN_FIELDS = [
+EIP712_DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
     {"name": "chainId", "type": "uint256"},
