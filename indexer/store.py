@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ from indexer.projections import Append, Put, amt, reduce
 KEYED = {"stakers": "address", "orders": "order_id", "balances": "account"}
 APPENDED = ("receipts", "journal")
 PROJECTIONS = ("stakers", "orders", "receipts", "journal", "balances")
+
+
+def _topics(text: str) -> tuple[str, ...]:
+    """Topics of a raw_logs row: a JSON array of 0x-hex strings, parsed without the json module."""
+    return tuple(text[2:-2].split('","')) if text != "[]" else ()
 
 
 class IndexerError(FlowNetError):
@@ -44,9 +50,10 @@ class Block:
 class _Overlay:
     """Projection rows read once from SQLite, changed in memory, flushed at the end of a batch."""
 
-    def __init__(self, conn: sqlite3.Connection, undo_from: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, undo_from: int, empty: bool = False) -> None:
         self.conn = conn
         self.undo_from = undo_from
+        self.empty = empty  # projections were just cleared (rebuild): a row not in memory does not exist
         self.rows: dict[tuple[str, str], dict[str, Any] | None] = {}
         self.dirty: dict[tuple[str, str], dict[str, Any]] = {}
         self.appends: dict[str, list[dict[str, Any]]] = {t: [] for t in APPENDED}
@@ -58,6 +65,9 @@ class _Overlay:
     def get(self, table: str, key: str) -> dict[str, Any] | None:
         k = (table, key)
         if k not in self.rows:
+            if self.empty:
+                self.rows[k] = None
+                return None
             row = self.conn.execute(f"SELECT * FROM {table} WHERE {KEYED[table]} = ?", (key,)).fetchone()
             self.rows[k] = dict(row) if row is not None else None
         return self.rows[k]
@@ -96,6 +106,13 @@ class _Overlay:
         balance = int(current["balance"]) if current else 0
         self.put("balances", account, {"account": account, "balance": str(balance + delta)}, -1)
 
+    def flush_and_keep(self) -> None:
+        """Flush, then start a new batch that still knows every row (for a replay over many batches)."""
+        self.flush()
+        self.dirty = {}
+        self.appends = {t: [] for t in APPENDED}
+        self.undo = []
+
     def flush(self) -> None:
         for account in list(self.deltas):
             self._fold(account)
@@ -107,7 +124,8 @@ class _Overlay:
                 continue
             columns = list(rows[0])
             sql = f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-            self.conn.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
+            pick = operator.itemgetter(*columns)
+            self.conn.executemany(sql, map(pick, rows))
         if self.undo:
             self.conn.executemany("INSERT INTO undo (block_number, tbl, key, old) VALUES (?, ?, ?, ?)", self.undo)
 
@@ -237,6 +255,9 @@ class Ledger:
                 conn.execute(f"DELETE FROM {table}")
             replayed = 0
             last = (-1, -1)
+            # One overlay for the whole replay: it starts from empty tables and remembers every row it
+            # wrote, so it never needs to read a projection back from SQLite.
+            overlay = _Overlay(conn, undo_from=floor + 1, empty=True)
             while True:
                 rows = conn.execute(
                     "SELECT * FROM raw_logs WHERE (block_number, log_index) > (?, ?) "
@@ -245,13 +266,13 @@ class Ledger:
                 ).fetchall()
                 if not rows:
                     break
-                overlay = _Overlay(conn, undo_from=floor + 1)
                 for row in rows:
-                    log = RawLog(row[0], row[2], row[1], row[3], row[4], tuple(json.loads(row[5])), row[6])
+                    topics = row[5]
+                    log = RawLog(row[0], row[2], row[1], row[3], row[4], _topics(topics), row[6])
                     event = decode(log, self.contract_of)
                     if event is not None:
                         overlay.apply(reduce(overlay, event, self.contract_of), log.block_number)
-                overlay.flush()
+                overlay.flush_and_keep()
                 replayed += len(rows)
                 last = (rows[-1][0], rows[-1][1])
             conn.execute("COMMIT")
