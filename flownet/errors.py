@@ -13,8 +13,10 @@ __all__ = [
     "ConfigError",
     "DeploymentError",
     "FlowNetError",
+    "ProtocolError",
     "ReceiptError",
     "TransactionFailed",
+    "TunnelError",
     "WalletError",
 ]
 
@@ -84,3 +86,20 @@ class ReceiptError(FlowNetError):
     """A payment receipt is malformed or inconsistent with its order."""
 
     exit_code = 6
+
+
+class TunnelError(FlowNetError):
+    """The metered tunnel between a client and a provider failed."""
+
+    exit_code = 10
+
+
+class ProtocolError(TunnelError):
+    """A peer sent bytes that break the SOCKS5 or FlowNet frame protocol.
+
+    `reply_code` is the SOCKS5 reply (or method-selection) byte to send back before closing, when one applies.
+    """
+
+    def __init__(self, message: str, reply_code: int | None = None) -> None:
+        self.reply_code = reply_code
+        super().__init__(message)

@@ -1,0 +1,1 @@
+"""The metered tunnel's pure protocol code: SOCKS5 parsing, FlowNet frames and metering (no I/O)."""
