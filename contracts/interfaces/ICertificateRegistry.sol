@@ -54,11 +54,7 @@ interface ICertificateRegistry {
     /// @notice Certificate `certHash` of `owner` was revoked at `revokedAt` for `reason`;
     /// `compromisedAt` is the stated compromise time (0 when not stated).
     event CertificateRevoked(
-        bytes32 indexed certHash,
-        address indexed owner,
-        RevocationReason reason,
-        uint64 revokedAt,
-        uint64 compromisedAt
+        bytes32 indexed certHash, address indexed owner, RevocationReason reason, uint64 revokedAt, uint64 compromisedAt
     );
 
     /// @notice The certificate hash or the key hash is zero.

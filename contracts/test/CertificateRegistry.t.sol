@@ -360,7 +360,9 @@ contract CertificateRegistryTest is BaseTest {
         _register(node, CERT);
         vm.warp(T0 + 3);
         vm.expectEmit(true, true, false, true, address(registry));
-        emit ICertificateRegistry.CertificateRevoked(CERT, node, ICertificateRegistry.RevocationReason.Unbonded, T0 + 3, 0);
+        emit ICertificateRegistry.CertificateRevoked(
+            CERT, node, ICertificateRegistry.RevocationReason.Unbonded, T0 + 3, 0
+        );
         _revokeAll(node, ICertificateRegistry.RevocationReason.Unbonded);
         _assertRevoked(CERT, ICertificateRegistry.RevocationReason.Unbonded, T0 + 3, 0);
     }
@@ -377,7 +379,9 @@ contract CertificateRegistryTest is BaseTest {
 
     function test_revokeAllOf_revertsWhenNotStaking() public {
         _register(node, CERT);
-        vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateUnauthorized.selector, node, stakingAddr));
+        vm.expectRevert(
+            abi.encodeWithSelector(ICertificateRegistry.CertificateUnauthorized.selector, node, stakingAddr)
+        );
         vm.prank(node);
         registry.revokeAllOf(node, uint8(ICertificateRegistry.RevocationReason.Unbonded));
         vm.expectRevert(
@@ -472,9 +476,7 @@ contract CertificateRegistryTest is BaseTest {
         length = bound(length, 0, 300);
         string memory cid = string(new bytes(length));
         if (length == 0 || length > 128) {
-            vm.expectRevert(
-                abi.encodeWithSelector(ICertificateRegistry.CertificateInvalidPemCid.selector, length, 128)
-            );
+            vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateInvalidPemCid.selector, length, 128));
         }
         vm.prank(node);
         registry.register(CERT, KEY, cid, T0 + 1);
