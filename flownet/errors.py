@@ -98,8 +98,11 @@ class ProtocolError(TunnelError):
     """A peer sent bytes that break the SOCKS5 or FlowNet frame protocol.
 
     `reply_code` is the SOCKS5 reply (or method-selection) byte to send back before closing, when one applies.
+    `completed` holds what a parser fully decoded from the same input before the error (for example the
+    frames that preceded a malformed one), so the result never depends on how the bytes were split.
     """
 
     def __init__(self, message: str, reply_code: int | None = None) -> None:
         self.reply_code = reply_code
+        self.completed: tuple[object, ...] = ()
         super().__init__(message)

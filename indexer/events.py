@@ -16,7 +16,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from flownet.chain.artifacts import load_artifact
 
-CONTRACTS = ("FlowToken", "Staking", "BandwidthMarket")
+CONTRACTS = ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry")
 
 
 class RawLog(NamedTuple):

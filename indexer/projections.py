@@ -244,6 +244,43 @@ def transfer(state: State, ev: Event, contracts: dict[str, str]) -> list[Change]
     return [_entry(ev, 0, "transfer", debit, credit, a["value"])]
 
 
+# ----------------------------------------------------------------------------------------- CertificateRegistry
+
+
+def certificate_registered(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    row = {
+        "cert_hash": a["certHash"],
+        "owner": a["owner"],
+        "key_hash": a["keyHash"],
+        "pem_cid": a["pemCid"],
+        "not_after": a["notAfter"],
+        "registered_block": ev.block_number,
+        "revoked": 0,
+        "revoked_at": None,
+        "compromised_at": None,
+        "reason": None,
+        "revoked_block": None,
+    }
+    return [Put("certificates", a["certHash"], row)]
+
+
+def certificate_revoked(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    current = state.get("certificates", a["certHash"])
+    if current is None:  # cannot happen on a real chain: the registry only revokes what it registered
+        return []
+    row = dict(current)
+    row.update(
+        revoked=1,
+        revoked_at=a["revokedAt"],
+        compromised_at=a["compromisedAt"],
+        reason=a["reason"],
+        revoked_block=ev.block_number,
+    )
+    return [Put("certificates", a["certHash"], row)]
+
+
 REDUCERS: dict[tuple[str, str], Reducer] = {
     ("Staking", "Staked"): staked,
     ("Staking", "UnstakeRequested"): unstake_requested,
@@ -256,6 +293,8 @@ REDUCERS: dict[tuple[str, str], Reducer] = {
     ("BandwidthMarket", "Redeemed"): redeemed,
     ("BandwidthMarket", "OrderClosed"): order_closed,
     ("FlowToken", "Transfer"): transfer,
+    ("CertificateRegistry", "CertificateRegistered"): certificate_registered,
+    ("CertificateRegistry", "CertificateRevoked"): certificate_revoked,
 }
 
 

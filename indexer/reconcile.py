@@ -106,6 +106,17 @@ def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: 
         stake_accounts = balances.get(f"stake:active:{row['address']}", 0)
         check(f"{who}: active vs its ledger account", int(row["active"]), stake_accounts)
 
+    if "CertificateRegistry" in deployment.addresses:
+        registry = deployment.contract(w3, "CertificateRegistry")
+        for row in conn.execute("SELECT * FROM certificates ORDER BY cert_hash"):
+            chain = registry.functions.status(bytes.fromhex(row["cert_hash"][2:])).call(block_identifier=block)
+            owner, revoked = chain[0], bool(chain[4])
+            if owner != row["owner"] or revoked != bool(row["revoked"]) or chain[2] != row["not_after"]:
+                diffs.append(
+                    f"certificate {row['cert_hash']}: ledger owner {row['owner']} revoked {bool(row['revoked'])} "
+                    f"not-after {row['not_after']} != chain owner {owner} revoked {revoked} not-after {chain[2]}"
+                )
+
     for row in conn.execute("SELECT order_id, paid, status, deposit, refunded FROM orders ORDER BY order_id"):
         paid, status = market.functions.orderState(bytes.fromhex(row["order_id"][2:])).call(block_identifier=block)
         check(f"order {row['order_id']}: paid", int(row["paid"]), paid)

@@ -24,9 +24,9 @@ from indexer import db
 from indexer.events import Event, RawLog, decode
 from indexer.projections import Append, Put, amt, reduce
 
-KEYED = {"stakers": "address", "orders": "order_id", "balances": "account"}
+KEYED = {"stakers": "address", "orders": "order_id", "balances": "account", "certificates": "cert_hash"}
 APPENDED = ("receipts", "journal")
-PROJECTIONS = ("stakers", "orders", "receipts", "journal", "balances")
+PROJECTIONS = ("stakers", "orders", "receipts", "journal", "balances", "certificates")
 
 
 def _topics(text: str) -> tuple[str, ...]:
@@ -292,6 +292,7 @@ class Ledger:
             ("receipts", "block_number, log_index"),
             ("journal", "block_number, log_index, seq"),
             ("balances", "account"),
+            ("certificates", "cert_hash"),
         ):
             digest.update(table.encode())
             for row in self.conn.execute(f"SELECT * FROM {table} ORDER BY {order}"):

@@ -20,7 +20,12 @@ def test_deploy_writes_a_verifiable_manifest(w3: Web3, tmp_path: Path) -> None:
     deployer = new_account(w3)
     steps = []
     deployment = deploy(w3, Sender(w3, deployer), DeployConfig(lock_bps=2_500), on_step=steps.append)
-    assert [s.action for s in steps] == ["deploy FlowToken", "deploy Staking", "deploy BandwidthMarket"]
+    assert [s.action for s in steps] == [
+        "deploy FlowToken",
+        "deploy Staking",
+        "deploy BandwidthMarket",
+        "deploy CertificateRegistry",
+    ]
     assert deployment.chain_id == w3.eth.chain_id
     assert deployment.deployment_block == steps[0].block_number
     assert deployment.artifact_hashes == {n: load_artifact(n).file_hash for n in deployment.addresses}
@@ -31,6 +36,7 @@ def test_deploy_writes_a_verifiable_manifest(w3: Web3, tmp_path: Path) -> None:
     assert market.functions.staking().call() == staking.address
     assert market.functions.lockBps().call() == 2_500
     assert staking.functions.slasher().call() == deployer.address
+    assert deployment.contract(w3, "CertificateRegistry").functions.staking().call() == staking.address
     assert token.functions.balanceOf(deployer.address).call() == DeployConfig().supply
 
     path = tmp_path / "deployment.json"

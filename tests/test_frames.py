@@ -212,6 +212,7 @@ def _feed(data: bytes, cuts: list[int]) -> tuple[list[Frame], str | None, int]:
         try:
             out.extend(decoder.feed(chunk))
         except ProtocolError as exc:
+            out.extend(exc.completed)  # type: ignore[arg-type]
             return out, str(exc), 0
         assert decoder.buffered <= HEADER_SIZE + MAX_PAYLOAD
     return out, None, decoder.buffered
@@ -275,3 +276,11 @@ def test_oversized_data_frame_never_buffered(extra: int) -> None:
     with pytest.raises(ProtocolError, match="exceeds"):
         decoder.feed(header(3, 0, MAX_PAYLOAD + extra) + bytes(100))
     assert decoder.buffered == 0
+
+
+def test_frames_before_a_malformed_one_survive_any_split() -> None:
+    # Found by hypothesis: an empty DATA frame followed by a frame of unknown type 0x00.
+    data = b"\x03" + b"\x00" * 8 + b"\x00" * 9
+    whole, split = _feed(data, []), _feed(data, [9])
+    assert whole == split
+    assert len(whole[0]) == 1 and whole[1] is not None and "unknown frame type 0x00" in whole[1]

@@ -206,3 +206,36 @@ def test_fast_decoder_matches_eth_abi() -> None:
     assert decode(logs[4], CONTRACT_OF).args["metadataCid"] == "bafkreiex"  # type: ignore[union-attr]
     foreign = logs[0]._replace(address="0x00000000000000000000000000000000000000E9")
     assert decode(foreign, CONTRACT_OF) is None
+
+
+def test_certificates_register_and_revoke_for_good(tmp_path: Path) -> None:
+    cert = "0x" + "c1" * 32
+    logs = [
+        make_log("CertificateRegistry", "CertificateRegistered", 1, 0, certHash=cert, owner=PROVIDER,
+                 keyHash="0x" + "4b" * 32, pemCid="bafkreipem", notAfter=2_000_000_000),
+        make_log("CertificateRegistry", "CertificateRevoked", 2, 0, certHash=cert, owner=PROVIDER, reason=1,
+                 revokedAt=1_700_000_100, compromisedAt=1_700_000_000),
+    ]  # fmt: skip
+    ledger = _ledger(tmp_path)
+    _apply_blocks(ledger, logs, 1, finalized=0)
+    row = dict(ledger.conn.execute("SELECT * FROM certificates").fetchone())
+    assert (row["owner"], row["revoked"], row["pem_cid"], row["not_after"]) == (
+        PROVIDER,
+        0,
+        "bafkreipem",
+        2_000_000_000,
+    )
+    block = Block(2, f"0x{2:064x}", f"0x{1:064x}")
+    ledger.apply([block], [logs[1]], finalized=0, cursor=block)
+    row = dict(ledger.conn.execute("SELECT * FROM certificates").fetchone())
+    assert (row["revoked"], row["reason"], row["revoked_at"], row["compromised_at"]) == (
+        1,
+        1,
+        1_700_000_100,
+        1_700_000_000,
+    )
+    ledger.rollback_to(1)
+    assert ledger.conn.execute("SELECT revoked FROM certificates").fetchone()[0] == 0
+    before = ledger.state_hash()
+    ledger.rebuild()
+    assert ledger.state_hash() == before

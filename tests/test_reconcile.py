@@ -40,3 +40,28 @@ def test_reconcile_empty_ledger(anvil: Anvil, tmp_path: Path) -> None:
     result = demo.market_round(w3, say=lambda _: None)
     ledger = Ledger(tmp_path / "empty.db", result.deployment.addresses, result.deployment.chain_id)
     assert reconcile(ledger, w3, result.deployment) == ["the ledger is empty: nothing indexed yet"]
+
+
+def test_reconcile_checks_certificates(anvil: Anvil, tmp_path: Path) -> None:
+    from conftest import new_account
+
+    from flownet.chain.tx import Sender
+
+    w3 = http_web3(anvil.url)
+    deployment = demo.market_round(w3, say=lambda _: None).deployment
+    owner = new_account(w3)
+    registry = deployment.contract(w3, "CertificateRegistry")
+    sender = Sender(w3, owner)
+    expiry = w3.eth.get_block("latest")["timestamp"] + 86_400
+    for n in (1, 2):
+        cert = bytes([n]) * 32
+        sender.transact(registry.functions.register(cert, bytes([9]) * 32, f"bafkreipem{n}", expiry), "register")
+    sender.transact(registry.functions.revoke(bytes([1]) * 32, 1, 0), "revoke")
+    ledger = Ledger(tmp_path / "certs.db", deployment.addresses, deployment.chain_id)
+    index_once(w3, deployment, ledger)
+    rows = ledger.conn.execute("SELECT cert_hash, revoked FROM certificates ORDER BY cert_hash").fetchall()
+    assert [(r[0][:4], r[1]) for r in rows] == [("0x01", 1), ("0x02", 0)]
+    assert reconcile(ledger, w3, deployment) == []
+    ledger.conn.execute("UPDATE certificates SET revoked = 0")
+    diffs = reconcile(ledger, w3, deployment)
+    assert len(diffs) == 1 and diffs[0].startswith("certificate 0x0101") and "revoked False" in diffs[0]

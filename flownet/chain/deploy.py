@@ -129,13 +129,17 @@ def deploy(
     config: DeployConfig | None = None,
     on_step: Callable[[Sent], None] | None = None,
 ) -> Deployment:
-    """Deploy FlowToken, Staking and BandwidthMarket from `sender`; the deployer holds the whole supply."""
+    """Deploy FlowToken, Staking, BandwidthMarket and CertificateRegistry from `sender`.
+
+    The deployer holds the whole token supply. The registry names Staking as the only contract that may
+    revoke every certificate of an account (on a slash or a full unbond).
+    """
     config = config or DeployConfig()
     config.validate()
     slasher = Web3.to_checksum_address(config.slasher or sender.address)
     factories = {
         n: w3.eth.contract(abi=load_artifact(n).abi, bytecode=load_artifact(n).bytecode)
-        for n in ("FlowToken", "Staking", "BandwidthMarket")
+        for n in ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry")
     }
     addresses: dict[str, str] = {}
     txs: dict[str, str] = {}
@@ -170,6 +174,7 @@ def deploy(
         config.max_duration,
         config.lock_bps,
     )
+    step("CertificateRegistry", addresses["Staking"])
     if addresses["BandwidthMarket"] != market_address:
         raise DeploymentError(
             f"market deployed at {addresses['BandwidthMarket']}, not at {market_address} that Staking names "

@@ -17,7 +17,7 @@ from web3 import Web3
 from flownet.chain.artifacts import load_artifact
 from flownet.core.units import format_flow
 
-ERROR_SOURCES = ("FlowToken", "Staking", "BandwidthMarket")
+ERROR_SOURCES = ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry")
 ROLES = {0: "none", 1: "provider", 2: "verifier"}
 AMOUNT_ARGS = {
     "amount",
@@ -35,7 +35,7 @@ AMOUNT_ARGS = {
     "max",
 }
 PRICE_ARGS = {"price", "maxPrice"}
-TIME_ARGS = {"thawEnd", "now", "reclaimableAt", "deadline"}
+TIME_ARGS = {"thawEnd", "now", "reclaimableAt", "deadline", "revokedAt", "compromisedAt", "notAfter"}
 
 #: One sentence per error; {arg} placeholders are filled with formatted argument values.
 SENTENCES = {
@@ -77,6 +77,18 @@ SENTENCES = {
     "ERC2612InvalidSigner": "FlowToken: the permit is signed by {signer}, not by {owner}",
     "InvalidAccountNonce": "FlowToken: nonce {currentNonce} expected for {account}",
     "SafeERC20FailedOperation": "token {token} refused the transfer",
+    "CertificateAlreadyRegistered": "Registry: certificate {certHash} is already registered by {owner}",
+    "CertificateAlreadyRevoked": "Registry: certificate {certHash} was already revoked at {revokedAt}",
+    "CertificateInvalidCompromisedAt": "Registry: compromise time {compromisedAt} is in the future (now {now})",
+    "CertificateInvalidConfig": "Registry: invalid deployment setting {name}",
+    "CertificateInvalidNotAfter": "Registry: the certificate expires at {notAfter}, not after now ({now})",
+    "CertificateInvalidPemCid": "Registry: PEM CID length {length} is not in 1..{maxLength}",
+    "CertificateInvalidReason": "Registry: revocation reason {reason} is not one you may give",
+    "CertificateNotOwner": "Registry: certificate {certHash} belongs to {owner}, not {caller}",
+    "CertificateNotRegistered": "Registry: certificate {certHash} is not registered",
+    "CertificateTooManyActive": "Registry: {owner} already has the maximum of {maximum} active certificates",
+    "CertificateUnauthorized": "Registry: {caller} may not do this (only {allowed})",
+    "CertificateZeroHash": "Registry: certificate hash {certHash} and key hash {keyHash} must not be zero",
     "FlowTokenInvalidHolder": "FlowToken: the initial holder cannot be {holder}",
     "FlowTokenSupplyTooLarge": "FlowToken: supply {supply} exceeds the maximum {max}",
     "ECDSAInvalidSignature": "the signature is invalid",

@@ -308,6 +308,7 @@ class FrameDecoder:
                     if frame is not None:
                         done.append(frame)
         except ProtocolError as exc:
+            exc.completed = tuple(done)
             self._error = exc
             self._buf.clear()
             raise
