@@ -57,6 +57,11 @@ class Settings:
     def devnet_dir(self) -> Path:
         return self.home / "devnet"
 
+    @property
+    def index_db(self) -> Path:
+        """The local index (an indexer ledger) that certificate and order checks read."""
+        return self.home / "index.sqlite"
+
 
 def default_home() -> Path:
     return Path(os.environ.get("FLOWNET_HOME") or Path.home() / ".flownet").expanduser()
