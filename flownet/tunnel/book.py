@@ -1,0 +1,138 @@
+"""The provider's payment book: the latest signed receipt of every order, kept in SQLite.
+
+A receipt is the provider's only claim to its money until it is redeemed, so each accepted receipt
+is committed before it is acknowledged to the client (WAL, synchronous=FULL: it survives a crash of
+the process or the machine). `redeemed_amount` records what the market has paid for the order, so the
+redeemer knows what is outstanding.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from flownet.core.receipts import Order, Receipt
+
+__all__ = ["PaymentBook", "StoredReceipt"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS receipts (
+    order_id          TEXT PRIMARY KEY,   -- 0x hex
+    nonce             INTEGER NOT NULL,
+    client            TEXT NOT NULL,
+    provider          TEXT NOT NULL,
+    deposit           TEXT NOT NULL,
+    price             TEXT NOT NULL,
+    expiry            INTEGER NOT NULL,
+    cumulative_bytes  TEXT NOT NULL,
+    cumulative_amount TEXT NOT NULL,
+    signature         BLOB NOT NULL,
+    redeemed_amount   TEXT NOT NULL DEFAULT '0',
+    updated_at        REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    order: Order
+    receipt: Receipt
+    signature: bytes
+    redeemed_amount: int
+
+    @property
+    def outstanding(self) -> int:
+        return self.receipt.cumulative_amount - self.redeemed_amount
+
+
+class PaymentBook:
+    """Thread-safe: the tunnel's event loop writes receipts, the redeemer thread marks them redeemed."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(SCHEMA)
+
+    def record(self, order: Order, receipt: Receipt, signature: bytes) -> None:
+        """Store `receipt` as the order's latest (callers have verified it is newer and valid)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO receipts (order_id, nonce, client, provider, deposit, price, expiry, cumulative_bytes,"
+                " cumulative_amount, signature, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (order_id) DO UPDATE SET cumulative_bytes = excluded.cumulative_bytes,"
+                " cumulative_amount = excluded.cumulative_amount, signature = excluded.signature,"
+                " updated_at = excluded.updated_at",
+                (
+                    "0x" + order.order_id.hex(),
+                    order.nonce,
+                    order.client,
+                    order.provider,
+                    str(order.deposit),
+                    str(order.price_per_gib),
+                    order.expiry,
+                    str(receipt.cumulative_bytes),
+                    str(receipt.cumulative_amount),
+                    signature,
+                    time.time(),
+                ),
+            )
+
+    def latest(self, order_id: bytes) -> StoredReceipt | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM receipts WHERE order_id = ?", ("0x" + order_id.hex(),)).fetchone()
+        return _stored(row) if row else None
+
+    def outstanding(self) -> list[StoredReceipt]:
+        """Receipts worth more than the market has paid for their order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM receipts WHERE cumulative_amount != redeemed_amount"
+            ).fetchall()
+        return [s for s in map(_stored, rows) if s.outstanding > 0]
+
+    def mark_redeemed(self, order_id: bytes, amount: int) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE receipts SET redeemed_amount = ? WHERE order_id = ?", (str(amount), "0x" + order_id.hex())
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+_COLUMNS = (
+    "order_id",
+    "nonce",
+    "client",
+    "provider",
+    "deposit",
+    "price",
+    "expiry",
+    "cumulative_bytes",
+    "cumulative_amount",
+    "signature",
+    "redeemed_amount",
+    "updated_at",
+)
+
+
+def _stored(row: tuple[object, ...]) -> StoredReceipt:
+    r = dict(zip(_COLUMNS, row, strict=True))
+    order = Order(
+        int(str(r["nonce"])),
+        str(r["client"]),
+        str(r["provider"]),
+        int(str(r["deposit"])),
+        int(str(r["price"])),
+        int(str(r["expiry"])),
+    )
+    receipt = Receipt(order.order_id, int(str(r["cumulative_bytes"])), int(str(r["cumulative_amount"])))
+    return StoredReceipt(order, receipt, bytes(r["signature"]), int(str(r["redeemed_amount"])))  # type: ignore[call-overload]

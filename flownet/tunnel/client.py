@@ -1,0 +1,400 @@
+"""The client's side of the tunnel: a local SOCKS5 server whose connections become streams to the provider.
+
+One TLS session to the provider carries every SOCKS connection as a stream (it is opened on the first
+connection, and again after it drops). The provider's certificate must name the order's provider
+wallet and pass `provider_check` (registered and unrevoked), or the handshake fails. The client counts
+the bytes of every stream in both directions and signs a cumulative receipt each `receipt_interval`
+bytes, and once traffic goes quiet, so the provider is paid for everything that flowed; its latest
+receipt is kept in `ReceiptLog` so a restarted client continues the count instead of starting at 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from flownet.core.receipts import MarketDomain, Order, Receipt
+from flownet.errors import ProtocolError, TunnelError
+from flownet.tunnel import frames as fr
+from flownet.tunnel import socks5
+from flownet.tunnel.mux import CloseReason, Session, Stream
+from flownet.tunnel.payment import ReceiptSigner
+from flownet.tunnel.tls import CertCheck, Identity, TlsLink, make_context
+
+__all__ = ["ClientConfig", "ClientTunnel", "ReceiptLog"]
+
+log = logging.getLogger("flownet.client")
+
+MIB = 1 << 20
+
+_SOCKS_CODE = {
+    fr.OpenStatus.NOT_ALLOWED: socks5.ReplyCode.NOT_ALLOWED,
+    fr.OpenStatus.HOST_UNREACHABLE: socks5.ReplyCode.HOST_UNREACHABLE,
+    fr.OpenStatus.CONNECTION_REFUSED: socks5.ReplyCode.CONNECTION_REFUSED,
+}
+
+
+class ReceiptLog:
+    """The latest receipt the client signed per order (SQLite), so a restart continues the cumulative count."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS signed (order_id TEXT PRIMARY KEY, cumulative_bytes TEXT NOT NULL,"
+            " cumulative_amount TEXT NOT NULL, signature BLOB NOT NULL, signed_at REAL NOT NULL) WITHOUT ROWID"
+        )
+
+    def latest(self, order_id: bytes) -> Receipt | None:
+        row = self._conn.execute(
+            "SELECT cumulative_bytes, cumulative_amount FROM signed WHERE order_id = ?", ("0x" + order_id.hex(),)
+        ).fetchone()
+        return Receipt(order_id, int(row[0]), int(row[1])) if row else None
+
+    def record(self, receipt: Receipt, signature: bytes) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO signed VALUES (?, ?, ?, ?, ?)",
+            (
+                "0x" + receipt.order_id.hex(),
+                str(receipt.cumulative_bytes),
+                str(receipt.cumulative_amount),
+                signature,
+                time.time(),
+            ),
+        )
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@dataclass
+class ClientConfig:
+    identity: Identity
+    order: Order
+    domain: MarketDomain
+    signer: ReceiptSigner
+    provider_host: str
+    provider_port: int
+    provider_check: CertCheck
+    receipts: ReceiptLog
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 1080
+    receipt_interval: int = 4 * MIB
+    settle_delay: float = 0.05  # seconds of quiet after which the traffic so far is paid
+    connect_timeout: float = 10.0
+    pay: bool = True  # False only in tests: a client that stops paying
+
+
+class ClientStream(Stream):
+    """A SOCKS5 connection: greeting, CONNECT, then a tunnelled stream."""
+
+    def __init__(self, tunnel: ClientTunnel) -> None:
+        super().__init__(None, 0)  # type: ignore[arg-type]  # joins a session once CONNECT arrives
+        self.tunnel = tunnel
+        self.state = "greeting"
+        self.head = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        if self.state == "open":
+            self.session.local_data(self, data)
+            return
+        self.head += data
+        try:
+            self._negotiate()
+        except ProtocolError as exc:
+            log.info("SOCKS client refused: %s", exc)
+            code = exc.reply_code if exc.reply_code is not None else socks5.ReplyCode.GENERAL_FAILURE
+            self._refuse(code, greeting=self.state == "greeting")
+
+    def _negotiate(self) -> None:
+        if self.state == "greeting":
+            parsed = socks5.parse_greeting(bytes(self.head))
+            if isinstance(parsed, socks5.NeedMore):
+                return
+            greeting, used = parsed
+            del self.head[:used]
+            method = socks5.choose_method(greeting)
+            self.write_local(socks5.method_selection(method))
+            if method == socks5.METHOD_NO_ACCEPTABLE:
+                self.close_local()
+                return
+            self.state = "request"
+        if self.state == "request":
+            parsed_request = socks5.parse_request(bytes(self.head))
+            if isinstance(parsed_request, socks5.NeedMore):
+                return
+            request, used = parsed_request
+            del self.head[:used]
+            self.state = "opening"
+            assert self.transport is not None
+            self.transport.pause_reading()
+            self.reading = False
+            asyncio.get_running_loop().create_task(self.tunnel.open(self, request))
+
+    def _refuse(self, code: int, greeting: bool = False) -> None:
+        if self.transport is not None:
+            reply = socks5.method_selection(code) if greeting else socks5.build_reply(code)
+            self.transport.write(reply)
+        self.state = "refused"
+        self.close_local()
+
+    def eof_received(self) -> bool:
+        if self.state == "open":
+            return super().eof_received()
+        self.close_local()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.state == "open":
+            super().connection_lost(exc)
+        else:
+            self.transport = None
+            self.state = "closed"
+
+
+class ClientSession(Session):
+    def __init__(self, tunnel: ClientTunnel) -> None:
+        super().__init__()
+        self.tunnel = tunnel
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.results: dict[int, asyncio.Future[int]] = {}
+        self.next_id = 1
+
+    def link_up(self, link: TlsLink, peer_der: bytes) -> None:
+        super().link_up(link, peer_der)
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+    def on_down(self, error: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(error or TunnelError("the provider closed the connection"))
+        for future in self.results.values():
+            if not future.done():
+                future.set_result(int(fr.OpenStatus.GENERAL_FAILURE))
+        if self.tunnel.session is self:
+            self.tunnel.session = None
+        if error is not None and self.ready.done() and self.ready.exception() is None:
+            log.warning("tunnel session to the provider ended: %s", error)
+
+    def on_sent(self, stream: Stream, size: int) -> None:
+        stream.bytes_up += size
+        self.tunnel.count(size)
+
+    def on_received(self, stream: Stream, size: int) -> None:
+        stream.bytes_down += size
+        self.tunnel.count(size)
+
+    def on_stream_end(self, stream: Stream) -> None:
+        self.tunnel.settle_soon()
+
+    def on_reset_by_peer(self, stream: Stream, reason: int) -> None:
+        name = CloseReason(reason).name if reason in CloseReason._value2member_map_ else str(reason)
+        log.info("provider closed stream %d: %s", stream.id, name)
+
+    def on_control(self, frame: fr.Frame) -> None:
+        if isinstance(frame, fr.OpenResult):
+            future = self.results.pop(frame.stream_id, None)
+            if future is not None and not future.done():
+                future.set_result(frame.status)
+        elif isinstance(frame, fr.ReceiptAck):
+            self.tunnel.acknowledged = max(self.tunnel.acknowledged, frame.cumulative_amount)
+        else:
+            raise ProtocolError(f"unexpected {type(frame).__name__} frame from the provider")
+
+
+class ClientTunnel:
+    """The SOCKS5 listener, the session to the provider, and the receipts."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.order_id = config.order.order_id
+        self.session: ClientSession | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._server: asyncio.Server | None = None
+        self._settle: asyncio.TimerHandle | None = None
+        self.context = make_context(config.identity, config.provider_check, server=False)
+        last = config.receipts.latest(self.order_id)
+        self.total = last.cumulative_bytes if last else 0  # bytes both ways, all sessions, this order
+        self.signed_bytes = self.total
+        self.signed_amount = last.cumulative_amount if last else 0
+        self.acknowledged = 0
+        self.exhausted_warned = False
+        self.stats = {"streams": 0, "refused": 0, "receipts": 0}
+
+    async def start(self) -> None:
+        self._connecting = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ClientStream(self), self.config.listen_host, self.config.listen_port, backlog=1024
+        )
+        self.config.listen_port = self._server.sockets[0].getsockname()[1]
+        log.info(
+            "SOCKS5 on %s:%d, tunnelling to %s:%d for order 0x%s",
+            self.config.listen_host,
+            self.config.listen_port,
+            self.config.provider_host,
+            self.config.provider_port,
+            self.order_id.hex(),
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.settle()
+        session = self.session
+        if session is not None:
+            for stream in list(session.streams.values()):
+                session.reset(stream, CloseReason.SHUTDOWN)
+            session.flush()
+            await asyncio.sleep(0.05)  # let the final receipt reach the provider
+            if session.link is not None:
+                session.link.close()
+
+    async def connect(self) -> ClientSession:
+        """The live session to the provider, opening one if needed."""
+        assert self._connecting is not None
+        async with self._connecting:
+            if self.session is not None and not self.session.closed:
+                return self.session
+            session = ClientSession(self)
+            loop = asyncio.get_running_loop()
+            try:
+                await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: TlsLink(self.context, session, server=False),
+                        self.config.provider_host,
+                        self.config.provider_port,
+                    ),
+                    self.config.connect_timeout,
+                )
+                await asyncio.wait_for(session.ready, self.config.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise TunnelError(
+                    f"cannot reach the provider at {self.config.provider_host}:{self.config.provider_port}: "
+                    f"{exc or type(exc).__name__}"
+                ) from None
+            log.info("tunnel session to %s:%d up", self.config.provider_host, self.config.provider_port)
+            self.session = session
+            return session
+
+    async def open(self, stream: ClientStream, request: socks5.Request) -> None:
+        """Open a stream for a SOCKS CONNECT, then answer the SOCKS client."""
+        try:
+            session = await self.connect()
+        except TunnelError as exc:
+            log.warning("%s", exc)
+            self.stats["refused"] += 1
+            stream._refuse(socks5.ReplyCode.GENERAL_FAILURE)
+            return
+        if stream.transport is None:  # the SOCKS client gave up meanwhile
+            return
+        stream_id = session.next_id
+        session.next_id += 2
+        stream.session = session
+        stream.id = stream_id
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        session.results[stream_id] = future
+        session.send(fr.Open(stream_id, self.order_id, request.port, request.host))
+        session.flush()
+        try:
+            status = await asyncio.wait_for(future, self.config.connect_timeout + 5)
+        except TimeoutError:
+            status = fr.OpenStatus.GENERAL_FAILURE
+        if status != fr.OpenStatus.OK:
+            name = fr.OpenStatus(status).name
+            log.info("CONNECT %s:%d refused by the provider: %s", request.host, request.port, name)
+            self.stats["refused"] += 1
+            stream._refuse(_SOCKS_CODE.get(fr.OpenStatus(status), socks5.ReplyCode.GENERAL_FAILURE))
+            return
+        if stream.transport is None or session.closed:
+            if not session.closed:
+                session.streams[stream_id] = stream
+                session.reset(stream, CloseReason.RESET)
+            return
+        self.stats["streams"] += 1
+        session.streams[stream_id] = stream
+        stream.state = "open"
+        stream.write_local(socks5.build_reply(socks5.ReplyCode.SUCCEEDED))
+        if stream.head:  # bytes the SOCKS client sent before our reply
+            early, stream.head = bytes(stream.head), bytearray()
+            session.local_data(stream, early)
+        stream.reading = False
+        session.update_reading(stream)
+
+    # payment
+
+    def count(self, size: int) -> None:
+        self.total += size
+        if self.total - self.signed_bytes >= self.config.receipt_interval:
+            self.pay()
+
+    def settle_soon(self) -> None:
+        if self._settle is None:
+            self._settle = asyncio.get_running_loop().call_later(self.config.settle_delay, self.settle)
+
+    def settle(self) -> None:
+        """Pay for everything that flowed so far."""
+        self._settle = None
+        if self.total > self.signed_bytes:
+            self.pay()
+
+    def pay(self) -> None:
+        """Sign and send a receipt for all bytes so far (capped by the deposit)."""
+        session = self.session
+        if not self.config.pay or session is None or session.closed:
+            return
+        order = self.config.order
+        amount = order.max_amount(self.total)
+        if amount <= self.signed_amount:
+            if self.signed_amount >= order.deposit and not self.exhausted_warned:
+                self.exhausted_warned = True
+                log.warning("order 0x%s… is exhausted: the deposit is spent", self.order_id.hex()[:12])
+            self.signed_bytes = self.total  # nothing more to pay for these bytes (rounding, or no deposit left)
+            return
+        receipt = Receipt(self.order_id, self.total, amount)
+        signature = self.config.signer.sign(receipt)
+        self.config.receipts.record(receipt, signature)
+        self.signed_bytes, self.signed_amount = self.total, amount
+        self.stats["receipts"] += 1
+        session.send(fr.ReceiptFrame(0, self.order_id, receipt.cumulative_bytes, amount, signature))
+        session.flush()
+
+
+def provider_identity_check(order: Order, chain_id: int, registered: Callable[[bytes], bool]) -> CertCheck:
+    """A check for the provider's certificate: it names the order's provider on this chain, is in its
+    validity period, and `registered(cert_hash)` (the registry, or a local index) says it is valid."""
+    from cryptography import x509
+
+    from flownet.pki import inspect
+
+    def check(der: bytes) -> str | None:
+        try:
+            info = inspect(x509.load_der_x509_certificate(der))
+        except Exception as exc:
+            return f"the provider's certificate is unreadable: {exc}"
+        if info.chain_id != chain_id:
+            return f"the provider's certificate is for chain {info.chain_id}, not {chain_id}"
+        if info.wallet != order.provider:
+            return f"the certificate names {info.wallet}, not the order's provider {order.provider}"
+        now = time.time()
+        if not info.not_before <= now < info.not_after:
+            return "the provider's certificate is outside its validity period"
+        if not registered(info.cert_hash):
+            return f"the provider's certificate 0x{info.cert_hash.hex()} is not registered and valid on chain"
+        return None
+
+    return check

@@ -1,0 +1,275 @@
+"""TLS 1.3 with DeCA certificates over asyncio: pyOpenSSL on memory BIOs under a plain transport.
+
+Python's `ssl` module verifies a peer certificate only against a trust store; DeCA certificates are
+self-issued and trusted because the chain says their wallet registered them. pyOpenSSL lets a verify
+callback decide instead, so the handshake itself fails (with an alert) when the peer's certificate is
+not registered, revoked, expired or bound to the wrong wallet — nothing is read from an unauthorised
+peer. `TlsLink` is the asyncio protocol: it owns the TCP transport, runs the handshake, and hands
+plaintext to a `LinkHandler` (the multiplexer). Flow control passes through in both directions.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from OpenSSL import SSL, crypto
+
+from flownet.errors import ConfigError, TunnelError
+
+__all__ = ["CertCheck", "Identity", "LinkHandler", "TlsLink", "make_context"]
+
+log = logging.getLogger(__name__)
+
+#: Decides on a peer certificate (DER): None accepts it, a string is the reason it is refused.
+CertCheck = Callable[[bytes], str | None]
+
+READ_SIZE = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A node's certificate and its (decrypted, in memory only) private key."""
+
+    certificate: x509.Certificate
+    key_pem: bytes = field(repr=False)
+
+    @classmethod
+    def load(cls, cert_path: Path, key_path: Path, password: str) -> Identity:
+        try:
+            certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the certificate {cert_path}: {exc}") from None
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password.encode())
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"cannot decrypt the certificate key {key_path} with the wallet's password: {exc}") from None
+        return cls.of(certificate, key)
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate, key: PrivateKeyTypes) -> Identity:
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        return cls(certificate, pem)
+
+
+def make_context(identity: Identity, check: CertCheck, *, server: bool) -> SSL.Context:
+    """A TLS 1.3-only context presenting `identity` that requires a peer certificate `check` accepts."""
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+    ctx.set_max_proto_version(SSL.TLS1_3_VERSION)
+    ctx.use_certificate(crypto.X509.from_cryptography(identity.certificate))
+    ctx.use_privatekey(crypto.load_privatekey(crypto.FILETYPE_PEM, identity.key_pem))
+    ctx.check_privatekey()
+    ctx.set_options(SSL.OP_NO_TICKET)
+
+    def verify(conn: SSL.Connection, cert: crypto.X509, _errno: int, depth: int, _ok: int) -> bool:
+        if depth != 0:
+            return False  # DeCA certificates are self-issued: a chain is never sent
+        der = crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
+        try:
+            reason = check(der)
+        except Exception as exc:  # a failing check must refuse, never accept
+            log.exception("certificate check failed")
+            reason = f"certificate check failed: {exc}"
+        if reason is not None:
+            conn.set_app_data(reason)
+            return False
+        return True
+
+    ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
+    return ctx
+
+
+class LinkHandler(Protocol):
+    """What sits on top of a TlsLink (the multiplexer)."""
+
+    def link_up(self, link: TlsLink, peer_der: bytes) -> None: ...
+
+    def link_data(self, data: bytes) -> None: ...
+
+    def link_down(self, error: Exception | None) -> None: ...
+
+    def link_pause_writing(self) -> None: ...
+
+    def link_resume_writing(self) -> None: ...
+
+
+class TlsLink:
+    """An asyncio protocol speaking TLS (pyOpenSSL, memory BIOs) to one peer on behalf of a LinkHandler."""
+
+    def __init__(self, context: SSL.Context, handler: LinkHandler, *, server: bool) -> None:
+        self._conn = SSL.Connection(context, None)
+        if server:
+            self._conn.set_accept_state()
+        else:
+            self._conn.set_connect_state()
+        self._handler = handler
+        self._transport: object | None = None
+        self._up = False
+        self._closed = False
+        self.peer_address: str = "?"
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: object) -> None:
+        self._transport = transport
+        peer = transport.get_extra_info("peername")  # type: ignore[attr-defined]
+        if peer:
+            self.peer_address = f"{peer[0]}:{peer[1]}"
+        sock = transport.get_extra_info("socket")  # type: ignore[attr-defined]
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self._handshake()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        if data:
+            self._conn.bio_write(data)
+        if not self._up:
+            self._handshake()
+            if not self._up:
+                return
+        conn = self._conn
+        handler = self._handler
+        while True:
+            try:
+                chunk = conn.recv(READ_SIZE)
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:
+                self._fail(None)
+                return
+            except SSL.Error as exc:
+                self._fail(TunnelError(f"TLS error from {self.peer_address}: {exc}"))
+                return
+            handler.link_data(chunk)
+            if self._closed:
+                return
+        self._flush()
+
+    def eof_received(self) -> bool:
+        self._fail(None if self._up else TunnelError(f"{self.peer_address} closed the connection during the handshake"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed:
+            self._closed = True
+            self._handler.link_down(exc or (None if self._up else TunnelError("connection lost during the handshake")))
+
+    def pause_writing(self) -> None:
+        self._handler.link_pause_writing()
+
+    def resume_writing(self) -> None:
+        self._handler.link_resume_writing()
+
+    # towards the peer
+
+    def write(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._conn.sendall(data)
+        self._flush()
+
+    def pause_reading(self) -> None:
+        if self._transport is not None and not self._closed:
+            self._transport.pause_reading()  # type: ignore[attr-defined]
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._closed:
+            self._transport.resume_reading()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Send close_notify and close the transport (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._up:
+            try:
+                self._conn.shutdown()
+            except SSL.Error:
+                pass
+            self._flush()
+        if self._transport is not None:
+            self._transport.close()  # type: ignore[attr-defined]
+        self._handler.link_down(None)
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()  # type: ignore[attr-defined]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def cipher(self) -> str:
+        return str(self._conn.get_cipher_name())
+
+    # internals
+
+    def _handshake(self) -> None:
+        try:
+            self._conn.do_handshake()
+        except SSL.WantReadError:
+            self._flush()
+            return
+        except SSL.Error as exc:
+            self._flush()  # deliver the alert
+            reason = self._conn.get_app_data()
+            self._fail(TunnelError(f"TLS handshake with {self.peer_address} failed: {reason or _describe(exc)}"))
+            return
+        self._flush()
+        peer = self._conn.get_peer_certificate()
+        if peer is None:  # VERIFY_FAIL_IF_NO_PEER_CERT makes this unreachable on both sides
+            self._fail(TunnelError(f"{self.peer_address} sent no certificate"))
+            return
+        if self._conn.get_protocol_version_name() != "TLSv1.3":
+            self._fail(TunnelError(f"{self.peer_address} negotiated {self._conn.get_protocol_version_name()}"))
+            return
+        self._up = True
+        self._handler.link_up(self, crypto.dump_certificate(crypto.FILETYPE_ASN1, peer))
+        # application data may have arrived with the handshake's last flight
+        if not self._closed:
+            self.data_received(b"")
+
+    def _flush(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        conn = self._conn
+        while True:
+            try:
+                out = conn.bio_read(READ_SIZE)
+            except SSL.WantReadError:
+                return
+            if not out:
+                return
+            transport.write(out)  # type: ignore[attr-defined]
+
+    def _fail(self, error: Exception | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if error is not None:
+            log.info("%s", error)
+        if self._transport is not None:
+            self._transport.close()  # type: ignore[attr-defined]
+        self._handler.link_down(error)
+
+
+def _describe(exc: SSL.Error) -> str:
+    try:
+        return "; ".join(str(part[2]) for part in exc.args[0]) or str(exc)
+    except (IndexError, TypeError):
+        return str(exc)

@@ -1,0 +1,219 @@
+"""An in-process tunnel for tests: a provider and a client on one event loop, over a hand-written index.
+
+The index is a real migrated ledger database whose `orders` and `certificates` rows are written
+directly (as the indexer would after the chain events), so every refusal can be staged without a
+chain. `LocalWeb` serves files on 127.0.0.1 from a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import http.server
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account import Account
+
+from flownet.core.receipts import MarketDomain, Order
+from flownet.pki import inspect, new_identity
+from flownet.tunnel.book import PaymentBook
+from flownet.tunnel.client import ClientConfig, ClientTunnel, ReceiptLog, provider_identity_check
+from flownet.tunnel.payment import ReceiptSigner
+from flownet.tunnel.policy import DestinationPolicy
+from flownet.tunnel.server import ProviderConfig, ProviderServer
+from flownet.tunnel.tls import Identity
+from indexer.store import Ledger
+
+CHAIN_ID = 31337
+MARKET = "0x" + "ab" * 20
+GIB = 1 << 30
+
+
+@dataclass
+class Node:
+    account: object
+    identity: Identity
+    cert_hash: bytes
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)  # type: ignore[attr-defined]
+
+
+def make_node(days: int = 30, chain_id: int = CHAIN_ID) -> Node:
+    account = Account.create()
+    key, certificate = new_identity(account.address, chain_id, days)
+    return Node(account, Identity.of(certificate, key), inspect(certificate).cert_hash)
+
+
+class FakeIndex:
+    """A ledger database with orders and certificates written by hand."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        Ledger(path, {"BandwidthMarket": MARKET}, CHAIN_ID).close()
+        self.conn = sqlite3.connect(path, isolation_level=None)
+
+    def register(self, node: Node, not_after: int | None = None, owner: str | None = None) -> None:
+        info = inspect(node.identity.certificate)
+        self.conn.execute(
+            "INSERT INTO certificates (cert_hash, owner, key_hash, pem_cid, not_after, registered_block)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                "0x" + info.cert_hash.hex(),
+                owner or node.address,
+                "0x" + info.key_hash.hex(),
+                "bafytest",
+                info.not_after if not_after is None else not_after,
+                1,
+            ),
+        )
+
+    def revoke(self, node: Node) -> None:
+        self.conn.execute(
+            "UPDATE certificates SET revoked = 1, revoked_at = ?, reason = 1, revoked_block = 2 WHERE cert_hash = ?",
+            (int(time.time()), "0x" + node.cert_hash.hex()),
+        )
+
+    def add_order(self, order: Order, status: str = "open") -> None:
+        self.conn.execute(
+            "INSERT INTO orders (order_id, nonce, client, provider, deposit, price, expiry, locked_stake, paid,"
+            " paid_bytes, refunded, status, opened_block) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                "0x" + order.order_id.hex(),
+                order.nonce,
+                order.client,
+                order.provider,
+                str(order.deposit),
+                str(order.price_per_gib),
+                order.expiry,
+                "0",
+                "0",
+                "0",
+                "0",
+                status,
+                1,
+            ),
+        )
+
+    def set_status(self, order: Order, status: str) -> None:
+        self.conn.execute("UPDATE orders SET status = ? WHERE order_id = ?", (status, "0x" + order.order_id.hex()))
+
+
+@dataclass
+class Tunnel:
+    """A provider server and a client tunnel sharing one loop (run it with `asyncio.run`)."""
+
+    tmp: Path
+    price: int = 10**18  # 1 FLOW per GiB
+    deposit: int = 100 * 10**18
+    credit_window: int = 16 << 20
+    receipt_interval: int = 4 << 20
+    payment_timeout: float = 30.0
+    pay: bool = True
+    provider: Node = field(default_factory=make_node)
+    client: Node = field(default_factory=make_node)
+    nonce: int = 1
+
+    def __post_init__(self) -> None:
+        self.index = FakeIndex(self.tmp / "index.sqlite")
+        self.order = Order(
+            self.nonce, self.client.address, self.provider.address, self.deposit, self.price, int(time.time()) + 3600
+        )
+        self.book = PaymentBook(self.tmp / "payments.sqlite")
+        self.receipts = ReceiptLog(self.tmp / "client-receipts.sqlite")
+
+    def standard(self) -> Tunnel:
+        """Both certificates registered and the order open."""
+        self.index.register(self.provider)
+        self.index.register(self.client)
+        self.index.add_order(self.order)
+        return self
+
+    async def start_provider(self, allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")) -> ProviderServer:
+        config = ProviderConfig(
+            identity=self.provider.identity,
+            provider=self.provider.address,
+            domain=MarketDomain(CHAIN_ID, MARKET),
+            index_path=self.index.path,
+            book=self.book,
+            policy=DestinationPolicy.parse(allow),
+            port=0,
+            credit_window=self.credit_window,
+            payment_timeout=self.payment_timeout,
+            monitor_interval=0.05,
+        )
+        server = ProviderServer(config)
+        await server.start()
+        self.server = server
+        return server
+
+    async def start_client(self, node: Node | None = None, order: Order | None = None) -> ClientTunnel:
+        node = node or self.client
+        order = order or self.order
+        config = ClientConfig(
+            identity=node.identity,
+            order=order,
+            domain=MarketDomain(CHAIN_ID, MARKET),
+            signer=ReceiptSigner(bytes(node.account.key), MarketDomain(CHAIN_ID, MARKET)),  # type: ignore[attr-defined]
+            provider_host="127.0.0.1",
+            provider_port=self.server.config.port,
+            provider_check=provider_identity_check(order, CHAIN_ID, lambda _h: True),
+            receipts=self.receipts,
+            listen_port=0,
+            receipt_interval=self.receipt_interval,
+            pay=self.pay,
+        )
+        tunnel = ClientTunnel(config)
+        await tunnel.start()
+        return tunnel
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class LocalWeb:
+    """A threaded HTTP server on 127.0.0.1 serving `directory`."""
+
+    def __init__(self, directory: Path) -> None:
+        handler = functools.partial(_Quiet, directory=str(directory))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> LocalWeb:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@contextlib.contextmanager
+def random_file(directory: Path, name: str, size: int) -> Iterator[Path]:
+    path = directory / name
+    with path.open("wb") as f:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 1 << 20))
+            f.write(chunk)
+            left -= len(chunk)
+    yield path
+
+
+def run(coro: object, timeout: float = 120) -> object:
+    async def bounded() -> object:
+        return await asyncio.wait_for(coro, timeout)  # type: ignore[arg-type]
+
+    return asyncio.run(bounded())
