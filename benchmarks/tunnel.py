@@ -216,7 +216,10 @@ def curl_once(web: WebServer, out: Path, socks_port: int | None) -> float:
         raise BenchError(f"curl did not finish within {max_time + 15:.0f} s") from exc
     if res.returncode != 0:
         raise BenchError(f"curl failed (status {res.returncode}): {res.stderr.strip()}")
-    code, size, seconds = res.stdout.split()
+    fields = res.stdout.split()
+    if len(fields) != 3:
+        raise BenchError(f"unexpected curl -w output: {res.stdout!r}")
+    code, size, seconds = fields
     if code != "200" or int(float(size)) != web.blob_size:
         raise BenchError(f"curl got HTTP {code} and {size} bytes, expected 200 and {web.blob_size}")
     digest = sha256_file(out)
