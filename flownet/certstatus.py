@@ -24,10 +24,12 @@ from flownet.pki import CertInfo, inspect
 
 __all__ = [
     "REASONS",
+    "REVOCATION_REASONS",
     "CertRecord",
     "CertificateRejected",
     "check_certificate",
     "lookup",
+    "reason_label",
     "revoked_among",
 ]
 
@@ -43,6 +45,24 @@ REASONS = frozenset(
         "bad-certificate",
     }
 )
+
+
+# ICertificateRegistry.RevocationReason, by value, as the CLI spells them.
+REVOCATION_REASONS = (
+    "unspecified",
+    "key-compromise",
+    "superseded",
+    "cessation-of-operation",
+    "slashed",
+    "unbonded",
+)
+
+
+def reason_label(reason: int | None) -> str:
+    """The name of a RevocationReason value (``key-compromise``), or ``reason <n>`` for an unknown one."""
+    if reason is not None and 0 <= reason < len(REVOCATION_REASONS):
+        return REVOCATION_REASONS[reason]
+    return f"reason {reason}"
 
 
 class CertificateRejected(TunnelError):
@@ -137,7 +157,8 @@ def check_certificate(conn: sqlite3.Connection, der: bytes, chain_id: int, now: 
     if record.revoked:
         raise CertificateRejected(
             "revoked",
-            f"{shown} was revoked at {record.revoked_at} (reason {record.reason}) in block {record.revoked_block}",
+            f"{shown} was revoked at {record.revoked_at} ({reason_label(record.reason)}) "
+            f"in block {record.revoked_block}",
         )
     expiry = min(record.not_after, info.not_after)
     if now >= expiry:

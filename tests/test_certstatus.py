@@ -125,6 +125,7 @@ def test_every_rejection_reason(tmp_path: Path) -> None:
         assert isinstance(error, TunnelError) and error.exit_code == 10
         assert reason in str(error)
     assert "0x" + i_revoked.cert_hash.hex() in str(seen["revoked"])
+    assert "(key-compromise) in block 3" in str(seen["revoked"])
     assert str(OTHER) in str(seen["owner-mismatch"])
 
     # The registered not-after binds even when the certificate itself lives longer.
@@ -188,3 +189,11 @@ def test_lookups_use_the_primary_key(tmp_path: Path) -> None:
 def test_unknown_reason_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="bogus"):
         CertificateRejected("bogus", "x")
+
+
+def test_reason_labels_follow_the_contract_enum() -> None:
+    from flownet.certstatus import REVOCATION_REASONS, reason_label
+    from flownet.chain.registry import RevocationReason
+
+    assert tuple(r.label for r in RevocationReason) == REVOCATION_REASONS
+    assert reason_label(1) == "key-compromise" and reason_label(9) == "reason 9" and reason_label(None) == "reason None"

@@ -273,8 +273,7 @@ def status(app: App, db_path: Path | None, cert: str) -> None:
     Given a PEM file, also checks the chain, the key and the owner the certificate names, and its
     own validity window, as the tunnel does. Exit code 0 when valid, 11 when not.
     """
-    from flownet.certstatus import CertificateRejected, check_certificate, lookup
-    from flownet.chain.registry import RevocationReason
+    from flownet.certstatus import CertificateRejected, check_certificate, lookup, reason_label
 
     cert_hash, certificate = _cert_arg(cert)
     path = db_path or app.settings.index_db
@@ -309,7 +308,7 @@ def status(app: App, db_path: Path | None, cert: str) -> None:
         app.say(f"not after   {_when(record.not_after)}")
         app.say(f"registered  in block {record.registered_block}")
         if record.revoked:
-            label = RevocationReason(record.reason).label if record.reason is not None else "?"
+            label = reason_label(record.reason)
             app.say(f"revoked     {_when(record.revoked_at or 0)} in block {record.revoked_block}, reason {label}")
             if record.compromised_at:
                 app.say(f"compromised {_when(record.compromised_at)}")
@@ -320,8 +319,10 @@ def status(app: App, db_path: Path | None, cert: str) -> None:
         app.say(f"index       {path}: nothing indexed yet")
     elif head is not None and head > cursor:
         app.say(f"index       {path} at block {cursor}, {head - cursor} behind the head it last saw ({head})")
-    else:
+    elif head is not None:
         app.say(f"index       {path} at block {cursor} (the head when it last synced)")
+    else:
+        app.say(f"index       {path} at block {cursor}")
     if verdict != "valid":
         raise CertificateNotValid(problem or f"certificate 0x{cert_hash.hex()} is {verdict} in the local index {path}")
 
