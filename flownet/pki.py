@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from flownet.errors import ConfigError
 

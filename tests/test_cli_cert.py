@@ -1,0 +1,209 @@
+"""`flownet cert register / revoke / status` on a real anvil devnet, with a real indexer run in between.
+
+The journey: cert new -> register -> index -> status valid -> revoke -> (stale index still says valid)
+-> index -> status revoked with its reason; plus every refusal that must happen before a transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from cryptography import x509
+from indexer_helpers import close_all, make_indexer
+
+from flownet.chain.connect import http_web3
+from flownet.chain.deploy import Deployment
+from flownet.chain.registry import Registry, RevocationReason
+from flownet.cli import cli
+from flownet.cli.cert import NOT_VALID_EXIT
+from flownet.devnet import DevnetState, read_state
+from flownet.pki import inspect
+
+ENV = {"FLOWNET_SCRYPT_N": "1024", "FLOWNET_PASSWORD": "cert-cli-test-password"}
+
+
+class Shell:
+    """Runs `flownet` commands in one FLOWNET_HOME."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str) -> Result:
+        return self.runner.invoke(cli, ["--home", str(self.home), *args], env=ENV, catch_exceptions=False)
+
+    def ok(self, *args: str) -> str:
+        result = self(*args)
+        assert result.exit_code == 0, f"flownet {' '.join(args)} exited {result.exit_code}:\n{result.output}"
+        return result.output
+
+    def fails(self, code: int, message: str, *args: str) -> str:
+        """Run a command that must exit with `code` and one `error:` line containing `message`."""
+        result = self(*args)
+        assert result.exit_code == code, f"expected exit {code}, got {result.exit_code}:\n{result.output}"
+        assert "Traceback" not in result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, result.output
+        assert message in errors[0], errors[0]
+        return result.output
+
+
+@pytest.fixture(scope="module")
+def sh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shell]:
+    shell = Shell(tmp_path_factory.mktemp("flownet-home"))
+    for name in ("alice", "bob", "carol"):
+        shell.ok("wallet", "new", name)
+    shell.ok("devnet", "start")
+    try:
+        yield shell
+    finally:
+        close_all()
+        shell.ok("devnet", "stop")
+
+
+def _state(sh: Shell) -> DevnetState:
+    state = read_state(sh.home / "devnet")
+    assert state is not None
+    return state
+
+
+def _index(sh: Shell, db: Path) -> int:
+    """Run the indexer over the devnet up to its head into `db`; returns the cursor block."""
+    state = _state(sh)
+    indexer = make_indexer(state.rpc_url, Deployment.load(Path(state.manifest)), db)
+    result = indexer.step()
+    assert result.cursor == result.head, result
+    indexer.ledger.close()
+    indexer.rpc.close()
+    assert result.cursor is not None
+    return result.cursor
+
+
+def _field(output: str, name: str) -> str:
+    match = re.search(rf"^{name} +(.+)$", output, re.MULTILINE)
+    assert match, f"no {name!r} line in:\n{output}"
+    return match.group(1).strip()
+
+
+def _chain_marks(sh: Shell, address: str) -> tuple[int, int]:
+    w3 = http_web3(_state(sh).rpc_url)
+    return w3.eth.block_number, w3.eth.get_transaction_count(address)
+
+
+def test_register_index_status_revoke_round_trip(sh: Shell, tmp_path: Path) -> None:
+    alice = sh.ok("wallet", "address", "alice").strip()
+    db = tmp_path / "index.sqlite"
+    sh.fails(2, "flownet provider serve", "cert", "status", "--db", str(db), "0x" + "00" * 32)
+
+    sh.ok("cert", "new", "--wallet", "alice", "--days", "30")
+    crt = sh.home / "certs" / "alice.crt.pem"
+    info = inspect(x509.load_pem_x509_certificate(crt.read_bytes()))
+    cert_hash = "0x" + info.cert_hash.hex()
+
+    out = sh.ok("cert", "register", "--wallet", "alice")  # PATH defaults to the wallet's certificate
+    assert _field(out, "certificate") == f"{cert_hash} registered by {alice}"
+    assert _field(out, "key hash") == "0x" + info.key_hash.hex()
+    cid = _field(out, "pem cid")
+    assert re.match(r"^0x[0-9a-f]{64} \(block \d+, gas [\d,]+\)$", _field(out, "tx"))
+    # The PEM is in the blob store under its CID, byte for byte.
+    assert sh.ok("blob", "get", cid).encode() == crt.read_bytes()
+    # And the chain agrees.
+    state = _state(sh)
+    registry = Registry(http_web3(state.rpc_url), Deployment.load(Path(state.manifest)))
+    on_chain = registry.status(info.cert_hash)
+    assert (on_chain.owner, on_chain.key_hash, on_chain.not_after, on_chain.revoked) == (
+        alice,
+        info.key_hash,
+        info.not_after,
+        False,
+    )
+
+    cursor = _index(sh, db)
+    for cert in (cert_hash, str(crt)):
+        status = sh.ok("cert", "status", "--db", str(db), cert)
+        assert _field(status, "status") == "valid"
+        assert _field(status, "owner") == alice
+        assert _field(status, "pem cid") == cid
+        assert _field(status, "not after").endswith(f"({info.not_after})")
+        assert _field(status, "index") == f"{db} at block {cursor} (the head when it last synced)"
+        assert "revoked" not in status
+
+    sh.fails(4, "is already registered by", "cert", "register", "--wallet", "alice", str(crt))
+
+    compromised = int(time.time()) - 3600
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(compromised))
+    out = sh.ok("cert", "revoke", "--wallet", "alice", "--reason", "key-compromise", "--compromised-at", iso, cert_hash)
+    assert _field(out, "certificate") == f"{cert_hash} revoked (key-compromise)"
+    assert _field(out, "compromised").endswith(f"({compromised})")
+    assert registry.status(info.cert_hash).reason == RevocationReason.KEY_COMPROMISE
+
+    # No RPC: until the index catches up, status still reports what the index holds.
+    assert _field(sh.ok("cert", "status", "--db", str(db), cert_hash), "status") == "valid"
+
+    _index(sh, db)
+    for cert in (cert_hash, str(crt)):
+        out = sh.fails(NOT_VALID_EXIT, "revoked", "cert", "status", "--db", str(db), cert)
+        assert _field(out, "status") == "revoked"
+        assert _field(out, "owner") == alice
+        assert re.search(r"^revoked +.+ in block \d+, reason key-compromise$", out, re.MULTILINE), out
+        assert _field(out, "compromised").endswith(f"({compromised})")
+
+    sh.fails(4, "was already revoked at", "cert", "revoke", "--wallet", "alice", str(crt))
+
+    unknown = "0x" + "ab" * 32
+    out = sh.fails(NOT_VALID_EXIT, "is unregistered", "cert", "status", "--db", str(db), unknown)
+    assert _field(out, "status") == "unregistered"
+    assert "owner" not in out
+
+
+def test_register_refuses_another_wallets_certificate_before_any_transaction(sh: Shell) -> None:
+    alice = sh.ok("wallet", "address", "alice").strip()
+    bob = sh.ok("wallet", "address", "bob").strip()
+    sh.ok("cert", "new", "--wallet", "bob")
+    bob_crt = sh.home / "certs" / "bob.crt.pem"
+    before = _chain_marks(sh, alice)
+    out = sh.fails(2, f"names wallet {bob}, but wallet 'alice' is {alice}", "cert", "register", "--wallet", "alice",
+                   str(bob_crt))  # fmt: skip
+    assert "tx " not in out
+    assert _chain_marks(sh, alice) == before
+
+
+def test_register_refuses_a_certificate_for_another_chain(sh: Shell) -> None:
+    carol = sh.ok("wallet", "address", "carol").strip()
+    sh.fails(2, "has no certificate at", "cert", "register", "--wallet", "carol")
+    sh.ok("cert", "new", "--wallet", "carol", "--chain-id", "5")
+    before = _chain_marks(sh, carol)
+    sh.fails(2, "names chain 5, but the manifest", "cert", "register", "--wallet", "carol")
+    assert _chain_marks(sh, carol) == before
+
+
+def test_bad_input_is_named(sh: Shell, tmp_path: Path) -> None:
+    hash_ = "0x" + "cd" * 32
+    sh.fails(2, "'slashed' is not one an owner may give", "cert", "revoke", "--wallet", "alice", "--reason",
+             "slashed", hash_)  # fmt: skip
+    sh.fails(2, "--compromised-at 'yesterday'", "cert", "revoke", "--wallet", "alice", "--compromised-at",
+             "yesterday", hash_)  # fmt: skip
+    sh.fails(2, "'0x1234' is neither a certificate hash", "cert", "status", "0x1234")
+    sh.fails(2, "no certificate file 'missing.pem'", "cert", "status", "missing.pem")
+    not_pem = tmp_path / "junk.pem"
+    not_pem.write_text("hello")
+    sh.fails(2, "is not a PEM certificate", "cert", "register", "--wallet", "alice", str(not_pem))
+    sh.fails(2, "no local index at", "cert", "status", hash_)  # default --db: $FLOWNET_HOME/index.sqlite
+    not_db = tmp_path / "not.sqlite"
+    not_db.write_text("not a database")
+    sh.fails(2, "is not a FlowNet index", "cert", "status", "--db", str(not_db), hash_)
+    # Revoking what was never registered reaches the contract, whose refusal is a sentence.
+    sh.fails(
+        4,
+        f"certificate {hash_[:18]}… is not registered [CertificateNotRegistered]",
+        "cert",
+        "revoke",
+        "--wallet",
+        "alice",
+        hash_,
+    )
