@@ -173,6 +173,7 @@ class ClientSession(Session):
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.results: dict[int, asyncio.Future[int]] = {}
         self.next_id = 1
+        self.error: Exception | None = None  # why the session went down
 
     def link_up(self, link: TlsLink, peer_der: bytes) -> None:
         super().link_up(link, peer_der)
@@ -180,6 +181,7 @@ class ClientSession(Session):
             self.ready.set_result(None)
 
     def on_down(self, error: Exception | None) -> None:
+        self.error = error
         if not self.ready.done():
             self.ready.set_exception(error or TunnelError("the provider closed the connection"))
         for future in self.results.values():
@@ -287,6 +289,11 @@ class ClientTunnel:
                     f"cannot reach the provider at {self.config.provider_host}:{self.config.provider_port}: "
                     f"{exc or type(exc).__name__}"
                 ) from None
+            if session.closed:  # TLS 1.3: the provider refuses our certificate after our handshake completed
+                raise TunnelError(
+                    f"the provider at {self.config.provider_host}:{self.config.provider_port} closed the session at "
+                    f"once: {session.error or 'no reason given'}"
+                )
             log.info("tunnel session to %s:%d up", self.config.provider_host, self.config.provider_port)
             self.session = session
             return session
