@@ -406,8 +406,9 @@ class ProviderServer:
                     session.fail(ConnectionAbortedError(f"client certificate {why}"))
         for order_id, account in list(self.accounts.items()):
             if not account.streams:
-                if account.held_since is None:
-                    self.accounts.pop(order_id, None)  # reloaded from the index and the book when next used
+                if account.held_since is None and account.unpaid == 0:
+                    # reloaded from the index and the book when next used; an unpaid balance is kept
+                    self.accounts.pop(order_id, None)
                 continue
             found = self.index.order(order_id)
             ended = found is None or found[1] != "open" or found[0].expiry <= now
