@@ -21,13 +21,14 @@ from pathlib import Path
 
 from eth_account import Account
 
+from flownet.certstatus import lookup
 from flownet.core.receipts import MarketDomain, Order
 from flownet.pki import inspect, new_identity
 from flownet.tunnel.book import PaymentBook
 from flownet.tunnel.client import ClientConfig, ClientTunnel, ReceiptLog, provider_identity_check
 from flownet.tunnel.payment import ReceiptSigner
 from flownet.tunnel.policy import DestinationPolicy
-from flownet.tunnel.server import ProviderConfig, ProviderServer
+from flownet.tunnel.server import OrderAccount, ProviderConfig, ProviderServer
 from flownet.tunnel.tls import Identity
 from indexer.store import Ledger
 
@@ -118,6 +119,7 @@ class Tunnel:
     receipt_interval: int = 4 << 20
     payment_timeout: float = 30.0
     pay: bool = True
+    monitor_interval: float = 0.05
     provider: Node = field(default_factory=make_node)
     client: Node = field(default_factory=make_node)
     nonce: int = 1
@@ -137,10 +139,14 @@ class Tunnel:
         self.index.add_order(self.order)
         return self
 
-    async def start_provider(self, allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")) -> ProviderServer:
+    async def start_provider(
+        self, allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128"), node: Node | None = None
+    ) -> ProviderServer:
+        """The provider's server; `node` serves under another identity than the order's provider."""
+        node = node or self.provider
         config = ProviderConfig(
-            identity=self.provider.identity,
-            provider=self.provider.address,
+            identity=node.identity,
+            provider=node.address,
             domain=MarketDomain(CHAIN_ID, MARKET),
             index_path=self.index.path,
             book=self.book,
@@ -148,12 +154,31 @@ class Tunnel:
             port=0,
             credit_window=self.credit_window,
             payment_timeout=self.payment_timeout,
-            monitor_interval=0.05,
+            monitor_interval=self.monitor_interval,
         )
         server = ProviderServer(config)
         await server.start()
         self.server = server
+        self.accounts: list[OrderAccount] = []
+        fetch = server.account
+
+        def account(order_id: bytes) -> OrderAccount | None:  # remember every account, even once evicted
+            found = fetch(order_id)
+            if found is not None and all(found is not a for a in self.accounts):
+                self.accounts.append(found)
+            return found
+
+        server.account = account  # type: ignore[method-assign]
         return server
+
+    def metered(self) -> int:
+        """Bytes the provider metered for the order, over every account it held for it."""
+        return max((a.metered for a in self.accounts if a.order.order_id == self.order.order_id), default=0)
+
+    def registered(self, cert_hash: bytes) -> bool:
+        """The client's view of the registry: the certificate is indexed and unrevoked."""
+        record = lookup(self.index.conn, cert_hash)
+        return record is not None and not record.revoked
 
     async def start_client(self, node: Node | None = None, order: Order | None = None) -> ClientTunnel:
         node = node or self.client
@@ -165,7 +190,7 @@ class Tunnel:
             signer=ReceiptSigner(bytes(node.account.key), MarketDomain(CHAIN_ID, MARKET)),  # type: ignore[attr-defined]
             provider_host="127.0.0.1",
             provider_port=self.server.config.port,
-            provider_check=provider_identity_check(order, CHAIN_ID, lambda _h: True),
+            provider_check=provider_identity_check(order, CHAIN_ID, self.registered),
             receipts=self.receipts,
             listen_port=0,
             receipt_interval=self.receipt_interval,
@@ -217,3 +242,74 @@ def run(coro: object, timeout: float = 120) -> object:
         return await asyncio.wait_for(coro, timeout)  # type: ignore[arg-type]
 
     return asyncio.run(bounded())
+
+
+class EchoServer:
+    """An asyncio TCP echo server on 127.0.0.1 that counts its connections."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.open = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> EchoServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open += 1
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+
+async def socks_connect(
+    port: int, host: str, dest_port: int, timeout: float = 10
+) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw SOCKS5 CONNECT (no auth, domain address) to the listener on `port`: (reply code, reader, writer)."""
+
+    async def go() -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x05\x01\x00")
+        selected = await reader.readexactly(2)
+        assert selected == b"\x05\x00", selected
+        raw = host.encode("ascii")
+        writer.write(b"\x05\x01\x00\x03" + bytes((len(raw),)) + raw + dest_port.to_bytes(2, "big"))
+        head = await reader.readexactly(4)
+        assert head[0] == 5 and head[2] == 0, head
+        rest = {1: 4, 4: 16}.get(head[3])
+        if rest is None:
+            rest = (await reader.readexactly(1))[0]
+        await reader.readexactly(rest + 2)
+        return head[1], reader, writer
+
+    return await asyncio.wait_for(go(), timeout)
+
+
+async def socks_exchange(port: int, payload: bytes, timeout: float = 5) -> bytes:
+    """Send raw bytes to the SOCKS listener, half-close, and return everything it answers until it closes."""
+
+    async def go() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        try:
+            return await reader.read(-1)
+        except ConnectionResetError:
+            return b"<reset>"
+        finally:
+            writer.close()
+
+    return await asyncio.wait_for(go(), timeout)

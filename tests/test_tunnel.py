@@ -1,0 +1,640 @@
+"""The tunnel engine end to end on one event loop: a provider, a client, a local web or echo server.
+
+Issue 5's list: a file through curl with matching hash, metering and receipts; every refusal with the
+result a user sees (SOCKS reply code, OpenStatus in the logs, TLS failure reason); revocation while
+connected; malformed SOCKS and frame input; 500 concurrent streams held for 30 seconds.
+Only 127.0.0.1 is used, and every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.messages import _hash_eip191_message, encode_typed_data
+from tunnel_helpers import (
+    CHAIN_ID,
+    MARKET,
+    EchoServer,
+    LocalWeb,
+    Tunnel,
+    make_node,
+    random_file,
+    run,
+    socks_connect,
+    socks_exchange,
+)
+
+from flownet.core.pricing import GIB, cost_of
+from flownet.core.receipts import MarketDomain, Order, Receipt
+from flownet.errors import TunnelError
+from flownet.tunnel import frames as fr
+from flownet.tunnel.mux import WINDOW
+from flownet.tunnel.payment import ReceiptSigner, domain_separator, receipt_digest, recover_signer
+from flownet.tunnel.tls import TlsLink, make_context
+
+MIB = 1 << 20
+DOMAIN = MarketDomain(CHAIN_ID, MARKET)
+GENERAL_FAILURE, NOT_ALLOWED = 0x01, 0x02
+
+
+async def until(predicate: object, timeout: float, step: float = 0.01) -> float:
+    """Wait until `predicate()` is true (at most `timeout` seconds); the seconds it took."""
+    start = time.perf_counter()
+    while not predicate():  # type: ignore[operator]
+        if time.perf_counter() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(step)
+    return time.perf_counter() - start
+
+
+async def curl(port: int, url: str, out: Path, timeout: float = 60) -> int:
+    proc = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "--max-time", str(timeout), "-o", str(out), "--socks5-hostname", f"127.0.0.1:{port}", url
+    )
+    return await asyncio.wait_for(proc.wait(), timeout + 5)
+
+
+async def drain(reader: asyncio.StreamReader, timeout: float) -> tuple[int, bool]:
+    """Read until EOF/reset or `timeout` of silence: (bytes read, whether the connection ended)."""
+    got = 0
+    try:
+        while True:
+            chunk = await asyncio.wait_for(reader.read(1 << 16), timeout)
+            if not chunk:
+                return got, True
+            got += len(chunk)
+    except TimeoutError:
+        return got, False
+    except ConnectionError:
+        return got, True
+
+
+def logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in record.getMessage() for record in caplog.records)
+
+
+# 1. a file through curl, metering, receipts, signatures
+
+
+def test_file_through_curl_is_metered_and_paid(tmp_path: Path) -> None:
+    size = 8 * MIB
+
+    async def main() -> None:
+        t = Tunnel(tmp_path, receipt_interval=1 * MIB).standard()
+        server = await t.start_provider()
+        client = await t.start_client()
+        with random_file(tmp_path, "f.bin", size) as f, LocalWeb(tmp_path) as web:
+            want = hashlib.sha256(f.read_bytes()).hexdigest()
+            out = tmp_path / "out.bin"
+            assert await curl(client.config.listen_port, f"http://127.0.0.1:{web.port}/f.bin", out) == 0
+            assert hashlib.sha256(out.read_bytes()).hexdigest() == want
+            # both sides counted the same bytes, and the client paid for all but the last interval on the way
+            await until(lambda: client.total > size and t.metered() == client.total, 5)
+            assert client.total - client.signed_bytes <= t.receipt_interval
+            # once settled, the book's latest receipt covers every byte at the order's price
+            expect = Receipt(t.order.order_id, client.total, cost_of(client.total, t.price))
+
+            def settled() -> bool:
+                stored = t.book.latest(t.order.order_id)
+                return stored is not None and stored.receipt == expect
+
+            await until(settled, 5)
+            stored = t.book.latest(t.order.order_id)
+            assert stored is not None and stored.order == t.order
+            assert recover_signer(domain_separator(DOMAIN), stored.receipt, stored.signature) == t.client.address
+            assert stored.signature == eth_account_signature(t.client.account, stored.receipt)
+            assert t.metered() == client.total == stored.receipt.cumulative_bytes
+            assert client.stats["receipts"] >= size // t.receipt_interval
+        await client.stop()
+        await server.stop()
+
+    run(main(), 60)
+
+
+def eth_account_signature(account: object, receipt: Receipt) -> bytes:
+    signed = account.sign_message(encode_typed_data(full_message=receipt.typed_data(DOMAIN)))  # type: ignore[attr-defined]
+    return bytes(signed.signature)
+
+
+@pytest.mark.parametrize(
+    ("total", "amount"), [(1, 1), (8 * MIB, cost_of(8 * MIB, 10**18)), (GIB, 10**18), (2**200, 2**255 + 7)]
+)
+def test_fast_signatures_equal_eth_account(total: int, amount: int) -> None:
+    account = Account.create()
+    order = Order(3, account.address, make_node().address, 10**20, 10**18, 2_000_000_000)
+    receipt = Receipt(order.order_id, total, amount)
+    signer = ReceiptSigner(bytes(account.key), DOMAIN)
+    assert signer.address == account.address
+    digest = receipt_digest(domain_separator(DOMAIN), receipt)
+    assert digest == _hash_eip191_message(encode_typed_data(full_message=receipt.typed_data(DOMAIN)))
+    signature = signer.sign(receipt)
+    assert signature == eth_account_signature(account, receipt)  # both RFC 6979: byte-identical
+    assert recover_signer(domain_separator(DOMAIN), receipt, signature) == account.address
+    assert Account._recover_hash(digest, signature=signature) == account.address
+
+
+# 2. refusals
+
+
+async def refused_connect(t: Tunnel, lenient: bool = False, **client: object) -> int:
+    """Start the tunnel and return the SOCKS reply code of one CONNECT (the connection must then close)."""
+    await t.start_provider()
+    tunnel = await t.start_client(**client)  # type: ignore[arg-type]
+    if lenient:  # accept any provider certificate
+        tunnel.context = make_context(tunnel.config.identity, lambda _der: None, server=False)
+    async with EchoServer() as echo:
+        code, reader, writer = await socks_connect(tunnel.config.listen_port, "127.0.0.1", echo.port)
+        if code == 0:
+            writer.close()
+        else:
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+    await tunnel.stop()
+    await t.server.stop()
+    return code
+
+
+@pytest.mark.parametrize(
+    ("case", "provider_log", "client_log"),
+    [
+        ("unregistered", "certificate unregistered", "alert unknown ca"),
+        ("revoked", "certificate revoked", "alert unknown ca"),
+        ("expired", "certificate expired", "alert unknown ca"),
+    ],
+)
+def test_client_certificate_refused_in_handshake(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str, provider_log: str, client_log: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    t = Tunnel(tmp_path)
+    t.index.register(t.provider)
+    t.index.add_order(t.order)
+    if case == "revoked":
+        t.index.register(t.client)
+        t.index.revoke(t.client)
+    elif case == "expired":
+        t.index.register(t.client, not_after=int(time.time()) - 60)
+    assert run(refused_connect(t), 30) == GENERAL_FAILURE
+    assert logged(caplog, provider_log)  # the provider's verify callback names the reason
+    assert logged(caplog, client_log)  # the client sees the alert (TLS 1.3: after its own Finished)
+    assert t.server.stats["streams"] == 0 and not t.accounts  # no OPEN was ever read
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("another client's order", "CERT_NOT_AUTHORISED"),
+        ("closed", "ORDER_NOT_OPEN"),
+        ("expired", "ORDER_NOT_OPEN"),
+        ("unknown", "ORDER_NOT_OPEN"),
+        ("another provider's order", "ORDER_NOT_OPEN"),
+    ],
+)
+def test_order_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str, status: str) -> None:
+    caplog.set_level(logging.INFO)
+    t = Tunnel(tmp_path)
+    t.index.register(t.provider)
+    t.index.register(t.client)
+    kwargs: dict[str, object] = {}
+    order = t.order
+    if case == "another client's order":
+        intruder = make_node()
+        t.index.register(intruder)
+        kwargs["node"] = intruder
+    elif case == "closed":
+        pass
+    elif case == "expired":
+        order = Order(2, t.client.address, t.provider.address, t.deposit, t.price, int(time.time()) - 1)
+        kwargs["order"] = order
+    elif case == "another provider's order":
+        order = Order(2, t.client.address, make_node().address, t.deposit, t.price, int(time.time()) + 3600)
+        kwargs["order"] = order
+    if case != "unknown":
+        t.index.add_order(order, "closed" if case == "closed" else "open")
+    # the client must get past its own check of the provider to ask about another provider's order
+    code = run(refused_connect(t, lenient=case == "another provider's order", **kwargs), 30)
+    assert code == GENERAL_FAILURE
+    assert logged(caplog, f"refused: {status}")  # the provider's log line
+    assert logged(caplog, f"refused by the provider: {status}")  # the client's
+
+
+def test_private_destination_not_allowed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    t = Tunnel(tmp_path).standard()
+
+    async def main() -> int:
+        await t.start_provider(allow=("10.99.0.0/16",))
+        tunnel = await t.start_client()
+        async with EchoServer() as echo:
+            code, reader, writer = await socks_connect(tunnel.config.listen_port, "localhost", echo.port)
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            assert echo.connections == 0  # the provider never connected
+        await tunnel.stop()
+        await t.server.stop()
+        return code
+
+    assert run(main(), 30) == NOT_ALLOWED
+    assert logged(caplog, "refused: NOT_ALLOWED")
+
+
+@pytest.mark.parametrize("case", ["another wallet", "unregistered", "revoked"])
+def test_client_refuses_provider_certificate(tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str) -> None:
+    caplog.set_level(logging.INFO)
+    t = Tunnel(tmp_path)
+    t.index.register(t.client)
+    t.index.add_order(t.order)
+    impostor = make_node()
+    if case == "another wallet":
+        t.index.register(t.provider)
+        t.index.register(impostor)  # a valid certificate, for a wallet that is not the order's provider
+    elif case == "revoked":
+        t.index.register(t.provider)
+        t.index.revoke(t.provider)
+    want = {
+        "another wallet": f"names {impostor.address}, not the order's provider {t.provider.address}",
+        "unregistered": "is not registered and valid on chain",
+        "revoked": "is not registered and valid on chain",
+    }[case]
+
+    async def main() -> int:
+        await t.start_provider(node=impostor if case == "another wallet" else None)
+        tunnel = await t.start_client()
+        with pytest.raises(TunnelError, match="TLS handshake with .* failed: .*" + want):
+            await tunnel.connect()
+        async with EchoServer() as echo:
+            code, reader, writer = await socks_connect(tunnel.config.listen_port, "127.0.0.1", echo.port)
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            assert echo.connections == 0
+        assert not t.server.sessions
+        await tunnel.stop()
+        await t.server.stop()
+        return code
+
+    assert run(main(), 30) == GENERAL_FAILURE
+
+
+def test_exhausted_order_ends_streams_and_refuses_new_ones(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    deposit = cost_of(2 * MIB, 10**18)  # pays for 2 MiB, the file is 16
+    t = Tunnel(tmp_path, deposit=deposit, credit_window=1 * MIB, receipt_interval=256 * 1024).standard()
+
+    async def main() -> None:
+        await t.start_provider()
+        client = await t.start_client()
+        with random_file(tmp_path, "f.bin", 16 * MIB), LocalWeb(tmp_path) as web:
+            code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", web.port)
+            assert code == 0
+            writer.write(b"GET /f.bin HTTP/1.0\r\nHost: x\r\n\r\n")
+            got, ended = await drain(reader, 5)
+            writer.close()
+            assert ended, "the provider must end the stream of an exhausted order"
+            assert 2 * MIB <= got <= 2 * MIB + t.credit_window + WINDOW
+            assert logged(caplog, "provider closed stream 1: ORDER_ENDED")
+            stored = t.book.latest(t.order.order_id)
+            assert stored is not None and stored.receipt.cumulative_amount == deposit
+            code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", web.port)
+            assert code == GENERAL_FAILURE
+            writer.close()
+            assert logged(caplog, "refused: ORDER_EXHAUSTED")
+        await client.stop()
+        await t.server.stop()
+
+    run(main(), 30)
+
+
+def test_client_that_stops_paying_is_cut_off(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    window = 1 * MIB
+    t = Tunnel(tmp_path, pay=False, credit_window=window, payment_timeout=0.5).standard()
+
+    async def main() -> None:
+        await t.start_provider()
+        client = await t.start_client()
+        with random_file(tmp_path, "f.bin", 16 * MIB), LocalWeb(tmp_path) as web:
+            code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", web.port)
+            assert code == 0
+            start = time.perf_counter()
+            writer.write(b"GET /f.bin HTTP/1.0\r\nHost: x\r\n\r\n")
+            got, ended = await drain(reader, 5)
+            elapsed = time.perf_counter() - start
+            writer.close()
+            assert ended
+            assert t.payment_timeout <= elapsed < t.payment_timeout + 1.5
+            assert window // 2 <= got <= window + WINDOW  # stopped near the credit window
+            assert t.metered() <= window + WINDOW
+            assert logged(caplog, "provider closed stream 1: PAYMENT_REQUIRED")
+            assert t.book.latest(t.order.order_id) is None
+            # the unpaid order takes no new streams
+            code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", web.port)
+            assert code == GENERAL_FAILURE
+            writer.close()
+            assert logged(caplog, "refused: PAYMENT_REQUIRED")
+        await client.stop()
+        await t.server.stop()
+
+    run(main(), 30)
+
+
+def test_unpaid_bytes_are_not_forgotten_between_streams(tmp_path: Path) -> None:
+    """A client that never pays cannot reset its debt by closing its streams and waiting for the monitor."""
+    window = 1 * MIB
+    t = Tunnel(tmp_path, pay=False, credit_window=window, payment_timeout=0.3).standard()
+
+    async def main() -> None:
+        await t.start_provider()
+        client = await t.start_client()
+        with random_file(tmp_path, "f.bin", 300 * 1024), LocalWeb(tmp_path) as web:
+            delivered = 0
+            for _ in range(8):  # 2.4 MB in small downloads, each below the credit window
+                code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", web.port)
+                if code != 0:
+                    writer.close()
+                    break
+                writer.write(b"GET /f.bin HTTP/1.0\r\nHost: x\r\n\r\n")
+                got, _ended = await drain(reader, 2)
+                writer.close()
+                delivered += got
+                await asyncio.sleep(5 * t.monitor_interval)  # the monitor runs meanwhile
+            assert delivered <= window + WINDOW
+        await client.stop()
+        await t.server.stop()
+
+    run(main(), 40)
+
+
+# 3. revocation while connected
+
+
+def test_revocation_closes_a_live_session(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    t = Tunnel(tmp_path).standard()
+
+    async def main() -> None:
+        server = await t.start_provider()
+        client = await t.start_client()
+        async with EchoServer() as echo:
+            streams = []
+            for _ in range(3):
+                code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", echo.port)
+                assert code == 0
+                writer.write(b"ping")
+                assert await asyncio.wait_for(reader.readexactly(4), 5) == b"ping"
+                streams.append((reader, writer))
+            assert len(server.sessions) == 1
+            start = time.perf_counter()
+            t.index.revoke(t.client)
+            ends = await asyncio.gather(*(drain(r, 2) for r, _ in streams))
+            elapsed = time.perf_counter() - start
+            assert all(ended for _, ended in ends)
+            assert elapsed < 1.0, elapsed
+            assert elapsed < t.monitor_interval + 0.5
+            assert not server.sessions
+            await until(lambda: client.session is None and echo.open == 0, 1)
+            for _, writer in streams:
+                writer.close()
+            # and a new session is refused in the handshake
+            code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", echo.port)
+            assert code == GENERAL_FAILURE
+            writer.close()
+        await client.stop()
+        await server.stop()
+
+    run(main(), 30)
+    assert logged(caplog, "was revoked: closing its session")
+    assert logged(caplog, "certificate revoked")
+
+
+# 4. malformed input
+
+
+@pytest.mark.parametrize(
+    ("payload", "answer"),
+    [
+        (b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00", b"\x05\xff"),  # SOCKS4
+        (b"\x05\x00", b"\x05\xff"),  # no methods
+        (b"\x05\x01\x02", b"\x05\xff"),  # username/password only
+        (b"\x05\x01\x00\x05\x02\x00\x01\x7f\x00\x00\x01\x00\x50", b"\x05\x00\x05\x07"),  # BIND
+        (b"\x05\x01\x00\x05\x03\x00\x01\x7f\x00\x00\x01\x00\x50", b"\x05\x00\x05\x07"),  # UDP ASSOCIATE
+        (b"\x05\x01\x00\x05\x01\x00\x05\x7f\x00\x00\x01\x00\x50", b"\x05\x00\x05\x08"),  # ATYP 5
+        (b"\x05\x01\x00\x04\x01\x00\x01\x7f\x00\x00\x01\x00\x50", b"\x05\x00\x05\x01"),  # request version 4
+        (b"\x05\x01\x00\x05\x01\x01\x01\x7f\x00\x00\x01\x00\x50", b"\x05\x00\x05\x01"),  # reserved byte 1
+        (b"\x05\x01\x00\x05\x01\x00\x03\x03a\x00b\x00\x50", b"\x05\x00\x05\x01"),  # NUL in the name
+    ],
+)
+def test_malformed_socks_gets_reply_and_close(tmp_path: Path, payload: bytes, answer: bytes) -> None:
+    t = Tunnel(tmp_path).standard()
+
+    async def main() -> None:
+        await t.start_provider()
+        client = await t.start_client()
+        async with EchoServer() as echo:
+            reply = await socks_exchange(client.config.listen_port, payload)
+            want = answer + b"\x00\x01" + bytes(6) if answer.startswith(b"\x05\x00\x05") else answer
+            assert reply == want  # a request's reply has the bound address 0.0.0.0:0
+            assert echo.connections == 0
+            await check_still_serving(client.config.listen_port, echo.port)
+        await client.stop()
+        await t.server.stop()
+
+    run(main(), 30)
+
+
+async def check_still_serving(socks_port: int, echo_port: int) -> None:
+    code, reader, writer = await socks_connect(socks_port, "127.0.0.1", echo_port)
+    assert code == 0
+    writer.write(b"still here")
+    assert await asyncio.wait_for(reader.readexactly(10), 5) == b"still here"
+    writer.close()
+
+
+@pytest.mark.parametrize("cut", [1, 2, 4, 7])
+def test_truncated_socks_then_closed(tmp_path: Path, cut: int) -> None:
+    t = Tunnel(tmp_path).standard()
+    full = b"\x05\x01\x00" + b"\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x50"
+
+    async def main() -> None:
+        await t.start_provider()
+        client = await t.start_client()
+        async with EchoServer() as echo:
+            for close in ("eof", "abort"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", client.config.listen_port)
+                writer.write(full[:cut])
+                if close == "eof":
+                    writer.write_eof()
+                    rest = await asyncio.wait_for(reader.read(), 5)  # the listener closes its side too
+                    assert rest in (b"", b"\x05\x00")
+                    assert rest == (b"\x05\x00" if cut >= 3 else b"")
+                writer.transport.abort()
+            await asyncio.sleep(0.05)
+            assert echo.connections == 0
+            await check_still_serving(client.config.listen_port, echo.port)
+        await client.stop()
+        await t.server.stop()
+
+    run(main(), 30)
+
+
+class RawHandler:
+    """A LinkHandler that records what a raw TLS client receives."""
+
+    def __init__(self) -> None:
+        self.up = asyncio.get_running_loop().create_future()
+        self.down = asyncio.get_running_loop().create_future()
+        self.frames: list[fr.Frame] = []
+        self.decoder = fr.FrameDecoder()
+
+    def link_up(self, link: TlsLink, peer_der: bytes) -> None:
+        self.up.set_result(link)
+
+    def link_data(self, data: bytes) -> None:
+        self.frames += self.decoder.feed(data)
+
+    def link_down(self, error: Exception | None) -> None:
+        if not self.down.done():
+            self.down.set_result(error)
+
+    def link_pause_writing(self) -> None:
+        pass
+
+    def link_resume_writing(self) -> None:
+        pass
+
+
+def frame_bytes(frame: fr.Frame) -> bytes:
+    return fr.encode(frame)
+
+
+def malformed_cases(order_id: bytes, port: int) -> dict[str, list[bytes]]:
+    open_ok = frame_bytes(fr.Open(1, order_id, port, "127.0.0.1"))
+    return {
+        "unknown type": [b"\x09" + bytes(8)],
+        "oversized length": [b"\x03\x00\x00\x00\x01" + (1 << 20).to_bytes(4, "big")],
+        "OPEN on stream 0": [frame_bytes(fr.Open(0, order_id, port, "127.0.0.1"))],
+        "short OPEN": [b"\x01\x00\x00\x00\x01\x00\x00\x00\x05hello"],
+        "duplicate OPEN": [open_ok, open_ok],
+        "OPEN_RESULT from a client": [frame_bytes(fr.OpenResult(1, 0))],
+        "RECEIPT_ACK from a client": [frame_bytes(fr.ReceiptAck(0, 5))],
+        "CLOSE with 2 bytes": [b"\x04\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00"],
+        "credit overflow": [open_ok, "wait", frame_bytes(fr.Window(1, 0xFFFFFFFF))],  # type: ignore[list-item]
+        "DATA after EOF": [open_ok, "wait", frame_bytes(fr.Close(1, 0)), frame_bytes(fr.Data(1, b"x"))],  # type: ignore[list-item]
+    }
+
+
+CASES = list(malformed_cases(bytes(32), 1))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_malformed_frames_close_only_that_session(tmp_path: Path, case: str) -> None:
+    t = Tunnel(tmp_path).standard()
+
+    async def main() -> None:
+        server = await t.start_provider()
+        client = await t.start_client()
+        async with EchoServer() as echo:
+            # a healthy session with a live stream
+            code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", echo.port)
+            assert code == 0
+            # the attacker: the same registered client identity, speaking raw frames
+            handler = RawHandler()
+            context = make_context(t.client.identity, lambda _der: None, server=False)
+            loop = asyncio.get_running_loop()
+            await loop.create_connection(
+                lambda: TlsLink(context, handler, server=False), "127.0.0.1", server.config.port
+            )
+            link = await asyncio.wait_for(handler.up, 5)
+            await until(lambda: len(server.sessions) == 2, 2)
+            for part in malformed_cases(t.order.order_id, echo.port)[case]:
+                if part == "wait":
+                    await until(lambda: any(isinstance(f, fr.OpenResult) for f in handler.frames), 5)
+                    assert handler.frames[-1] == fr.OpenResult(1, fr.OpenStatus.OK)
+                    continue
+                link.write(part)
+            await asyncio.wait_for(handler.down, 5)
+            await until(lambda: len(server.sessions) == 1, 2)
+            await until(lambda: echo.open == 1, 2)  # the attacker's stream (if any) is gone
+            # the other session did not notice
+            writer.write(b"unharmed")
+            assert await asyncio.wait_for(reader.readexactly(8), 5) == b"unharmed"
+            writer.close()
+            await check_still_serving(client.config.listen_port, echo.port)
+        await client.stop()
+        await server.stop()
+
+    run(main(), 30)
+
+
+# 5. 500 concurrent streams for 30 seconds
+
+STREAMS = 500
+HOLD = 30.0
+
+
+def test_500_concurrent_streams_for_30_seconds(tmp_path: Path) -> None:
+    t = Tunnel(tmp_path).standard()
+    errors: list[str] = []
+    writers: list[asyncio.StreamWriter] = []
+
+    async def one(port: int, echo_port: int, index: int, deadline: float, alive: set[int]) -> int:
+        rounds = 0
+        try:
+            code, reader, writer = await socks_connect(port, "127.0.0.1", echo_port, timeout=20)
+            if code != 0:
+                errors.append(f"stream {index}: SOCKS reply {code}")
+                return 0
+            alive.add(index)
+            writers.append(writer)
+            await asyncio.sleep((index % 100) / 100)  # spread the rounds over each second
+            for rounds in range(1, int(HOLD) + 5):  # bounded: about one round a second
+                message = f"{index}:{rounds}:".encode() + bytes(index % 200)
+                writer.write(message)
+                echo = await asyncio.wait_for(reader.readexactly(len(message)), 10)
+                if echo != message:
+                    errors.append(f"stream {index}: bad echo in round {rounds}")
+                    return rounds
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(1.0)
+            return rounds
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            errors.append(f"stream {index}: {type(exc).__name__} {exc}")
+            alive.discard(index)
+            return rounds
+
+    async def main() -> None:
+        server = await t.start_provider()
+        client = await t.start_client()
+        async with EchoServer() as echo:
+            alive: set[int] = set()
+            start = time.monotonic()
+            deadline = start + HOLD
+            tasks = [
+                asyncio.create_task(one(client.config.listen_port, echo.port, i, deadline, alive))
+                for i in range(STREAMS)
+            ]
+            await until(lambda: len(alive) == STREAMS or errors, 20)
+            assert not errors, errors[:5]
+            rounds = await asyncio.wait_for(asyncio.gather(*tasks), HOLD + 20)
+            assert not errors, errors[:5]
+            assert time.monotonic() - start >= HOLD
+            assert len(alive) == STREAMS
+            assert min(rounds) >= HOLD - 3
+            # all 500 are still open end to end at the end
+            assert echo.open == STREAMS
+            session = client.session
+            assert session is not None and len(session.streams) == STREAMS
+            assert sum(len(s.streams) for s in server.sessions) == STREAMS
+            assert client.stats["refused"] == 0 and client.stats["streams"] == STREAMS
+            for writer in writers:
+                writer.close()
+        await client.stop()
+        await server.stop()
+
+    run(main(), HOLD + 60)
