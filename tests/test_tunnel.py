@@ -111,6 +111,12 @@ def test_file_through_curl_is_metered_and_paid(tmp_path: Path) -> None:
             assert stored.signature == eth_account_signature(t.client.account, stored.receipt)
             assert t.metered() == client.total == stored.receipt.cumulative_bytes
             assert client.stats["receipts"] >= size // t.receipt_interval
+            assert server.stats == {
+                "sessions": 1,
+                "streams": 1,
+                "receipts": client.stats["receipts"],
+                "refused_handshakes": 0,
+            }
         await client.stop()
         await server.stop()
 
@@ -183,6 +189,7 @@ def test_client_certificate_refused_in_handshake(
     assert run(refused_connect(t), 30) == GENERAL_FAILURE
     assert logged(caplog, provider_log)  # the provider's verify callback names the reason
     assert logged(caplog, client_log)  # the client sees the alert (TLS 1.3: after its own Finished)
+    assert t.server.stats["refused_handshakes"] == 1
     assert t.server.stats["streams"] == 0 and not t.accounts  # no OPEN was ever read
 
 
@@ -632,6 +639,7 @@ def test_500_concurrent_streams_for_30_seconds(tmp_path: Path) -> None:
             assert session is not None and len(session.streams) == STREAMS
             assert sum(len(s.streams) for s in server.sessions) == STREAMS
             assert client.stats["refused"] == 0 and client.stats["streams"] == STREAMS
+            assert server.stats["streams"] == STREAMS and server.stats["refused_handshakes"] == 0
             for writer in writers:
                 writer.close()
         await client.stop()

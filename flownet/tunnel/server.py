@@ -163,6 +163,8 @@ class ProviderSession(Session):
 
     def on_down(self, error: Exception | None) -> None:
         self.server.sessions.discard(self)
+        if not self.client and error is not None:
+            self.server.stats["refused_handshakes"] += 1
         if self.client:
             log.info("client %s disconnected%s", self.client, f": {error}" if error else "")
 
@@ -250,6 +252,7 @@ class ProviderSession(Session):
         self.streams[frame.stream_id] = stream
         account.streams.add(stream)
         stream.opened = True
+        server.stats["streams"] += 1
         self._answer(frame.stream_id, fr.OpenStatus.OK)
         self.update_reading(stream)
 
