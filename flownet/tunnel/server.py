@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from flownet.certstatus import CertificateRejected, check_certificate, revoked_among
+from flownet.certstatus import CertificateRejected, check_certificate, lookup, revoked_among
 from flownet.core.pricing import GIB, cost_of
 from flownet.core.receipts import MarketDomain, Order, Receipt
 from flownet.errors import ProtocolError, ReceiptError
@@ -157,6 +157,9 @@ class ProviderSession(Session):
         super().link_up(link, peer_der)
         info = inspect(x509.load_der_x509_certificate(peer_der))
         self.client, self.cert_hash, self.cert_not_after = info.wallet, info.cert_hash, info.not_after
+        record = lookup(self.server.index.conn, info.cert_hash)  # the handshake checked it is registered
+        if record is not None:  # the wallet may have registered it for less than its own validity
+            self.cert_not_after = min(self.cert_not_after, record.not_after)
         self.peer = link.peer_address
         self.server.sessions.add(self)
         log.info("client %s connected from %s (certificate 0x%s…)", self.client, self.peer, self.cert_hash.hex()[:12])
