@@ -419,6 +419,51 @@ def test_revocation_closes_a_live_session(tmp_path: Path, caplog: pytest.LogCapt
     assert logged(caplog, "certificate revoked")
 
 
+@pytest.mark.parametrize("case", ["order closed", "order expired", "registration expired"])
+def test_live_streams_end_when_order_or_registration_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    """What the index learns while streams are open ends them within the monitor interval."""
+    caplog.set_level(logging.INFO)
+    t = Tunnel(tmp_path)
+    end_at = time.time() + 1.5
+    if case == "order expired":
+        t.order = Order(7, t.client.address, t.provider.address, t.deposit, t.price, int(end_at) + 1)
+    t.index.register(t.provider)
+    # the wallet registered its certificate until end_at, well before the certificate's own not-after
+    t.index.register(t.client, not_after=int(end_at) + 1 if case == "registration expired" else None)
+    t.index.add_order(t.order)
+
+    async def main() -> float:
+        server = await t.start_provider()
+        client = await t.start_client()
+        async with EchoServer() as echo:
+            code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", echo.port)
+            assert code == 0
+            writer.write(b"ping")
+            assert await asyncio.wait_for(reader.readexactly(4), 5) == b"ping"
+            if case == "order closed":
+                t.index.set_status(t.order, "closed")
+                ended_at = time.time()
+            else:
+                ended_at = int(end_at) + 1
+            _, ended = await drain(reader, 4)
+            late = time.time() - ended_at
+            writer.close()
+            assert ended
+            await until(lambda: echo.open == 0, 1)
+        await client.stop()
+        await server.stop()
+        return late
+
+    late = run(main(), 30)
+    assert late < 1.0, late  # type: ignore[operator]
+    if case == "registration expired":
+        assert logged(caplog, "was expired: closing its session")
+    else:
+        assert logged(caplog, "provider closed stream 1: ORDER_ENDED")
+
+
 # 4. malformed input
 
 
