@@ -284,3 +284,21 @@ def test_frames_before_a_malformed_one_survive_any_split() -> None:
     whole, split = _feed(data, []), _feed(data, [9])
     assert whole == split
     assert len(whole[0]) == 1 and whole[1] is not None and "unknown frame type 0x00" in whole[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, MAX_PAYLOAD), min_size=1, max_size=5),
+    others=st.lists(frames, max_size=4),
+    cuts=st.lists(st.integers(0, 6 * MAX_PAYLOAD), max_size=16),
+)
+def test_large_data_frames_any_chunking(sizes: list[int], others: list[Frame], cuts: list[int]) -> None:
+    # Full-size DATA frames (what the tunnel sends at speed) interleaved with control frames, cut anywhere,
+    # including inside headers and exactly at header/payload boundaries.
+    batch: list[Frame] = [Data(i, bytes([i % 251]) * n) for i, n in enumerate(sizes)]
+    for i, frame in enumerate(others):
+        batch.insert((i * 2) % (len(batch) + 1), frame)
+    data = b"".join(encode(f) for f in batch)
+    boundaries = list(itertools.accumulate(len(encode(f)) for f in batch))
+    assert _feed(data, cuts) == (batch, None, 0)
+    assert _feed(data, [*cuts, *boundaries, *(b + HEADER_SIZE for b in boundaries)]) == (batch, None, 0)

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tunnel_helpers import (
     CHAIN_ID,
     MARKET,
@@ -532,6 +538,72 @@ def test_truncated_socks_then_closed(tmp_path: Path, cut: int) -> None:
         await t.server.stop()
 
     run(main(), 30)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """A tunnel and an echo server on a loop in a thread, for blocking-socket property tests: (SOCKS, echo) ports."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    t = Tunnel(tmp_path_factory.mktemp("live")).standard()
+    echo = EchoServer()
+
+    async def start() -> tuple[int, int]:
+        await t.start_provider()
+        client = await t.start_client()
+        await echo.__aenter__()
+        t.live_client = client  # type: ignore[attr-defined]
+        return client.config.listen_port, echo.port
+
+    async def stop() -> None:
+        await t.live_client.stop()  # type: ignore[attr-defined]
+        await t.server.stop()
+        await echo.__aexit__()
+
+    try:
+        yield asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    out = b""
+    while len(out) < size:
+        chunk = sock.recv(size - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    domain=st.booleans(),
+    methods=st.lists(st.integers(1, 255), max_size=4).map(lambda m: [*m, 0]),
+    early=st.binary(max_size=3000),
+    cuts=st.lists(st.integers(0, 4000), max_size=8),
+)
+def test_socks_any_chunking_end_to_end(
+    live: tuple[int, int], domain: bool, methods: list[int], early: bytes, cuts: list[int]
+) -> None:
+    """Greeting, request and early data split anywhere still make one working stream through the tunnel."""
+    socks_port, echo_port = live
+    address = b"\x03\x09127.0.0.1" if domain else b"\x01\x7f\x00\x00\x01"
+    message = bytes((5, len(methods), *methods)) + b"\x05\x01\x00" + address + echo_port.to_bytes(2, "big") + early
+    points = sorted({c % (len(message) + 1) for c in cuts} | {0, len(message)})
+    with socket.create_connection(("127.0.0.1", socks_port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for a, b in itertools.pairwise(points):
+            sock.sendall(message[a:b])
+            time.sleep(0.002)
+        assert _recv_exactly(sock, 12) == b"\x05\x00" + b"\x05\x00\x00\x01" + bytes(6)
+        assert _recv_exactly(sock, len(early)) == early
+        sock.sendall(b"after")
+        assert _recv_exactly(sock, 5) == b"after"
 
 
 class RawHandler:

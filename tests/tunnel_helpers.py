@@ -60,7 +60,7 @@ class FakeIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         Ledger(path, {"BandwidthMarket": MARKET}, CHAIN_ID).close()
-        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
     def register(self, node: Node, not_after: int | None = None, owner: str | None = None) -> None:
         info = inspect(node.identity.certificate)
