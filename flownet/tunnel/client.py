@@ -228,6 +228,8 @@ class ClientTunnel:
         self._connecting: asyncio.Lock | None = None
         self._server: asyncio.Server | None = None
         self._settle: asyncio.TimerHandle | None = None
+        self._quiet: asyncio.TimerHandle | None = None
+        self._quiet_mark = 0
         self.context = make_context(config.identity, config.provider_check, server=False)
         last = config.receipts.latest(self.order_id)
         self.total = last.cumulative_bytes if last else 0  # bytes both ways, all sessions, this order
@@ -256,6 +258,9 @@ class ClientTunnel:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self._quiet is not None:
+            self._quiet.cancel()
+            self._quiet = None
         self.settle()
         session = self.session
         if session is not None:
@@ -347,6 +352,18 @@ class ClientTunnel:
     def count(self, size: int) -> None:
         self.total += size
         if self.total - self.signed_bytes >= self.config.receipt_interval:
+            self.pay()
+        elif self._quiet is None:
+            self._quiet_mark = self.total
+            self._quiet = asyncio.get_running_loop().call_later(self.config.settle_delay, self._when_quiet)
+
+    def _when_quiet(self) -> None:
+        """Pay once traffic pauses for settle_delay (a provider holding the order is waiting for exactly this)."""
+        self._quiet = None
+        if self.total != self._quiet_mark:  # still flowing: look again later
+            self._quiet_mark = self.total
+            self._quiet = asyncio.get_running_loop().call_later(self.config.settle_delay, self._when_quiet)
+        elif self.total > self.signed_bytes:
             self.pay()
 
     def settle_soon(self) -> None:
