@@ -356,6 +356,26 @@ def test_client_that_stops_paying_is_cut_off(tmp_path: Path, caplog: pytest.LogC
     run(main(), 30)
 
 
+def test_paying_client_is_not_cut_off_by_a_small_credit_window(tmp_path: Path) -> None:
+    """A provider whose credit window is smaller than the client's receipt interval holds the order; the
+    client must notice the quiet and pay, or a paying client would be cut off after the payment timeout."""
+    t = Tunnel(tmp_path, credit_window=1 * MIB, receipt_interval=4 * MIB, payment_timeout=1.0).standard()
+    size = 8 * MIB
+
+    async def main() -> None:
+        await t.start_provider()
+        client = await t.start_client()
+        with random_file(tmp_path, "f.bin", size) as f, LocalWeb(tmp_path) as web:
+            want = hashlib.sha256(f.read_bytes()).hexdigest()
+            out = tmp_path / "out.bin"
+            assert await curl(client.config.listen_port, f"http://127.0.0.1:{web.port}/f.bin", out, timeout=20) == 0
+            assert hashlib.sha256(out.read_bytes()).hexdigest() == want
+        await client.stop()
+        await t.server.stop()
+
+    run(main(), 40)
+
+
 def test_unpaid_bytes_are_not_forgotten_between_streams(tmp_path: Path) -> None:
     """A client that never pays cannot reset its debt by closing its streams and waiting for the monitor."""
     window = 1 * MIB

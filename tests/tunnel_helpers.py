@@ -241,6 +241,10 @@ def run(coro: object, timeout: float = 120) -> object:
     async def bounded() -> object:
         return await asyncio.wait_for(coro, timeout)  # type: ignore[arg-type]
 
+    if os.environ.get("FLOWNET_TEST_LOOP") == "uvloop":
+        import uvloop
+
+        return uvloop.run(bounded())
     return asyncio.run(bounded())
 
 
