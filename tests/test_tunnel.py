@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import os
 import socket
 import threading
 import time
@@ -151,6 +152,64 @@ def test_fast_signatures_equal_eth_account(total: int, amount: int) -> None:
     assert Account._recover_hash(digest, signature=signature) == account.address
 
 
+def test_upload_and_half_close(tmp_path: Path) -> None:
+    """Bytes up (client to destination) are carried, flow-controlled and metered, and an EOF is half-close:
+    the destination still answers after the client finished sending."""
+    t = Tunnel(tmp_path).standard()
+    upload = os.urandom(3 * MIB + 12345)
+
+    async def digest_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.read(-1)
+        writer.write(hashlib.sha256(data).digest() + len(data).to_bytes(8, "big"))
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        await t.start_provider()
+        client = await t.start_client()
+        sink = await asyncio.start_server(digest_server, "127.0.0.1", 0)
+        port = sink.sockets[0].getsockname()[1]
+        code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", port)
+        assert code == 0
+        writer.write(upload)
+        writer.write_eof()
+        answer = await asyncio.wait_for(reader.read(-1), 10)
+        assert answer == hashlib.sha256(upload).digest() + len(upload).to_bytes(8, "big")
+        writer.close()
+        await until(lambda: t.metered() == client.total == len(upload) + len(answer), 5)
+        sink.close()
+        await client.stop()
+        await t.server.stop()
+
+    run(main(), 30)
+
+
+def test_restarts_continue_the_cumulative_receipt(tmp_path: Path) -> None:
+    """A restarted client continues its count from its receipt log, a restarted provider from its book."""
+    t = Tunnel(tmp_path, receipt_interval=1 * MIB).standard()
+
+    async def session(web: LocalWeb) -> int:
+        await t.start_provider()
+        client = await t.start_client()
+        out = tmp_path / "out.bin"
+        assert await curl(client.config.listen_port, f"http://127.0.0.1:{web.port}/f.bin", out) == 0
+        await until(
+            lambda: (s := t.book.latest(t.order.order_id)) is not None and s.receipt.cumulative_bytes == client.total, 5
+        )
+        total = client.total
+        await client.stop()
+        await t.server.stop()
+        return total
+
+    with random_file(tmp_path, "f.bin", 2 * MIB), LocalWeb(tmp_path) as web:
+        first = run(session(web), 30)
+        second = run(session(web), 30)
+    assert first > 2 * MIB and second - first == first  # the same download again, counted on top
+    stored = t.book.latest(t.order.order_id)
+    assert stored is not None and stored.receipt == Receipt(t.order.order_id, second, cost_of(second, t.price))
+    assert recover_signer(domain_separator(DOMAIN), stored.receipt, stored.signature) == t.client.address
+
+
 # 2. refusals
 
 
@@ -237,7 +296,8 @@ def test_order_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture, case: s
     assert logged(caplog, f"refused by the provider: {status}")  # the client's
 
 
-def test_private_destination_not_allowed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "0.0.0.0"])
+def test_private_destination_not_allowed(tmp_path: Path, caplog: pytest.LogCaptureFixture, host: str) -> None:
     caplog.set_level(logging.INFO)
     t = Tunnel(tmp_path).standard()
 
@@ -245,7 +305,7 @@ def test_private_destination_not_allowed(tmp_path: Path, caplog: pytest.LogCaptu
         await t.start_provider(allow=("10.99.0.0/16",))
         tunnel = await t.start_client()
         async with EchoServer() as echo:
-            code, reader, writer = await socks_connect(tunnel.config.listen_port, "localhost", echo.port)
+            code, reader, writer = await socks_connect(tunnel.config.listen_port, host, echo.port)
             assert await asyncio.wait_for(reader.read(), 5) == b""
             writer.close()
             assert echo.connections == 0  # the provider never connected
