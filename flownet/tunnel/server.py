@@ -55,6 +55,7 @@ class ProviderConfig:
     credit_window: int = 16 * MIB  # unpaid bytes tolerated before an order's streams are held
     payment_timeout: float = 30.0  # seconds a held order may stay unpaid before its streams close
     connect_timeout: float = 10.0
+    handshake_timeout: float = 10.0  # seconds a connection may take to complete the TLS handshake
     monitor_interval: float = 0.25
     max_streams: int = 1024  # per session
     clock: Callable[[], float] = time.time
@@ -307,7 +308,18 @@ class ProviderServer:
 
     def _link(self) -> TlsLink:
         self.stats["sessions"] += 1
-        return TlsLink(self.context, ProviderSession(self), server=True)
+        session = ProviderSession(self)
+        link = TlsLink(self.context, session, server=True)
+        asyncio.get_running_loop().call_later(self.config.handshake_timeout, self._handshake_deadline, session, link)
+        return link
+
+    def _handshake_deadline(self, session: ProviderSession, link: TlsLink) -> None:
+        """Drop a connection that has not completed its handshake in time (it would hold a socket forever)."""
+        if session.link is None and not link.closed:
+            log.info(
+                "no TLS handshake from %s within %.0f s: closing", link.peer_address, self.config.handshake_timeout
+            )
+            link.close()
 
     async def stop(self) -> None:
         if self._monitor is not None:
