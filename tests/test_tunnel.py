@@ -686,6 +686,32 @@ def test_socks_any_chunking_end_to_end(
         assert _recv_exactly(sock, 5) == b"after"
 
 
+@pytest.mark.parametrize("sent", [b"", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"])
+def test_provider_drops_a_connection_without_handshake(tmp_path: Path, sent: bytes) -> None:
+    """Silent or stalled connections to the provider's public port do not hold a socket forever."""
+    t = Tunnel(tmp_path).standard()
+
+    async def main() -> None:
+        server = await t.start_provider()
+        server.config.handshake_timeout = 0.3
+        async with EchoServer() as echo:
+            client = await t.start_client()
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.config.port)
+            writer.write(sent)  # nothing, or the start of a ClientHello
+            start = time.perf_counter()
+            assert await asyncio.wait_for(reader.read(), 3) == b""
+            assert 0.25 < time.perf_counter() - start < 1.5
+            writer.close()
+            await check_still_serving(client.config.listen_port, echo.port)
+            await asyncio.sleep(0.5)  # a session that completed its handshake is not dropped
+            await check_still_serving(client.config.listen_port, echo.port)
+            assert len(server.sessions) == 1
+        await client.stop()
+        await server.stop()
+
+    run(main(), 30)
+
+
 class RawHandler:
     """A LinkHandler that records what a raw TLS client receives."""
 
