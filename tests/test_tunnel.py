@@ -869,3 +869,56 @@ def test_500_concurrent_streams_for_30_seconds(tmp_path: Path) -> None:
         await server.stop()
 
     run(main(), HOLD + 60)
+
+
+def test_provider_verifies_receipts_like_the_market(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Receipts from a raw client: only a valid, newer one is stored and acknowledged; bad ones leave the session up."""
+    caplog.set_level(logging.INFO)
+    t = Tunnel(tmp_path).standard()
+    signer = ReceiptSigner(bytes(t.client.account.key), DOMAIN)  # type: ignore[attr-defined]
+    stranger = ReceiptSigner(bytes(Account.create().key), DOMAIN)
+    oid = t.order.order_id
+
+    def frame(receipt: Receipt, signature: bytes) -> bytes:
+        return fr.encode(
+            fr.ReceiptFrame(0, receipt.order_id, receipt.cumulative_bytes, receipt.cumulative_amount, signature)
+        )
+
+    good = Receipt(oid, MIB, cost_of(MIB, t.price))
+    sig = signer.sign(good)
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    high_s = sig[:32] + (n - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big") + bytes((55 - sig[64],))
+    greedy = Receipt(oid, MIB, cost_of(MIB, t.price) + 1)
+    bad = [
+        (frame(good, stranger.sign(good)), "receipt signed by"),
+        (frame(good, high_s), "high s value"),
+        (frame(good, sig[:64] + b"\x01"), "not 27 or 28"),
+        (frame(greedy, signer.sign(greedy)), "is more than"),
+        (
+            frame(Receipt(oid, 2**80, t.deposit + 1), signer.sign(Receipt(oid, 2**80, t.deposit + 1))),
+            "exceeds the deposit",
+        ),
+    ]
+
+    async def main() -> None:
+        server = await t.start_provider()
+        handler = RawHandler()
+        context = make_context(t.client.identity, lambda _der: None, server=False)
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(lambda: TlsLink(context, handler, server=False), "127.0.0.1", server.config.port)
+        link = await asyncio.wait_for(handler.up, 5)
+        for raw, why in bad:
+            link.write(raw)
+            await until(lambda why=why: logged(caplog, why), 2)  # type: ignore[misc]
+        link.write(frame(good, sig))
+        await until(lambda: fr.ReceiptAck(0, good.cumulative_amount) in handler.frames, 2)
+        link.write(frame(good, sig))  # a replay
+        await until(lambda: logged(caplog, "is not more than the"), 2)
+        assert handler.frames == [fr.ReceiptAck(0, good.cumulative_amount)]  # one acknowledgement, nothing else
+        assert not handler.down.done() and len(server.sessions) == 1
+        stored = t.book.latest(oid)
+        assert stored is not None and (stored.receipt, stored.signature) == (good, sig)
+        link.close()
+        await server.stop()
+
+    run(main(), 30)
