@@ -277,7 +277,9 @@ class Session:
             raise ProtocolError(f"stream {frame.stream_id}: DATA after the peer's EOF")
         stream.recv_allowance -= size
         if stream.recv_allowance < 0:
-            raise ProtocolError(f"stream {frame.stream_id}: the peer sent {-stream.recv_allowance} bytes over its window")
+            raise ProtocolError(
+                f"stream {frame.stream_id}: the peer sent {-stream.recv_allowance} bytes over its window"
+            )
         stream.write_local(frame.data)
         stream.unacked += size
         self.on_received(stream, size)

@@ -10,6 +10,7 @@ plaintext to a `LinkHandler` (the multiplexer). Flow control passes through in b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
@@ -50,12 +51,16 @@ class Identity:
         try:
             key = serialization.load_pem_private_key(key_path.read_bytes(), password.encode())
         except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(f"cannot decrypt the certificate key {key_path} with the wallet's password: {exc}") from None
+            raise ConfigError(
+                f"cannot decrypt the certificate key {key_path} with the wallet's password: {exc}"
+            ) from None
         return cls.of(certificate, key)
 
     @classmethod
     def of(cls, certificate: x509.Certificate, key: PrivateKeyTypes) -> Identity:
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         return cls(certificate, pem)
 
 
@@ -125,10 +130,8 @@ class TlsLink:
             self.peer_address = f"{peer[0]}:{peer[1]}"
         sock = transport.get_extra_info("socket")  # type: ignore[attr-defined]
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         self._handshake()
 
     def data_received(self, data: bytes) -> None:
@@ -195,10 +198,8 @@ class TlsLink:
             return
         self._closed = True
         if self._up:
-            try:
+            with contextlib.suppress(SSL.Error):
                 self._conn.shutdown()
-            except SSL.Error:
-                pass
             self._flush()
         if self._transport is not None:
             self._transport.close()  # type: ignore[attr-defined]
