@@ -38,6 +38,9 @@ def _logging(app: App) -> None:
     logging.basicConfig(
         level=logging.DEBUG if app.debug else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not app.debug:
+        for noisy in ("httpx", "httpcore", "web3", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _host_port(text: str, what: str) -> tuple[str, int]:
@@ -199,7 +202,7 @@ def serve(
         book.close()
         ledger.close()
         if outstanding:
-            app.say(f"{format_flow(outstanding)} FLOW of receipts could not be redeemed yet (kept in the book)")
+            app.say(f"{format_flow(outstanding)} of receipts could not be redeemed yet (kept in the book)")
 
 
 def _heartbeats(app: App, account: object, fullnode: str, stop: threading.Event) -> None:
@@ -308,13 +311,13 @@ def connect(
         left = order.deposit - paid
         app.say(
             f"SOCKS5 proxy on {listen_host}:{config.listen_port} for order {order.nonce} with {order.provider} at "
-            f"{provider_host}:{provider_port} ({format_flow(left)} FLOW of escrow left); Ctrl-C stops"
+            f"{provider_host}:{provider_port} ({format_flow(left)} of escrow left); Ctrl-C stops"
         )
         await stop.wait()
         await tunnel.stop()
         app.say(
             f"carried {tunnel.total:,} bytes in {tunnel.stats['streams']} stream(s); signed receipts for "
-            f"{format_flow(tunnel.signed_amount)} FLOW"
+            f"{format_flow(tunnel.signed_amount)}"
         )
 
     try:

@@ -64,7 +64,7 @@ class Redeemer:
             self.transactions += 1
             paid = self._settled(due)
             log.info(
-                "redeemed %d receipt(s) for %s FLOW in tx %s (gas %d)",
+                "redeemed %d receipt(s) for %s in tx %s (gas %d)",
                 len(due),
                 format_flow(paid),
                 sent.tx_hash,
