@@ -133,7 +133,7 @@ class Session:
         self.decoder = fr.FrameDecoder()
         self.link_blocked = False
         self.closed = False
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
 
     # LinkHandler
 
@@ -189,7 +189,7 @@ class Session:
         for start in range(0, len(view), CHUNK):
             part = view[start : start + CHUNK]
             self._out.append(header + len(part).to_bytes(4, "big"))
-            self._out.append(bytes(part))
+            self._out.append(part)  # type: ignore[arg-type]  # joined without copying it first
 
     def flush(self) -> None:
         if self._out and self.link is not None and not self.closed:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import logging
 import socket
 import sqlite3
@@ -92,6 +93,13 @@ class IndexView:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _ip_literal(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
 
 
 class OrderAccount:
@@ -222,10 +230,14 @@ class ProviderSession(Session):
             return
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(frame.host, frame.port, type=socket.SOCK_STREAM), server.config.connect_timeout
-            )
-            address = server.config.policy.pick([str(info[4][0]) for info in infos])
+            literal = _ip_literal(frame.host)
+            if literal is not None:  # no resolver round trip for an address
+                address = server.config.policy.check(literal)
+            else:
+                infos = await asyncio.wait_for(
+                    loop.getaddrinfo(frame.host, frame.port, type=socket.SOCK_STREAM), server.config.connect_timeout
+                )
+                address = server.config.policy.pick([str(info[4][0]) for info in infos])
         except DestinationRefused as exc:
             self._answer(frame.stream_id, fr.OpenStatus.NOT_ALLOWED, str(exc))
             return
@@ -335,6 +347,9 @@ class ProviderServer:
         if found is None:
             return fr.OpenStatus.ORDER_NOT_OPEN, f"order 0x{order_id.hex()} is not in the index", None
         order, status = found
+        if order_id not in self.accounts:
+            stored = self.config.book.latest(order_id)
+            self.accounts[order_id] = OrderAccount(order, stored.receipt if stored else None)
         if order.provider != self.config.provider:
             return fr.OpenStatus.ORDER_NOT_OPEN, f"order is for provider {order.provider}", None
         if order.client != session.client:

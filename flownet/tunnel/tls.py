@@ -144,21 +144,26 @@ class TlsLink:
             if not self._up:
                 return
         conn = self._conn
-        handler = self._handler
-        while True:
+        chunks: list[bytes] = []
+        ended: tuple[Exception | None] | None = None  # (None,) on close_notify, (error,) on a TLS error
+        while True:  # drain every whole record the bytes completed, then hand them over at once
             try:
-                chunk = conn.recv(READ_SIZE)
+                chunks.append(conn.recv(READ_SIZE))
             except SSL.WantReadError:
                 break
             except SSL.ZeroReturnError:
-                self._fail(None)
-                return
+                ended = (None,)
+                break
             except SSL.Error as exc:
-                self._fail(TunnelError(f"TLS error from {self.peer_address}: {exc}"))
-                return
-            handler.link_data(chunk)
-            if self._closed:
-                return
+                ended = (TunnelError(f"TLS error from {self.peer_address}: {exc}"),)
+                break
+        if chunks:
+            self._handler.link_data(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if ended is not None:
+            self._fail(ended[0])
+            return
+        if self._closed:
+            return
         self._flush()
 
     def eof_received(self) -> bool:
