@@ -10,13 +10,14 @@ plaintext to a `LinkHandler` (the multiplexer). Flow control passes through in b
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -106,7 +107,7 @@ class LinkHandler(Protocol):
     def link_resume_writing(self) -> None: ...
 
 
-class TlsLink:
+class TlsLink(asyncio.Protocol):
     """An asyncio protocol speaking TLS (pyOpenSSL, memory BIOs) to one peer on behalf of a LinkHandler."""
 
     def __init__(self, context: SSL.Context, handler: LinkHandler, *, server: bool) -> None:
@@ -116,19 +117,19 @@ class TlsLink:
         else:
             self._conn.set_connect_state()
         self._handler = handler
-        self._transport: object | None = None
+        self._transport: asyncio.Transport | None = None
         self._up = False
         self._closed = False
         self.peer_address: str = "?"
 
     # asyncio.Protocol
 
-    def connection_made(self, transport: object) -> None:
-        self._transport = transport
-        peer = transport.get_extra_info("peername")  # type: ignore[attr-defined]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
         if peer:
             self.peer_address = f"{peer[0]}:{peer[1]}"
-        sock = transport.get_extra_info("socket")  # type: ignore[attr-defined]
+        sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -191,11 +192,11 @@ class TlsLink:
 
     def pause_reading(self) -> None:
         if self._transport is not None and not self._closed:
-            self._transport.pause_reading()  # type: ignore[attr-defined]
+            self._transport.pause_reading()
 
     def resume_reading(self) -> None:
         if self._transport is not None and not self._closed:
-            self._transport.resume_reading()  # type: ignore[attr-defined]
+            self._transport.resume_reading()
 
     def close(self) -> None:
         """Send close_notify and close the transport (idempotent)."""
@@ -207,12 +208,12 @@ class TlsLink:
                 self._conn.shutdown()
             self._flush()
         if self._transport is not None:
-            self._transport.close()  # type: ignore[attr-defined]
+            self._transport.close()
         self._handler.link_down(None)
 
     def abort(self) -> None:
         if self._transport is not None:
-            self._transport.abort()  # type: ignore[attr-defined]
+            self._transport.abort()
 
     @property
     def closed(self) -> bool:
@@ -261,7 +262,7 @@ class TlsLink:
                 return
             if not out:
                 return
-            transport.write(out)  # type: ignore[attr-defined]
+            transport.write(out)
 
     def _fail(self, error: Exception | None) -> None:
         if self._closed:
@@ -270,7 +271,7 @@ class TlsLink:
         if error is not None:
             log.info("%s", error)
         if self._transport is not None:
-            self._transport.close()  # type: ignore[attr-defined]
+            self._transport.close()
         self._handler.link_down(error)
 
 
