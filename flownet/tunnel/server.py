@@ -167,6 +167,10 @@ class ProviderSession(Session):
         self.client, self.cert_hash, self.cert_not_after = info.wallet, info.cert_hash, info.not_after
         self.peer = link.peer_address
         self.server.sessions.add(self)
+        # TLS 1.3 clients finish their handshake before we judge their certificate: this first frame
+        # (WINDOW on the control stream 0) tells the client it was accepted.
+        self.send(fr.Window(0, 0))
+        self.flush()
         log.info("client %s connected from %s (certificate 0x%s…)", self.client, self.peer, self.cert_hash.hex()[:12])
 
     def on_down(self, error: Exception | None) -> None:
