@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {ICertificateRegistry} from "./interfaces/ICertificateRegistry.sol";
+import {IStaking} from "./interfaces/IStaking.sol";
 
 /// @title FlowNet decentralized certificate authority (see ICertificateRegistry for the full specification)
 contract CertificateRegistry is ICertificateRegistry {
@@ -18,9 +19,14 @@ contract CertificateRegistry is ICertificateRegistry {
     /// @dev Position + 1 of a certificate in its owner's `_active` list; 0 when not in it.
     mapping(bytes32 certHash => uint256) private _activePos;
 
-    /// @param staking_ The only address allowed to call revokeAllOf (the Staking contract).
+    /// @param staking_ The only address allowed to call revokeAllOf (the Staking contract). It must
+    /// name this registry as its certificateRegistry, or its slashes and unbonds would revoke nothing here.
     constructor(address staking_) {
         if (staking_ == address(0)) revert CertificateInvalidConfig("staking");
+        // Staking names its registry at deployment; refuse to be a registry it does not call.
+        if (IStaking(staking_).certificateRegistry() != address(this)) {
+            revert CertificateInvalidConfig("staking.certificateRegistry");
+        }
         _staking = staking_;
     }
 

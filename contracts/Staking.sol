@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
+import {ICertificateRegistry} from "./interfaces/ICertificateRegistry.sol";
 
 /// @title FlowNet staking (see IStaking for the full specification)
 contract Staking is IStaking {
@@ -18,6 +19,7 @@ contract Staking is IStaking {
     IERC20 private immutable _token;
     address private immutable _slasher;
     address private immutable _market;
+    address private immutable _certificateRegistry;
     uint64 private immutable _thawPeriod;
     uint96 private immutable _providerMinStake;
     uint96 private immutable _verifierMinStake;
@@ -29,11 +31,15 @@ contract Staking is IStaking {
     /// @param slasher_ The only address allowed to slash (the slashing contract).
     /// @param market_ The only address allowed to lock stake (the BandwidthMarket; its address can be
     /// computed before it is deployed, which keeps both references immutable).
+    /// @param certificateRegistry_ The CertificateRegistry whose certificates of an account are revoked
+    /// on a slash or a full unbond; like the market, deployed after Staking at a precomputed address
+    /// (its constructor checks that Staking names it).
     /// @param thawPeriod_ Seconds between an unstake request and its withdrawal; at least the dispute window.
     constructor(
         address token_,
         address slasher_,
         address market_,
+        address certificateRegistry_,
         uint64 thawPeriod_,
         uint96 providerMinStake_,
         uint96 verifierMinStake_
@@ -41,12 +47,17 @@ contract Staking is IStaking {
         if (token_ == address(0)) revert StakingInvalidConfig("token");
         if (slasher_ == address(0)) revert StakingInvalidConfig("slasher");
         if (market_ == address(0)) revert StakingInvalidConfig("market");
+        // Two different contracts, hence two different addresses: equal ones mean a wrong nonce.
+        if (certificateRegistry_ == address(0) || certificateRegistry_ == market_) {
+            revert StakingInvalidConfig("certificateRegistry");
+        }
         if (thawPeriod_ == 0 || thawPeriod_ > MAX_THAW_PERIOD) revert StakingInvalidConfig("thawPeriod");
         if (providerMinStake_ == 0) revert StakingInvalidConfig("providerMinStake");
         if (verifierMinStake_ == 0) revert StakingInvalidConfig("verifierMinStake");
         _token = IERC20(token_);
         _slasher = slasher_;
         _market = market_;
+        _certificateRegistry = certificateRegistry_;
         _thawPeriod = thawPeriod_;
         _providerMinStake = providerMinStake_;
         _verifierMinStake = verifierMinStake_;
@@ -107,6 +118,10 @@ contract Staking is IStaking {
         s.thawing = 0;
         s.thawEnd = 0;
         emit Withdrawn(msg.sender, amount);
+        // Nothing thaws any more; with no active stake either the account has fully unbonded.
+        // `active` shares its slot with the thawEnd just written, so the check costs a warm read and
+        // a partial withdrawal makes no external call.
+        if (s.active == 0) _revokeCertificates(msg.sender, ICertificateRegistry.RevocationReason.Unbonded);
         _token.safeTransfer(msg.sender, amount);
     }
 
@@ -138,6 +153,9 @@ contract Staking is IStaking {
         uint256 rest = amount - fromActive;
         uint256 fromThawing = rest < thawing ? rest : thawing;
         slashed = fromActive + fromThawing;
+        // Nothing to take means nothing happened: no event, no revocation. The certificates of an
+        // account are revoked only for an actual slash, so the slasher cannot revoke the
+        // certificates of an address that has no stake (it was never a bonded node peers rely on).
         if (slashed == 0) return 0;
 
         // Safe: fromActive <= active and fromThawing <= thawing. The thaw clock is left as it is:
@@ -150,6 +168,10 @@ contract Staking is IStaking {
         s.thawing = uint96(thawing);
         if (thawing == 0) s.thawEnd = 0;
         emit Slashed(account, msg.sender, fromActive, fromThawing, active, thawing);
+        // Any actual slash, even a partial one, revokes all the account's certificates: it was caught
+        // misbehaving, so peers must stop trusting the TLS identities it published. It may register
+        // new ones afterwards (under new hashes) if it still has stake.
+        _revokeCertificates(account, ICertificateRegistry.RevocationReason.Slashed);
         _token.safeTransfer(msg.sender, slashed);
     }
 
@@ -216,6 +238,11 @@ contract Staking is IStaking {
     }
 
     /// @inheritdoc IStaking
+    function certificateRegistry() external view returns (address) {
+        return _certificateRegistry;
+    }
+
+    /// @inheritdoc IStaking
     function thawPeriod() external view returns (uint64) {
         return _thawPeriod;
     }
@@ -234,6 +261,16 @@ contract Staking is IStaking {
         if (role == Role.Provider) return _providerMinStake;
         if (role == Role.Verifier) return _verifierMinStake;
         return 0;
+    }
+
+    /// @dev Revokes every certificate `account` holds in the registry, for `reason`. Without code at
+    /// the registry's address no registry was ever deployed there, so no certificate can exist and
+    /// there is nothing to revoke: skipping then keeps withdraw and slash working on a deployment
+    /// that lacks its registry, where the call would revert on the empty return data. The check
+    /// warms the address, so it adds about 100 gas to the call it guards.
+    function _revokeCertificates(address account, ICertificateRegistry.RevocationReason reason) private {
+        address registry = _certificateRegistry;
+        if (registry.code.length != 0) ICertificateRegistry(registry).revokeAllOf(account, uint8(reason));
     }
 
     function _unlocked(StakeInfo storage s) private view returns (uint256) {

@@ -1,8 +1,11 @@
-"""The FlowNet market round, step by step, on any chain with a funded dev account.
+"""The FlowNet market round, step by step, on any chain with a funded dev account — then the tunnel.
 
 ``make demo`` runs it on a fresh anvil devnet: deploy, provider stakes and sets an offer, client
 opens an order, provider redeems two receipts, client closes with the provider's signature and gets
-the remainder. Every step prints its transaction hash and gas used.
+the remainder. Every step prints its transaction hash and gas used. Then it runs the whole tunnel
+through the command line (`flownet.tunnel.localnet`): both wallets register certificates on chain,
+the provider serves, the client's SOCKS5 proxy fetches a file from a local web server, the client
+pays with receipts and the provider redeems them on chain.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def market_round(w3: Web3, say: Callable[[str], None] = print, deposit: int = 10
         say(f"  {sent.action:<22} tx {sent.tx_hash}  gas {sent.gas_used:>7,}  {detail}".rstrip())
         return sent
 
-    say("1. deploy FlowToken, Staking, BandwidthMarket")
+    say("1. deploy FlowToken, Staking, BandwidthMarket, CertificateRegistry")
     deployment = deploy(w3, Sender(w3, deployer), DeployConfig(), on_step=show)
     for name, address in deployment.addresses.items():
         say(f"     {name:<16} {address}")
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rpc", help="use this JSON-RPC node (with an unlocked funded dev account) instead of anvil")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every transaction")
+    parser.add_argument("--no-tunnel", action="store_true", help="only the market round, not the tunnel")
+    parser.add_argument("--tunnel-mb", type=int, default=20, help="size of the file fetched through the tunnel")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -129,6 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         f"done: {len(result.steps)} transactions, {total:,} gas; provider earned {flow(result.provider_earned)}, "
         f"client spent {flow(result.client_spent)}"
     )
+    if args.no_tunnel or args.rpc:
+        return 0
+    from flownet.tunnel.demo import tunnel_round
+
+    try:
+        tunnel_round(args.tunnel_mb)
+    except FlowNetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     return 0
 
 

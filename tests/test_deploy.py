@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,13 @@ def test_deploy_writes_a_verifiable_manifest(w3: Web3, tmp_path: Path) -> None:
     assert market.functions.staking().call() == staking.address
     assert market.functions.lockBps().call() == 2_500
     assert staking.functions.slasher().call() == deployer.address
-    assert deployment.contract(w3, "CertificateRegistry").functions.staking().call() == staking.address
+    registry = deployment.contract(w3, "CertificateRegistry")
+    assert registry.functions.staking().call() == staking.address
+    assert staking.functions.certificateRegistry().call() == registry.address
+    # Staking was deployed at nonce n; it names the addresses of nonces n + 1 and n + 2.
+    staking_nonce = w3.eth.get_transaction(deployment.transactions["Staking"])["nonce"]
+    assert market.address == create_address(deployer.address, staking_nonce + 1)
+    assert registry.address == create_address(deployer.address, staking_nonce + 2)
     assert token.functions.balanceOf(deployer.address).call() == DeployConfig().supply
 
     path = tmp_path / "deployment.json"
@@ -53,6 +60,28 @@ def test_deploy_writes_a_verifiable_manifest(w3: Web3, tmp_path: Path) -> None:
         dataclasses.replace(loaded, addresses=swapped).verify(w3)
     with pytest.raises(DeploymentError, match="local artifact"):
         dataclasses.replace(loaded, artifact_hashes={**loaded.artifact_hashes, "FlowToken": "sha256:00"}).verify(w3)
+
+
+def test_verify_checks_the_cross_references(w3: Web3) -> None:
+    """Contracts of two deployments have identical code; only the references tell them apart."""
+    first = deploy(w3, Sender(w3, new_account(w3)))
+    second = deploy(w3, Sender(w3, new_account(w3)))
+    first.verify(w3)
+    second.verify(w3)
+    for name, view, referrer in [
+        ("CertificateRegistry", "certificateRegistry", "Staking"),
+        ("BandwidthMarket", "market", "Staking"),
+        ("FlowToken", "token", "Staking"),
+    ]:
+        mixed = dataclasses.replace(first, addresses={**first.addresses, name: second.addresses[name]})
+        named, listed = first.addresses[name], second.addresses[name]
+        message = f"{referrer}.{view}() is {named}, not the manifest's {name} at {listed}"
+        with pytest.raises(DeploymentError, match=re.escape(message)):
+            mixed.verify(w3)
+    # A manifest whose Staking is the other deployment's: its token is the first reference checked.
+    mixed = dataclasses.replace(first, addresses={**first.addresses, "Staking": second.addresses["Staking"]})
+    with pytest.raises(DeploymentError, match=re.escape("Staking.token() is ")):
+        mixed.verify(w3)
 
 
 def test_create_address_matches_chain(w3: Web3) -> None:

@@ -44,10 +44,16 @@ def test_market_round_on_eth_tester() -> None:
 
 
 def test_demo_main_runs_on_anvil(capsys: pytest.CaptureFixture[str]) -> None:
-    assert demo.main([]) == 0
+    assert demo.main(["--tunnel-mb", "3"]) == 0
     out = capsys.readouterr().out
     assert "anvil stopped" in out
     assert "provider earned 15 FLOW" in out
+    # the tunnel part: 3 MB through the tunnel, intact, paid on chain for what the client carried
+    assert "fetched 3,000,000 bytes through the tunnel" in out and "sha256 matches" in out
+    carried = int(out.split("carried ")[1].split(" bytes")[0].replace(",", ""))
+    assert 3_000_000 < carried < 3_010_000
+    paid = out.split("on chain: order 1 paid ")[1].split(" FLOW")[0]
+    assert paid == demo.flow(-(-carried * 10**18 // (1 << 30))).removesuffix(" FLOW")
 
 
 def test_flow_formatting() -> None:

@@ -65,3 +65,57 @@ def test_reconcile_checks_certificates(anvil: Anvil, tmp_path: Path) -> None:
     ledger.conn.execute("UPDATE certificates SET revoked = 0")
     diffs = reconcile(ledger, w3, deployment)
     assert len(diffs) == 1 and diffs[0].startswith("certificate 0x0101") and "revoked False" in diffs[0]
+
+
+def test_hook_revocations_are_indexed(anvil: Anvil, tmp_path: Path) -> None:
+    """A slash and a full unbond revoke through Staking's hook: the registry emits one CertificateRevoked
+    per certificate inside the Staking transaction, and the certificates table shows each with its reason."""
+    from conftest import new_account
+
+    from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, deploy
+    from flownet.chain.tx import Sender
+
+    w3 = http_web3(anvil.url)
+    deployer = new_account(w3)  # also the slasher
+    deployment = deploy(w3, Sender(w3, deployer), DeployConfig(thaw_period=60))
+    token, staking, registry = (deployment.contract(w3, n) for n in ("FlowToken", "Staking", "CertificateRegistry"))
+    owner = Sender(w3, deployer)
+    expiry = w3.eth.get_block("latest")["timestamp"] + 86_400
+    slashed_node, unbonding_node, partial_node = (new_account(w3) for _ in range(3))
+    certs: dict[str, list[bytes]] = {}
+    for n, account in enumerate((slashed_node, unbonding_node, partial_node)):
+        node = Sender(w3, account)
+        amount = 2_000 * TOKEN_UNIT
+        owner.transact(token.functions.transfer(account.address, amount), "fund")
+        node.transact(token.functions.approve(staking.address, amount), "approve")
+        node.transact(staking.functions.stake(1, amount), "stake")
+        certs[account.address] = [bytes([16 * n + i + 1]) * 32 for i in range(2)]
+        for i, cert in enumerate(certs[account.address]):
+            node.transact(registry.functions.register(cert, bytes([9]) * 32, f"bafkreipem{n}{i}", expiry), "register")
+
+    sent = owner.transact(staking.functions.slash(slashed_node.address, TOKEN_UNIT), "slash")
+    Sender(w3, unbonding_node).transact(staking.functions.requestUnstake(2_000 * TOKEN_UNIT), "requestUnstake")
+    Sender(w3, partial_node).transact(staking.functions.requestUnstake(1_000 * TOKEN_UNIT), "requestUnstake")
+    w3.provider.make_request("evm_increaseTime", [61])
+    w3.provider.make_request("evm_mine", [])
+    withdrawn = Sender(w3, unbonding_node).transact(staking.functions.withdraw(), "withdraw")
+    Sender(w3, partial_node).transact(staking.functions.withdraw(), "withdraw")
+
+    ledger = Ledger(tmp_path / "hook.db", deployment.addresses, deployment.chain_id)
+    index_once(w3, deployment, ledger)
+    rows = {
+        r[0]: r[1:]
+        for r in ledger.conn.execute("SELECT cert_hash, owner, revoked, reason, revoked_block FROM certificates")
+    }
+    assert len(rows) == 6
+
+    def row(cert: bytes) -> tuple[str, int, int | None, int | None]:
+        return tuple(rows["0x" + cert.hex()])  # type: ignore[return-value]
+
+    for cert in certs[slashed_node.address]:
+        assert row(cert) == (slashed_node.address, 1, 4, sent.block_number)  # Slashed
+    for cert in certs[unbonding_node.address]:
+        assert row(cert) == (unbonding_node.address, 1, 5, withdrawn.block_number)  # Unbonded
+    for cert in certs[partial_node.address]:
+        assert row(cert) == (partial_node.address, 0, None, None)
+    assert reconcile(ledger, w3, deployment) == []

@@ -7,7 +7,7 @@ pragma solidity 0.8.28;
 /// the PEM and its notAfter. A peer accepts a certificate for wallet `w` only if `isValid(certHash, w)`.
 /// Revocation is permanent: a revoked certificate is never valid again, and its hash can never be
 /// registered again (by anyone), so there is no way to un-revoke. The owner revokes its own
-/// certificates; Staking (fixed at deployment) revokes all of a provider's certificates at once when
+/// certificates; Staking (fixed at deployment) revokes all of an account's certificates at once when
 /// it is slashed or fully unbonds. To keep that bounded, an owner holds at most MAX_ACTIVE
 /// unrevoked certificates at a time (expired ones count until revoked).
 /// @dev Every state change emits an event carrying everything an indexer needs (the PEM CID is only

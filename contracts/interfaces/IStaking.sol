@@ -6,6 +6,8 @@ pragma solidity 0.8.28;
 /// GiB) and the IPFS CID of their signed metadata. Unbonding goes through a thawing period; stake is
 /// slashable only by the slasher fixed at deployment; a provider's stake is locked by the market in
 /// proportion to the value of its open orders, so it cannot leave while it owes service.
+/// A slash, or a withdrawal that leaves an account with nothing bonded, revokes every certificate
+/// the account holds in the CertificateRegistry fixed at deployment.
 /// @dev Every state change emits an event carrying the resulting totals, so an indexer never reads
 /// storage.
 interface IStaking {
@@ -108,14 +110,17 @@ interface IStaking {
     /// The remaining active stake must be zero or at least the role's minimum.
     function requestUnstake(uint256 amount) external;
 
-    /// @notice Send your whole thawed stake to you once the thawing period is over.
+    /// @notice Send your whole thawed stake to you once the thawing period is over. If you then have
+    /// no active stake left either (a full unbond), every certificate you hold in the certificate
+    /// registry is revoked with reason Unbonded.
     function withdraw() external returns (uint256 amount);
 
     /// @notice Publish your offer as a provider. `pricePerGiB` 0 withdraws the offer (no new orders).
     function setOffer(uint256 pricePerGiB, string calldata metadataCid) external;
 
     /// @notice Slasher only: take up to `amount` from `account`, active stake first, then thawing;
-    /// the tokens go to the slasher. Returns what was actually taken.
+    /// the tokens go to the slasher. Returns what was actually taken. When anything was taken, every
+    /// certificate `account` holds in the certificate registry is revoked with reason Slashed.
     function slash(address account, uint256 amount) external returns (uint256 slashed);
 
     /// @notice Market only: lock `amount` of `provider`'s unlocked active stake for a new order and
@@ -142,6 +147,10 @@ interface IStaking {
 
     /// @notice The only address that may lock and unlock stake (the BandwidthMarket).
     function market() external view returns (address);
+
+    /// @notice The CertificateRegistry whose certificates of an account are revoked when the account
+    /// is slashed or fully unbonds.
+    function certificateRegistry() external view returns (address);
 
     /// @notice Seconds a requested unstake thaws before it can be withdrawn.
     function thawPeriod() external view returns (uint64);

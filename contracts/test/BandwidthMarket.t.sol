@@ -114,8 +114,8 @@ contract BandwidthMarketTest is MarketFixture {
         returns (FlowToken t, Staking s, BandwidthMarket m)
     {
         t = new FlowToken(holder, SUPPLY);
-        address predicted = vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + 1);
-        s = new Staking(address(t), slasher, predicted, THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+        address predicted = predictNext(1);
+        s = new Staking(address(t), slasher, predicted, predictNext(2), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
         m = new BandwidthMarket(address(t), address(s), GRACE, MAX_DURATION, bps);
         _fundAndStake(t, s, m, providerStake);
     }
@@ -136,8 +136,8 @@ contract BandwidthMarketTest is MarketFixture {
 
     function test_constructor_storesConfiguration() public {
         FlowToken t = new FlowToken(holder, SUPPLY);
-        address predicted = vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + 1);
-        Staking s = new Staking(address(t), slasher, predicted, THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+        address predicted = predictNext(1);
+        Staking s = new Staking(address(t), slasher, predicted, predictNext(2), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
         BandwidthMarket m = new BandwidthMarket(address(t), address(s), 2 hours, 7 days, 1_234);
         assertEq(address(m), predicted, "deployed at the address staking names");
         assertEq(m.token(), address(t), "token");
@@ -150,8 +150,8 @@ contract BandwidthMarketTest is MarketFixture {
 
     function test_constructor_acceptsLockBpsOfOneHundredPercent() public {
         FlowToken t = new FlowToken(holder, SUPPLY);
-        address predicted = vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + 1);
-        Staking s = new Staking(address(t), slasher, predicted, THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+        address predicted = predictNext(1);
+        Staking s = new Staking(address(t), slasher, predicted, predictNext(2), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
         BandwidthMarket m = new BandwidthMarket(address(t), address(s), GRACE, MAX_DURATION, 10_000);
         assertEq(m.lockBps(), 10_000, "lockBps");
     }
@@ -165,8 +165,8 @@ contract BandwidthMarketTest is MarketFixture {
         uint16 bps
     ) internal {
         FlowToken t = new FlowToken(holder, SUPPLY);
-        address predicted = vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + 1);
-        Staking s = new Staking(address(t), slasher, predicted, THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+        address predicted = predictNext(1);
+        Staking s = new Staking(address(t), slasher, predicted, predictNext(2), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
         address tok = tokenZero ? address(0) : address(t);
         address stk = stakingZero ? address(0) : address(s);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidConfig.selector, name));
@@ -209,7 +209,8 @@ contract BandwidthMarketTest is MarketFixture {
     function test_RevertWhen_constructorStakingNamesAnotherMarket() public {
         FlowToken t = new FlowToken(holder, SUPPLY);
         // Staking names some other address as its market, not the one about to be deployed.
-        Staking s = new Staking(address(t), slasher, address(0xBAD), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+        Staking s =
+            new Staking(address(t), slasher, address(0xBAD), address(0xBAD2), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidConfig.selector, "staking.market"));
         new BandwidthMarket(address(t), address(s), GRACE, MAX_DURATION, LOCK_BPS);
     }
@@ -217,9 +218,10 @@ contract BandwidthMarketTest is MarketFixture {
     function test_RevertWhen_constructorStakingUsesAnotherToken() public {
         FlowToken t = new FlowToken(holder, SUPPLY);
         FlowToken other = new FlowToken(holder, SUPPLY);
-        address predicted = vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + 1);
+        address predicted = predictNext(1);
         // Staking accepts the market's address but stakes a different token.
-        Staking s = new Staking(address(other), slasher, predicted, THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+        Staking s =
+            new Staking(address(other), slasher, predicted, predictNext(2), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidConfig.selector, "staking.token"));
         new BandwidthMarket(address(t), address(s), GRACE, MAX_DURATION, LOCK_BPS);
     }
@@ -745,7 +747,7 @@ contract BandwidthMarketTest is MarketFixture {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
 
         // A second deployment where the same client opens an order with identical terms.
-        (FlowToken t2, Staking s2, BandwidthMarket m2) = deploySet(slasher);
+        (FlowToken t2, Staking s2, BandwidthMarket m2,) = deploySet(slasher);
         _fundAndStake(t2, s2, m2, STAKE);
         vm.prank(client);
         bytes32 id2 = m2.openOrder(provider, DEPOSIT, DURATION, PRICE);
@@ -1321,7 +1323,8 @@ contract BandwidthMarketTest is MarketFixture {
         vm.prank(provider);
         staking.setOffer(price, "bafkreifuzzedprice");
         uint256 deposit = 2 * STAKE; // locks exactly the whole stake
-        (bytes32 id, IBandwidthMarket.Order memory o) = openOrderAs(client, provider, deposit, DURATION, type(uint256).max);
+        (bytes32 id, IBandwidthMarket.Order memory o) =
+            openOrderAs(client, provider, deposit, DURATION, type(uint256).max);
         assertEq(o.pricePerGiB, price, "order price");
 
         // Keep the priced amount + 1 within the deposit so only the price check can refuse it.

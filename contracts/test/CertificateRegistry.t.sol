@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {BaseTest} from "./utils/BaseTest.sol";
+import {RegistryNamingStub} from "./utils/RegistryNamingStub.sol";
 import {CertificateRegistry} from "../CertificateRegistry.sol";
 import {ICertificateRegistry} from "../interfaces/ICertificateRegistry.sol";
 
@@ -11,7 +12,8 @@ contract CertificateRegistryTest is BaseTest {
     uint64 internal constant T0 = 1_700_000_000;
     uint64 internal constant YEAR = 365 days;
 
-    address internal stakingAddr = address(0x57A4);
+    /// @dev A stub that names the registry (set in setUp); the tests prank as it.
+    address internal stakingAddr;
     address internal node = address(0xA11CE);
     address internal other = address(0xB0B);
 
@@ -22,7 +24,9 @@ contract CertificateRegistryTest is BaseTest {
 
     function setUp() public {
         vm.warp(T0);
+        stakingAddr = address(new RegistryNamingStub(_nextCreate(1)));
         registry = new CertificateRegistry(stakingAddr);
+        assertEq(RegistryNamingStub(stakingAddr).certificateRegistry(), address(registry), "stub names the registry");
         vm.label(address(registry), "CertificateRegistry");
         vm.label(stakingAddr, "staking");
         vm.label(node, "node");
@@ -44,6 +48,11 @@ contract CertificateRegistryTest is BaseTest {
     function _revokeAll(address owner, ICertificateRegistry.RevocationReason reason) internal returns (uint256 n) {
         vm.prank(stakingAddr);
         n = registry.revokeAllOf(owner, uint8(reason));
+    }
+
+    /// @dev The address of this contract's CREATE `k` deployments after the next one.
+    function _nextCreate(uint256 k) internal view returns (address) {
+        return vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + k);
     }
 
     function _cert(uint256 i) internal pure returns (bytes32) {
@@ -80,6 +89,22 @@ contract CertificateRegistryTest is BaseTest {
     function test_constructor_revertsOnZeroStaking() public {
         vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateInvalidConfig.selector, "staking"));
         new CertificateRegistry(address(0));
+    }
+
+    function test_constructor_revertsWhenStakingNamesAnotherRegistry() public {
+        address wrong = address(new RegistryNamingStub(address(0xBAD)));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ICertificateRegistry.CertificateInvalidConfig.selector, "staking.certificateRegistry"
+            )
+        );
+        new CertificateRegistry(wrong);
+    }
+
+    function test_constructor_revertsWhenStakingHasNoCode() public {
+        // An address without code returns nothing, which cannot be decoded as an address.
+        vm.expectRevert();
+        new CertificateRegistry(address(0x57A4));
     }
 
     // ================================================================ register

@@ -110,6 +110,67 @@ contract GasTest is MarketFixture {
         assertEq(staking.stakeOf(provider).thawing, 0, "nothing thawing");
     }
 
+    /// @notice A full unbond: the withdrawal leaves nothing bonded, so Staking calls the registry's
+    /// revokeAllOf (here with no certificate to revoke: the hook's fixed cost).
+    function test_withdraw_gasFullUnbond() public {
+        _fullUnbondGas(0, "withdraw (full unbond)");
+    }
+
+    /// @notice A full unbond that revokes one certificate.
+    function test_withdraw_gasFullUnbondOneCertificate() public {
+        _fullUnbondGas(1, "withdraw (full unbond, 1 certificate)");
+    }
+
+    function _fullUnbondGas(uint256 certs, string memory name) internal {
+        stakeProvider(STAKE);
+        _registerCerts(provider, certs);
+        vm.prank(provider);
+        staking.requestUnstake(STAKE);
+        vm.warp(block.timestamp + THAW_PERIOD);
+
+        vm.prank(provider);
+        staking.withdraw();
+        _snapshotGasLastCall(name);
+
+        assertEq(staking.stakeOf(provider).active, 0, "nothing bonded");
+        assertEq(registry.activeCount(provider), 0, "certificates revoked");
+    }
+
+    /// @notice A slash (of active stake only) of a provider without certificates: the hook's fixed cost.
+    function test_slash_gas() public {
+        _slashGas(0, "slash");
+    }
+
+    /// @notice A slash that revokes one certificate.
+    function test_slash_gasOneCertificate() public {
+        _slashGas(1, "slash (1 certificate)");
+    }
+
+    /// @notice A slash that revokes MAX_ACTIVE (8) certificates: the most the hook can ever cost.
+    function test_slash_gasMaxCertificates() public {
+        _slashGas(registry.MAX_ACTIVE(), "slash (8 certificates)");
+    }
+
+    function _slashGas(uint256 certs, string memory name) internal {
+        stakeProvider(STAKE);
+        _registerCerts(provider, certs);
+
+        vm.prank(slasher);
+        staking.slash(provider, 100e18);
+        _snapshotGasLastCall(name);
+
+        assertEq(staking.stakeOf(provider).active, STAKE - 100e18, "slashed");
+        assertEq(token.balanceOf(slasher), 100e18, "slasher paid");
+        assertEq(registry.activeCount(provider), 0, "certificates revoked");
+    }
+
+    function _registerCerts(address owner, uint256 n) internal {
+        for (uint256 i; i < n; ++i) {
+            vm.prank(owner);
+            registry.register(keccak256(abi.encode(owner, i)), keccak256("key"), "bafkreicertpem", 2_000_000_000);
+        }
+    }
+
     // ------------------------------------------------------------ market
 
     function test_openOrder_gas() public {

@@ -13,6 +13,7 @@ import {IBandwidthMarket} from "../interfaces/IBandwidthMarket.sol";
 contract StakingTest is MarketFixture {
     string internal constant CID = "bafkreiprovidermetadata";
     uint64 internal t0;
+    address internal constant NO_REGISTRY = address(0x1004);
 
     function setUp() public override {
         super.setUp();
@@ -85,11 +86,12 @@ contract StakingTest is MarketFixture {
         assertEq(token.balanceOf(address(staking)), sum, "staking balance == sum of active + thawing");
     }
 
+    /// @dev A standalone Staking whose certificate registry is a fixed address without code.
     function _deploy(address token_, address slasher_, address market_, uint64 thaw, uint96 pMin, uint96 vMin)
         internal
         returns (Staking)
     {
-        return new Staking(token_, slasher_, market_, thaw, pMin, vMin);
+        return new Staking(token_, slasher_, market_, NO_REGISTRY, thaw, pMin, vMin);
     }
 
     function _cid(uint256 length) internal pure returns (string memory) {
@@ -110,6 +112,7 @@ contract StakingTest is MarketFixture {
         assertEq(s.token(), tok, "token");
         assertEq(s.slasher(), sl, "slasher");
         assertEq(s.market(), mk, "market");
+        assertEq(s.certificateRegistry(), NO_REGISTRY, "certificateRegistry");
         assertEq(s.thawPeriod(), 3 days, "thawPeriod");
         assertEq(s.providerMinStake(), 7e18, "providerMinStake");
         assertEq(s.verifierMinStake(), 3e18, "verifierMinStake");
@@ -128,6 +131,16 @@ contract StakingTest is MarketFixture {
     function test_RevertWhen_constructor_marketZero() public {
         vm.expectRevert(abi.encodeWithSelector(IStaking.StakingInvalidConfig.selector, "market"));
         _deploy(address(token), slasher, address(0), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+    }
+
+    function test_RevertWhen_constructor_certificateRegistryZero() public {
+        vm.expectRevert(abi.encodeWithSelector(IStaking.StakingInvalidConfig.selector, "certificateRegistry"));
+        new Staking(address(token), slasher, address(market), address(0), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+    }
+
+    function test_RevertWhen_constructor_certificateRegistryIsMarket() public {
+        vm.expectRevert(abi.encodeWithSelector(IStaking.StakingInvalidConfig.selector, "certificateRegistry"));
+        new Staking(address(token), slasher, address(market), address(market), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
     }
 
     function test_RevertWhen_constructor_thawPeriodZero() public {
@@ -177,6 +190,11 @@ contract StakingTest is MarketFixture {
     function test_market_isDeployedMarket() public view {
         assertEq(staking.market(), address(market), "market");
         assertEq(market.staking(), address(staking), "market points back");
+    }
+
+    function test_certificateRegistry_isDeployedRegistry() public view {
+        assertEq(staking.certificateRegistry(), address(registry), "certificateRegistry");
+        assertEq(registry.staking(), address(staking), "registry points back");
     }
 
     function test_thawPeriod_isConfigured() public view {

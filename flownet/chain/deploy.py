@@ -1,8 +1,9 @@
 """Deploy the FlowNet contract set to any web3 provider and record it in a deployment manifest.
 
-Staking and BandwidthMarket reference each other immutably: Staking is deployed first with the
-address the market *will* have (the CREATE address at the deployer's next nonce), and the market's
-constructor checks that Staking names it. The manifest records the chain id, every address, the
+Staking references BandwidthMarket and CertificateRegistry immutably, and each of them references
+Staking: Staking is deployed first with the addresses the market and the registry *will* have (the
+CREATE addresses at the deployer's next two nonces), and the constructors of the market and the
+registry check that Staking names them. The manifest records the chain id, every address, the
 deployment block and the hash of each artifact, so agents can refuse a manifest that does not match
 the chain or their own artifacts.
 """
@@ -106,7 +107,8 @@ class Deployment:
         return cls(**data)
 
     def verify(self, w3: Web3) -> None:
-        """Check that the chain and the local artifacts match this manifest."""
+        """Check that the chain and the local artifacts match this manifest, and that the deployed
+        contracts name each other as the manifest says."""
         chain_id = w3.eth.chain_id
         if chain_id != self.chain_id:
             raise DeploymentError(f"manifest is for chain {self.chain_id} but the node is on chain {chain_id}")
@@ -116,6 +118,26 @@ class Deployment:
                 raise DeploymentError(f"{name}: local artifact {artifact.file_hash} differs from the deployed one")
             if not artifact.matches_runtime_code(bytes(w3.eth.get_code(address))):
                 raise DeploymentError(f"{name}: code at {address} is not the artifact's deployed bytecode")
+        self._verify_references(w3)
+
+    def _verify_references(self, w3: Web3) -> None:
+        """Each contract's immutable reference to another one points at the manifest's address."""
+        references = [  # (contract, its view, the contract that view must name)
+            ("Staking", "token", "FlowToken"),
+            ("Staking", "market", "BandwidthMarket"),
+            ("Staking", "certificateRegistry", "CertificateRegistry"),
+            ("BandwidthMarket", "token", "FlowToken"),
+            ("BandwidthMarket", "staking", "Staking"),
+            ("CertificateRegistry", "staking", "Staking"),
+        ]
+        for name, view, target in references:
+            if name not in self.addresses or target not in self.addresses:
+                continue
+            named = getattr(self.contract(w3, name).functions, view)().call()
+            if Web3.to_checksum_address(named) != Web3.to_checksum_address(self.addresses[target]):
+                raise DeploymentError(
+                    f"{name}.{view}() is {named}, not the manifest's {target} at {self.addresses[target]}"
+                )
 
 
 def create_address(sender: str, nonce: int) -> str:
@@ -155,13 +177,18 @@ def deploy(
             on_step(sent)
 
     step("FlowToken", sender.address, config.supply)
-    # Staking is the deployer's next transaction, the market the one after it.
-    market_address = create_address(sender.address, w3.eth.get_transaction_count(sender.address, "pending") + 1)
+    # Staking is the deployer's next transaction, the market the one after it, then the registry.
+    staking_nonce = w3.eth.get_transaction_count(sender.address, "pending")
+    predicted = {
+        "BandwidthMarket": create_address(sender.address, staking_nonce + 1),
+        "CertificateRegistry": create_address(sender.address, staking_nonce + 2),
+    }
     step(
         "Staking",
         addresses["FlowToken"],
         slasher,
-        market_address,
+        predicted["BandwidthMarket"],
+        predicted["CertificateRegistry"],
         config.thaw_period,
         config.provider_min_stake,
         config.verifier_min_stake,
@@ -175,11 +202,13 @@ def deploy(
         config.lock_bps,
     )
     step("CertificateRegistry", addresses["Staking"])
-    if addresses["BandwidthMarket"] != market_address:
-        raise DeploymentError(
-            f"market deployed at {addresses['BandwidthMarket']}, not at {market_address} that Staking names "
-            "(another transaction from the deployer interleaved; deploy from a dedicated account)"
-        )
+    # Unreachable in practice: either constructor reverts when Staking does not name it.
+    for name, address in predicted.items():
+        if addresses[name] != address:
+            raise DeploymentError(
+                f"{name} deployed at {addresses[name]}, not at {address} that Staking names "
+                "(another transaction from the deployer interleaved; deploy from a dedicated account)"
+            )
     assert first_block is not None
     deployment = Deployment(
         chain_id=w3.eth.chain_id,

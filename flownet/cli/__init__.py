@@ -90,9 +90,21 @@ def cli(
 
 
 def _register() -> None:
-    from flownet.cli import blob, cert, client, devnet, fullnode, fullnode_ops, heartbeat, provider, tools, wallet
+    from flownet.cli import (
+        blob,
+        cert,
+        client,
+        devnet,
+        fullnode,
+        fullnode_ops,
+        heartbeat,
+        provider,
+        tools,
+        tunnel,
+        wallet,
+    )
 
-    for module in (tools, wallet, devnet, blob, cert, provider, heartbeat, client, fullnode, fullnode_ops):
+    for module in (tools, wallet, devnet, blob, cert, provider, heartbeat, client, tunnel, fullnode, fullnode_ops):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -92,9 +92,7 @@ class PaymentBook:
     def outstanding(self) -> list[StoredReceipt]:
         """Receipts worth more than the market has paid for their order."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT * FROM receipts WHERE cumulative_amount != redeemed_amount"
-            ).fetchall()
+            rows = self._conn.execute("SELECT * FROM receipts WHERE cumulative_amount != redeemed_amount").fetchall()
         return [s for s in map(_stored, rows) if s.outstanding > 0]
 
     def mark_redeemed(self, order_id: bytes, amount: int) -> None:

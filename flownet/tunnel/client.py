@@ -175,10 +175,14 @@ class ClientSession(Session):
         self.next_id = 1
         self.error: Exception | None = None  # why the session went down
 
-    def link_up(self, link: TlsLink, peer_der: bytes) -> None:
-        super().link_up(link, peer_der)
+    def on_frame(self, frame: fr.Frame) -> None:
+        if frame.stream_id == 0 and isinstance(frame, fr.Window):
+            if not self.ready.done():  # the provider accepted our certificate
+                self.ready.set_result(None)
+            return
         if not self.ready.done():
-            self.ready.set_result(None)
+            raise ProtocolError(f"{type(frame).__name__} frame before the provider accepted the session")
+        super().on_frame(frame)
 
     def on_down(self, error: Exception | None) -> None:
         self.error = error
@@ -323,9 +327,12 @@ class ClientTunnel:
         session.send(fr.Open(stream_id, self.order_id, request.port, request.host))
         session.flush()
         try:
+            if session.closed:
+                raise TimeoutError  # the session ended before the OPEN went out
             status = await asyncio.wait_for(future, self.config.connect_timeout + 5)
         except TimeoutError:
             status = fr.OpenStatus.GENERAL_FAILURE
+            session.results.pop(stream_id, None)
         if status != fr.OpenStatus.OK:
             name = fr.OpenStatus(status).name
             log.info("CONNECT %s:%d refused by the provider: %s", request.host, request.port, name)

@@ -299,6 +299,19 @@ class FrameDecoder:
         done: list[Frame] = []
         try:
             while view:
+                if not self._buf and len(view) >= HEADER_SIZE:
+                    # Fast path: a frame that starts here; decode it straight from `data` if it is all there.
+                    frame_type, length = view[0], int.from_bytes(view[5:9], "big")
+                    if frame_type not in FrameType._value2member_map_:
+                        raise ProtocolError(f"unknown frame type {frame_type:#04x}")
+                    if length > MAX_PAYLOAD:
+                        raise ProtocolError(f"frame payload length {length} exceeds the {MAX_PAYLOAD} byte maximum")
+                    end = HEADER_SIZE + length
+                    if len(view) >= end:
+                        stream_id = int.from_bytes(view[1:5], "big")
+                        done.append(decode_payload(frame_type, stream_id, bytes(view[HEADER_SIZE:end])))
+                        view = view[end:]
+                        continue
                 need = self._needed()
                 take = need - len(self._buf)
                 self._buf += view[:take]

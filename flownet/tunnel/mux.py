@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from enum import IntEnum
+from typing import cast
 
 from flownet.errors import ProtocolError, TunnelError
 from flownet.tunnel import frames as fr
@@ -71,8 +72,9 @@ class Stream(asyncio.Protocol):
     # asyncio.Protocol: the local socket
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
-        self.transport.set_write_buffer_limits(high=WINDOW // 2)
+        tcp = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio.Transport
+        tcp.set_write_buffer_limits(high=WINDOW // 2)
+        self.transport = tcp
 
     def data_received(self, data: bytes) -> None:
         self.session.local_data(self, data)
@@ -133,7 +135,7 @@ class Session:
         self.decoder = fr.FrameDecoder()
         self.link_blocked = False
         self.closed = False
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
 
     # LinkHandler
 
@@ -145,7 +147,7 @@ class Session:
             frames = self.decoder.feed(data)
         except ProtocolError as exc:
             for frame in exc.completed:
-                self.on_frame(frame)
+                self.on_frame(cast(fr.Frame, frame))
             self.fail(TunnelError(f"protocol error from the peer: {exc}"))
             return
         for frame in frames:
@@ -189,7 +191,7 @@ class Session:
         for start in range(0, len(view), CHUNK):
             part = view[start : start + CHUNK]
             self._out.append(header + len(part).to_bytes(4, "big"))
-            self._out.append(bytes(part))
+            self._out.append(part)  # joined without copying it first
 
     def flush(self) -> None:
         if self._out and self.link is not None and not self.closed:
@@ -277,7 +279,9 @@ class Session:
             raise ProtocolError(f"stream {frame.stream_id}: DATA after the peer's EOF")
         stream.recv_allowance -= size
         if stream.recv_allowance < 0:
-            raise ProtocolError(f"stream {frame.stream_id}: the peer sent {-stream.recv_allowance} bytes over its window")
+            raise ProtocolError(
+                f"stream {frame.stream_id}: the peer sent {-stream.recv_allowance} bytes over its window"
+            )
         stream.write_local(frame.data)
         stream.unacked += size
         self.on_received(stream, size)

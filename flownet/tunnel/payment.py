@@ -19,9 +19,7 @@ from flownet.tunnel.meter import has_valid_v, is_low_s
 
 __all__ = ["ReceiptSigner", "domain_separator", "receipt_digest", "recover_signer"]
 
-_DOMAIN_TYPEHASH = keccak(
-    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
+_DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _RECEIPT_TYPEHASH = keccak(b"Receipt(bytes32 orderId,uint256 cumulativeBytes,uint256 cumulativeAmount)")
 
 

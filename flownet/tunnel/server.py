@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import logging
 import socket
 import sqlite3
@@ -95,6 +96,13 @@ class IndexView:
         self.conn.close()
 
 
+def _ip_literal(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
 class OrderAccount:
     """Metering and payment state of one order (shared by every session and stream using it)."""
 
@@ -163,6 +171,10 @@ class ProviderSession(Session):
             self.cert_not_after = min(self.cert_not_after, record.not_after)
         self.peer = link.peer_address
         self.server.sessions.add(self)
+        # TLS 1.3 clients finish their handshake before we judge their certificate: this first frame
+        # (WINDOW on the control stream 0) tells the client it was accepted.
+        self.send(fr.Window(0, 0))
+        self.flush()
         log.info("client %s connected from %s (certificate 0x%s…)", self.client, self.peer, self.cert_hash.hex()[:12])
 
     def on_down(self, error: Exception | None) -> None:
@@ -228,10 +240,14 @@ class ProviderSession(Session):
             return
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(frame.host, frame.port, type=socket.SOCK_STREAM), server.config.connect_timeout
-            )
-            address = server.config.policy.pick([str(info[4][0]) for info in infos])
+            literal = _ip_literal(frame.host)
+            if literal is not None:  # no resolver round trip for an address
+                address = server.config.policy.check(literal)
+            else:
+                infos = await asyncio.wait_for(
+                    loop.getaddrinfo(frame.host, frame.port, type=socket.SOCK_STREAM), server.config.connect_timeout
+                )
+                address = server.config.policy.pick([str(info[4][0]) for info in infos])
         except DestinationRefused as exc:
             self._answer(frame.stream_id, fr.OpenStatus.NOT_ALLOWED, str(exc))
             return
@@ -353,6 +369,9 @@ class ProviderServer:
         if found is None:
             return fr.OpenStatus.ORDER_NOT_OPEN, f"order 0x{order_id.hex()} is not in the index", None
         order, status = found
+        if order_id not in self.accounts:
+            stored = self.config.book.latest(order_id)
+            self.accounts[order_id] = OrderAccount(order, stored.receipt if stored else None)
         if order.provider != self.config.provider:
             return fr.OpenStatus.ORDER_NOT_OPEN, f"order is for provider {order.provider}", None
         if order.client != session.client:

@@ -10,12 +10,14 @@ plaintext to a `LinkHandler` (the multiplexer). Flow control passes through in b
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -50,12 +52,16 @@ class Identity:
         try:
             key = serialization.load_pem_private_key(key_path.read_bytes(), password.encode())
         except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(f"cannot decrypt the certificate key {key_path} with the wallet's password: {exc}") from None
+            raise ConfigError(
+                f"cannot decrypt the certificate key {key_path} with the wallet's password: {exc}"
+            ) from None
         return cls.of(certificate, key)
 
     @classmethod
     def of(cls, certificate: x509.Certificate, key: PrivateKeyTypes) -> Identity:
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         return cls(certificate, pem)
 
 
@@ -101,7 +107,7 @@ class LinkHandler(Protocol):
     def link_resume_writing(self) -> None: ...
 
 
-class TlsLink:
+class TlsLink(asyncio.Protocol):
     """An asyncio protocol speaking TLS (pyOpenSSL, memory BIOs) to one peer on behalf of a LinkHandler."""
 
     def __init__(self, context: SSL.Context, handler: LinkHandler, *, server: bool) -> None:
@@ -111,24 +117,22 @@ class TlsLink:
         else:
             self._conn.set_connect_state()
         self._handler = handler
-        self._transport: object | None = None
+        self._transport: asyncio.Transport | None = None
         self._up = False
         self._closed = False
         self.peer_address: str = "?"
 
     # asyncio.Protocol
 
-    def connection_made(self, transport: object) -> None:
-        self._transport = transport
-        peer = transport.get_extra_info("peername")  # type: ignore[attr-defined]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
         if peer:
             self.peer_address = f"{peer[0]}:{peer[1]}"
-        sock = transport.get_extra_info("socket")  # type: ignore[attr-defined]
+        sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         self._handshake()
 
     def data_received(self, data: bytes) -> None:
@@ -141,21 +145,26 @@ class TlsLink:
             if not self._up:
                 return
         conn = self._conn
-        handler = self._handler
-        while True:
+        chunks: list[bytes] = []
+        ended: tuple[Exception | None] | None = None  # (None,) on close_notify, (error,) on a TLS error
+        while True:  # drain every whole record the bytes completed, then hand them over at once
             try:
-                chunk = conn.recv(READ_SIZE)
+                chunks.append(conn.recv(READ_SIZE))
             except SSL.WantReadError:
                 break
             except SSL.ZeroReturnError:
-                self._fail(None)
-                return
+                ended = (None,)
+                break
             except SSL.Error as exc:
-                self._fail(TunnelError(f"TLS error from {self.peer_address}: {exc}"))
-                return
-            handler.link_data(chunk)
-            if self._closed:
-                return
+                ended = (TunnelError(f"TLS error from {self.peer_address}: {exc}"),)
+                break
+        if chunks:
+            self._handler.link_data(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if ended is not None:
+            self._fail(ended[0])
+            return
+        if self._closed:
+            return
         self._flush()
 
     def eof_received(self) -> bool:
@@ -183,11 +192,11 @@ class TlsLink:
 
     def pause_reading(self) -> None:
         if self._transport is not None and not self._closed:
-            self._transport.pause_reading()  # type: ignore[attr-defined]
+            self._transport.pause_reading()
 
     def resume_reading(self) -> None:
         if self._transport is not None and not self._closed:
-            self._transport.resume_reading()  # type: ignore[attr-defined]
+            self._transport.resume_reading()
 
     def close(self) -> None:
         """Send close_notify and close the transport (idempotent)."""
@@ -195,18 +204,16 @@ class TlsLink:
             return
         self._closed = True
         if self._up:
-            try:
+            with contextlib.suppress(SSL.Error):
                 self._conn.shutdown()
-            except SSL.Error:
-                pass
             self._flush()
         if self._transport is not None:
-            self._transport.close()  # type: ignore[attr-defined]
+            self._transport.close()
         self._handler.link_down(None)
 
     def abort(self) -> None:
         if self._transport is not None:
-            self._transport.abort()  # type: ignore[attr-defined]
+            self._transport.abort()
 
     @property
     def closed(self) -> bool:
@@ -255,7 +262,7 @@ class TlsLink:
                 return
             if not out:
                 return
-            transport.write(out)  # type: ignore[attr-defined]
+            transport.write(out)
 
     def _fail(self, error: Exception | None) -> None:
         if self._closed:
@@ -264,7 +271,7 @@ class TlsLink:
         if error is not None:
             log.info("%s", error)
         if self._transport is not None:
-            self._transport.close()  # type: ignore[attr-defined]
+            self._transport.close()
         self._handler.link_down(error)
 
 

@@ -7,6 +7,8 @@ import {Staking} from "../../Staking.sol";
 import {BandwidthMarket} from "../../BandwidthMarket.sol";
 import {IBandwidthMarket} from "../../interfaces/IBandwidthMarket.sol";
 import {IStaking} from "../../interfaces/IStaking.sol";
+import {CertificateRegistry} from "../../CertificateRegistry.sol";
+import {ICertificateRegistry} from "../../interfaces/ICertificateRegistry.sol";
 
 /// @notice The only contract the invariant campaign calls. Every action bounds its inputs so that
 /// it is (almost always) a valid call, pranks as the right actor, and books what the call did in
@@ -84,6 +86,8 @@ contract FlowNetHandler is BaseTest {
     BandwidthMarket public immutable market;
     /// @notice A second, independent deployment: its EIP-712 domain differs only by verifyingContract.
     BandwidthMarket public immutable otherMarket;
+    /// @notice The registry Staking names (its slash and full-unbond hook revokes certificates there).
+    CertificateRegistry public immutable registry;
     address public immutable slasher;
     address private immutable _deployer;
 
@@ -121,6 +125,14 @@ contract FlowNetHandler is BaseTest {
     uint256 public ghostDeposited;
     uint256 public ghostPaidOut;
     uint256 public ghostRefunded;
+
+    /// @notice Every certificate registered through the handler, in order.
+    bytes32[] internal _certs;
+    mapping(address => bytes32[]) internal _certsOf;
+    /// @notice The model's revocation reason of a certificate: 0 while live, else RevocationReason + 1.
+    mapping(bytes32 => uint256) public ghostCertRevokedAs;
+    /// @notice The model's count of unrevoked certificates per actor.
+    mapping(address => uint256) public ghostLiveCerts;
 
     /// @notice withdraw() calls made while the caller's stake was still thawing.
     uint256 public earlyWithdrawAttempts;
@@ -162,6 +174,7 @@ contract FlowNetHandler is BaseTest {
         staking = staking_;
         market = market_;
         otherMarket = otherMarket_;
+        registry = CertificateRegistry(staking_.certificateRegistry());
         slasher = slasher_;
         _deployer = msg.sender;
         _chainId = block.chainid;
@@ -197,7 +210,7 @@ contract FlowNetHandler is BaseTest {
             token.approve(address(market_), type(uint256).max);
         }
 
-        string[17] memory names = [
+        string[18] memory names = [
             "stake",
             "requestUnstake",
             "withdraw",
@@ -214,7 +227,8 @@ contract FlowNetHandler is BaseTest {
             "bootstrapStake",
             "bootstrapOffer",
             "bootstrapOpen",
-            "autoOpen"
+            "autoOpen",
+            "registerCertificate"
         ];
         for (uint256 i; i < names.length; ++i) {
             _actionNames.push(names[i]);
@@ -321,6 +335,7 @@ contract FlowNetHandler is BaseTest {
             ghostSumThawing = _sat(ghostSumThawing, amount);
             g.thawing = _sat(g.thawing, amount);
             g.thawEnd = 0;
+            if (g.active == 0) _ghostRevokeAll(a, ICertificateRegistry.RevocationReason.Unbonded);
         } catch {
             if (expectOk) _unexpected("withdraw");
             else _rejected("withdraw");
@@ -355,8 +370,26 @@ contract FlowNetHandler is BaseTest {
             ghostSumThawing -= fromThawing;
             ghostTotalSlashed += slashed;
             ghostBalance[slasher] += slashed;
+            if (slashed != 0) _ghostRevokeAll(a, ICertificateRegistry.RevocationReason.Slashed);
         } catch {
             _unexpected("slash");
+        }
+    }
+
+    /// @notice Any actor (staked or not) registers a fresh certificate while under MAX_ACTIVE; its
+    /// notAfter is far beyond any campaign, so only revocation can end it.
+    function registerCertificate(uint256 actorSeed) external action("registerCertificate") {
+        address a = _actors[actorSeed % _actors.length];
+        if (ghostLiveCerts[a] >= registry.MAX_ACTIVE()) return _skip("registerCertificate");
+        bytes32 h = keccak256(abi.encode("flownet-handler-cert", _certs.length));
+        vm.prank(a);
+        try registry.register(h, keccak256(abi.encode(a)), "bafkreihandlerpem", uint64(ghostTime + 3650 days)) {
+            _ok("registerCertificate");
+            _certs.push(h);
+            _certsOf[a].push(h);
+            ghostLiveCerts[a]++;
+        } catch {
+            _unexpected("registerCertificate");
         }
     }
 
@@ -614,6 +647,11 @@ contract FlowNetHandler is BaseTest {
 
     function openOrderCount() external view returns (uint256) {
         return _open.length;
+    }
+
+    /// @notice Every certificate registered through the handler.
+    function certificates() external view returns (bytes32[] memory) {
+        return _certs;
     }
 
     function ghostStakeOf(address a) external view returns (GhostStake memory) {
@@ -1006,6 +1044,15 @@ contract FlowNetHandler is BaseTest {
 
     function _sat(uint256 a, uint256 b) internal pure returns (uint256) {
         return a > b ? a - b : 0;
+    }
+
+    /// @dev The model of Staking's hook: every live certificate of `a` is revoked for `reason`.
+    function _ghostRevokeAll(address a, ICertificateRegistry.RevocationReason reason) internal {
+        bytes32[] storage certs = _certsOf[a];
+        for (uint256 i; i < certs.length; ++i) {
+            if (ghostCertRevokedAs[certs[i]] == 0) ghostCertRevokedAs[certs[i]] = uint256(reason) + 1;
+        }
+        ghostLiveCerts[a] = 0;
     }
 
     function _ok(string memory name) internal {

@@ -5,6 +5,7 @@ import {MarketFixture} from "../utils/MarketFixture.sol";
 import {BandwidthMarket} from "../../BandwidthMarket.sol";
 import {IBandwidthMarket} from "../../interfaces/IBandwidthMarket.sol";
 import {IStaking} from "../../interfaces/IStaking.sol";
+import {ICertificateRegistry} from "../../interfaces/ICertificateRegistry.sol";
 import {FlowNetHandler} from "./FlowNetHandler.sol";
 import {Log} from "./Log.sol";
 
@@ -25,7 +26,7 @@ contract FlowNetInvariantsTest is MarketFixture {
     function setUp() public override {
         super.setUp();
         // A second, independent deployment whose domain only differs by verifyingContract.
-        (,, otherMarket) = deploySet(slasher);
+        (,, otherMarket,) = deploySet(slasher);
         vm.label(address(otherMarket), "OtherBandwidthMarket");
 
         handler = new FlowNetHandler(token, staking, market, otherMarket, slasher);
@@ -36,7 +37,7 @@ contract FlowNetInvariantsTest is MarketFixture {
         }
         handler.bootstrap();
 
-        bytes4[] memory selectors = new bytes4[](13);
+        bytes4[] memory selectors = new bytes4[](14);
         selectors[0] = FlowNetHandler.stake.selector;
         selectors[1] = FlowNetHandler.requestUnstake.selector;
         selectors[2] = FlowNetHandler.withdraw.selector;
@@ -50,6 +51,7 @@ contract FlowNetInvariantsTest is MarketFixture {
         selectors[10] = FlowNetHandler.warp.selector;
         selectors[11] = FlowNetHandler.probeForeignSignature.selector;
         selectors[12] = FlowNetHandler.probeInvalidCall.selector;
+        selectors[13] = FlowNetHandler.registerCertificate.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
         // The handler pranks as its actors; keep the system's own addresses out of the sender pool.
@@ -57,6 +59,7 @@ contract FlowNetInvariantsTest is MarketFixture {
         excludeSender(address(staking));
         excludeSender(address(market));
         excludeSender(address(token));
+        excludeSender(address(registry));
     }
 
     // ------------------------------------------------------------------ token conservation
@@ -237,6 +240,32 @@ contract FlowNetInvariantsTest is MarketFixture {
         );
     }
 
+    /// @notice Staking's certificate hook: a certificate is revoked exactly when, after it was
+    /// registered, its owner was slashed for a non-zero amount or withdrew its last stake, with the
+    /// reason (Slashed or Unbonded) of the first of those; nothing else revokes. Each actor's count of
+    /// unrevoked certificates matches the model.
+    function invariant_certificatesRevokedOnSlashOrFullUnbond() public view {
+        bytes32[] memory certs = handler.certificates();
+        for (uint256 i; i < certs.length; ++i) {
+            ICertificateRegistry.Certificate memory c = registry.status(certs[i]);
+            uint256 expected = handler.ghostCertRevokedAs(certs[i]);
+            assertEq(
+                c.revoked, expected != 0, "Invariant violation: certificate revocation differs from the hook model"
+            );
+            if (expected != 0) {
+                assertEq(uint256(c.reason) + 1, expected, "Invariant violation: hook revocation reason differs");
+            }
+        }
+        address[] memory actors = handler.actors();
+        for (uint256 i; i < actors.length; ++i) {
+            assertEq(
+                registry.activeCount(actors[i]),
+                handler.ghostLiveCerts(actors[i]),
+                "Invariant violation: active certificate count differs from the hook model"
+            );
+        }
+    }
+
     /// @notice Calls the spec forbids are refused (stale/overpriced/over-deposit receipts, wrong
     /// signer, close by non-client, early reclaim, slash by non-slasher, over-unstake), valid calls
     /// are accepted, and the handler saw nothing else amiss.
@@ -263,7 +292,7 @@ contract FlowNetInvariantsTest is MarketFixture {
     function test_handlerSequenceReachesEveryAction() public {
         for (uint256 i; i < HANDLER_SEQUENCE; ++i) {
             uint256 r = uint256(keccak256(abi.encode("flownet-handler", i)));
-            _dispatch(r % 13, r);
+            _dispatch(r % 14, r);
         }
         _logSummary();
         string[] memory names = handler.actionNames();
@@ -276,6 +305,8 @@ contract FlowNetInvariantsTest is MarketFixture {
         }
         assertGt(handler.foreignAttempts(), 0, "no foreign-signature probe was sent");
         assertGt(handler.earlyWithdrawAttempts(), 0, "no early withdrawal was attempted");
+        assertGt(handler.counter("registerCertificate").ok, 0, "no certificate was registered");
+        _assertHookRevokedSome();
         invariant_stakingBalanceEqualsActivePlusThawing();
         invariant_marketBalanceEqualsOpenEscrow();
         invariant_supplyConservedAcrossSystem();
@@ -284,6 +315,21 @@ contract FlowNetInvariantsTest is MarketFixture {
         invariant_orderAccounting();
         invariant_receiptBoundToOrderChainAndContract();
         invariant_handlerSawNoViolation();
+        invariant_certificatesRevokedOnSlashOrFullUnbond();
+    }
+
+    /// @dev The fixed sequence reached both hook paths: some certificate revoked as Slashed, some as Unbonded.
+    function _assertHookRevokedSome() internal view {
+        bytes32[] memory certs = handler.certificates();
+        bool slashed;
+        bool unbonded;
+        for (uint256 i; i < certs.length; ++i) {
+            ICertificateRegistry.RevocationReason reason = registry.status(certs[i]).reason;
+            slashed = slashed || reason == ICertificateRegistry.RevocationReason.Slashed;
+            unbonded = unbonded || reason == ICertificateRegistry.RevocationReason.Unbonded;
+        }
+        assertTrue(slashed, "no certificate was revoked by a slash");
+        assertTrue(unbonded, "no certificate was revoked by a full unbond");
     }
 
     // ------------------------------------------------------------------ helpers
@@ -305,7 +351,8 @@ contract FlowNetInvariantsTest is MarketFixture {
         else if (which == 9) handler.slash(a, b);
         else if (which == 10) handler.warp(a);
         else if (which == 11) handler.probeForeignSignature(a, b, c, d, r);
-        else handler.probeInvalidCall(a, b, c, d);
+        else if (which == 12) handler.probeInvalidCall(a, b, c, d);
+        else handler.registerCertificate(a);
     }
 
     function _logSummary() internal view {

@@ -5,11 +5,13 @@ import {BaseTest} from "./BaseTest.sol";
 import {FlowToken} from "../../FlowToken.sol";
 import {Staking} from "../../Staking.sol";
 import {BandwidthMarket} from "../../BandwidthMarket.sol";
+import {CertificateRegistry} from "../../CertificateRegistry.sol";
 import {IBandwidthMarket} from "../../interfaces/IBandwidthMarket.sol";
 import {IStaking} from "../../interfaces/IStaking.sol";
 
 /// @notice Shared deployment for every FlowNet contract test: the whole set deployed the way
-/// flownet/chain/deploy.py deploys it (Staking names the market's precomputed address), funded
+/// flownet/chain/deploy.py deploys it (Staking names the precomputed addresses of the market and the
+/// certificate registry, deployed right after it in that order), funded
 /// actors with known keys, and helpers to sign receipts and closes.
 abstract contract MarketFixture is BaseTest {
     uint256 internal constant SUPPLY = 1_000_000_000e18;
@@ -31,6 +33,7 @@ abstract contract MarketFixture is BaseTest {
     FlowToken internal token;
     Staking internal staking;
     BandwidthMarket internal market;
+    CertificateRegistry internal registry;
 
     address internal holder = address(this);
     address internal slasher = address(0x51A5);
@@ -51,10 +54,11 @@ abstract contract MarketFixture is BaseTest {
         vm.label(slasher, "slasher");
         vm.warp(1_700_000_000);
 
-        (token, staking, market) = deploySet(slasher);
+        (token, staking, market, registry) = deploySet(slasher);
         vm.label(address(token), "FlowToken");
         vm.label(address(staking), "Staking");
         vm.label(address(market), "BandwidthMarket");
+        vm.label(address(registry), "CertificateRegistry");
 
         address[4] memory actors = [provider, client, verifier, stranger];
         for (uint256 i; i < actors.length; ++i) {
@@ -66,12 +70,23 @@ abstract contract MarketFixture is BaseTest {
         }
     }
 
-    /// @notice Deploys token, staking and market; staking is told the market's address in advance.
-    function deploySet(address slasher_) internal returns (FlowToken t, Staking s, BandwidthMarket m) {
+    /// @notice Deploys token, staking, market and certificate registry; staking is told the market's
+    /// and the registry's addresses in advance.
+    function deploySet(address slasher_)
+        internal
+        returns (FlowToken t, Staking s, BandwidthMarket m, CertificateRegistry r)
+    {
         t = new FlowToken(holder, SUPPLY);
-        address predictedMarket = vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + 1);
-        s = new Staking(address(t), slasher_, predictedMarket, THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
+        s = new Staking(address(t), slasher_, predictNext(1), predictNext(2), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
         m = new BandwidthMarket(address(t), address(s), GRACE, MAX_DURATION, LOCK_BPS);
+        r = new CertificateRegistry(address(s));
+        assertEq(address(m), s.market(), "market at the address staking names");
+        assertEq(address(r), s.certificateRegistry(), "registry at the address staking names");
+    }
+
+    /// @notice The address of this contract's `k`-th CREATE after the next one (k = 0: the next one).
+    function predictNext(uint256 k) internal view returns (address) {
+        return vm.computeCreateAddress(address(this), vm.getNonce(address(this)) + k);
     }
 
     /// @notice `provider` stakes `amount` and offers PRICE per GiB.

@@ -1,0 +1,197 @@
+"""A whole tunnel on this machine, driven through the real command line: for the end-to-end test,
+the tunnel benchmark and anyone who wants to try it.
+
+`LocalTunnelNet` makes two wallets in a fresh FLOWNET_HOME, starts a devnet (anvil, contracts,
+funding), registers a provider with an offer, buys an order, creates and registers both
+certificates on chain, then runs `flownet provider serve` and `flownet client connect` as separate
+processes, exactly as users would. Leaving the context stops the client (which pays its last
+receipt), then the provider (which redeems everything outstanding), then the devnet.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from flownet.devnet import free_port
+from flownet.errors import FlowNetError
+
+__all__ = ["LocalTunnelNet"]
+
+
+class LocalTunnelNet:
+    def __init__(
+        self,
+        workdir: Path,
+        allow: Sequence[str] = ("127.0.0.1/32",),
+        log: Callable[[str], None] = print,
+        price: str = "1",
+        deposit: str = "1000",
+        receipt_interval_mib: float = 4.0,
+        credit_window_mib: float = 16.0,
+        provider_args: Sequence[str] = (),
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.home = self.workdir / "home"
+        self.allow = tuple(allow)
+        self.log = log
+        self.price = price
+        self.deposit = deposit
+        self.receipt_interval_mib = receipt_interval_mib
+        self.credit_window_mib = credit_window_mib
+        self.provider_args = tuple(provider_args)
+        self.env = {
+            **os.environ,
+            "FLOWNET_SCRYPT_N": "1024",
+            "FLOWNET_PASSWORD": secrets.token_hex(16),
+            "FLOWNET_HOME": str(self.home),
+        }
+        self.env.pop("FLOWNET_WALLET", None)
+        self.provider_port = free_port()
+        self.socks_port = 0
+        self.provider_address = ""
+        self.client_address = ""
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._devnet = False
+
+    # running commands
+
+    def flownet(self, *args: str, timeout: float = 120) -> str:
+        """Run `flownet ARGS` in this home; its stdout, or FlowNetError with its output."""
+        done = subprocess.run(
+            [sys.executable, "-m", "flownet.cli", *args],
+            env=self.env,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise FlowNetError(
+                f"flownet {' '.join(args)} exited {done.returncode}: {(done.stdout + done.stderr).decode()[-2000:]}"
+            )
+        return done.stdout.decode()
+
+    def _spawn(self, name: str, args: Sequence[str], ready: Path, timeout: float = 120) -> str:
+        log_path = self.workdir / f"{name}.log"
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "flownet.cli", *args, "--ready-file", str(ready)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self._procs[name] = proc
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready.exists() and ready.read_text().endswith("\n"):
+                return ready.read_text().strip()
+            if proc.poll() is not None:
+                raise FlowNetError(f"{name} exited {proc.returncode}: {log_path.read_text()[-2000:]}")
+            time.sleep(0.05)
+        raise FlowNetError(f"{name} was not ready after {timeout:.0f} s: {log_path.read_text()[-2000:]}")
+
+    # life cycle
+
+    def __enter__(self) -> LocalTunnelNet:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        self.log("localnet: wallets, devnet, provider offer, order, certificates")
+        self.flownet("wallet", "new", "provider")
+        self.flownet("wallet", "new", "client")
+        self.provider_address = self.flownet("wallet", "address", "provider").strip()
+        self.client_address = self.flownet("wallet", "address", "client").strip()
+        self.flownet("devnet", "start")
+        self._devnet = True
+        endpoint = f"127.0.0.1:{self.provider_port}"
+        self.flownet("provider", "register", "--wallet", "provider", "--price", self.price, "--endpoint", endpoint)
+        self.flownet(
+            "client", "buy", "--wallet", "client", "--provider", self.provider_address, "--deposit", self.deposit
+        )
+        for name in ("provider", "client"):
+            self.flownet("cert", "new", "--wallet", name)
+            self.flownet("cert", "register", "--wallet", name)
+        allow = [arg for net in self.allow for arg in ("--allow", net)]
+        self._spawn(
+            "provider",
+            [
+                "provider",
+                "serve",
+                "--wallet",
+                "provider",
+                "--listen",
+                endpoint,
+                *allow,
+                "--poll",
+                "0.2",
+                "--credit-window",
+                str(self.credit_window_mib),
+                *self.provider_args,
+            ],
+            self.workdir / "provider.ready",
+        )
+        address = self._spawn(
+            "client",
+            [
+                "client",
+                "connect",
+                "--order",
+                "1",
+                "--wallet",
+                "client",
+                "--listen",
+                "127.0.0.1:0",
+                "--receipt-interval",
+                str(self.receipt_interval_mib),
+            ],
+            self.workdir / "client.ready",
+        )
+        self.socks_port = int(address.rsplit(":", 1)[1])
+        self.log(f"localnet: ready in {time.monotonic() - started:.1f} s; SOCKS5 on 127.0.0.1:{self.socks_port}")
+
+    def stop_process(self, name: str, timeout: float = 120) -> int | None:
+        """SIGTERM `name` ("client" or "provider") and wait for it; its exit code."""
+        proc = self._procs.pop(name, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def log_of(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def close(self) -> None:
+        self.stop_process("client")
+        self.stop_process("provider")
+        if self._devnet:
+            self._devnet = False
+            try:
+                self.flownet("devnet", "stop")
+            except FlowNetError as exc:
+                self.log(f"localnet: {exc}")
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
