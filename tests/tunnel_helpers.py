@@ -108,6 +108,19 @@ class FakeIndex:
         self.conn.execute("UPDATE orders SET status = ? WHERE order_id = ?", (status, "0x" + order.order_id.hex()))
 
 
+class _Remembering(dict[bytes, OrderAccount]):
+    """The server's order accounts, also appending every account stored to `seen`."""
+
+    def __init__(self, seen: list[OrderAccount]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def __setitem__(self, key: bytes, value: OrderAccount) -> None:
+        if all(value is not a for a in self.seen):
+            self.seen.append(value)
+        super().__setitem__(key, value)
+
+
 @dataclass
 class Tunnel:
     """A provider server and a client tunnel sharing one loop (run it with `asyncio.run`)."""
@@ -160,15 +173,7 @@ class Tunnel:
         await server.start()
         self.server = server
         self.accounts: list[OrderAccount] = []
-        fetch = server.account
-
-        def account(order_id: bytes) -> OrderAccount | None:  # remember every account, even once evicted
-            found = fetch(order_id)
-            if found is not None and all(found is not a for a in self.accounts):
-                self.accounts.append(found)
-            return found
-
-        server.account = account  # type: ignore[method-assign]
+        server.accounts = _Remembering(self.accounts)  # every account the server creates, even once evicted
         return server
 
     def metered(self) -> int:

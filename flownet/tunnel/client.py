@@ -173,7 +173,6 @@ class ClientSession(Session):
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.results: dict[int, asyncio.Future[int]] = {}
         self.next_id = 1
-        self.error: Exception | None = None  # why the session went down
 
     def on_frame(self, frame: fr.Frame) -> None:
         if frame.stream_id == 0 and isinstance(frame, fr.Window):
@@ -185,7 +184,6 @@ class ClientSession(Session):
         super().on_frame(frame)
 
     def on_down(self, error: Exception | None) -> None:
-        self.error = error
         if not self.ready.done():
             self.ready.set_exception(error or TunnelError("the provider closed the connection"))
         for future in self.results.values():
@@ -298,11 +296,6 @@ class ClientTunnel:
                     f"cannot reach the provider at {self.config.provider_host}:{self.config.provider_port}: "
                     f"{exc or type(exc).__name__}"
                 ) from None
-            if session.closed:  # TLS 1.3: the provider refuses our certificate after our handshake completed
-                raise TunnelError(
-                    f"the provider at {self.config.provider_host}:{self.config.provider_port} closed the session at "
-                    f"once: {session.error or 'no reason given'}"
-                )
             log.info("tunnel session to %s:%d up", self.config.provider_host, self.config.provider_port)
             self.session = session
             return session
