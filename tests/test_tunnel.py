@@ -184,6 +184,36 @@ def test_upload_and_half_close(tmp_path: Path) -> None:
     run(main(), 30)
 
 
+def test_a_slow_reader_backs_up_to_the_destination(tmp_path: Path) -> None:
+    """Flow control end to end: a SOCKS client that stops reading stops the provider reading the destination
+    (a window plus socket buffers in flight, not the whole file), and the download completes once it reads."""
+    t = Tunnel(tmp_path).standard()
+    size = 32 * MIB
+
+    async def main() -> None:
+        await t.start_provider()
+        client = await t.start_client()
+        with random_file(tmp_path, "f.bin", size) as f, LocalWeb(tmp_path) as web:
+            want = hashlib.sha256(f.read_bytes()).digest()
+            code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", web.port)
+            assert code == 0
+            writer.transport.pause_reading()  # type: ignore[attr-defined]
+            writer.write(b"GET /f.bin HTTP/1.0\r\nHost: x\r\n\r\n")
+            await asyncio.sleep(0.5)
+            stalled = t.metered()
+            await asyncio.sleep(0.3)
+            assert t.metered() == stalled  # nothing moves while the reader sleeps
+            assert stalled < 12 * MIB, stalled  # ~5.5 MB measured: 1 MiB window + loopback socket buffers
+            writer.transport.resume_reading()  # type: ignore[attr-defined]
+            body = await asyncio.wait_for(reader.read(-1), 20)
+            writer.close()
+            assert hashlib.sha256(body[body.index(b"\r\n\r\n") + 4 :]).digest() == want
+        await client.stop()
+        await t.server.stop()
+
+    run(main(), 40)
+
+
 def test_restarts_continue_the_cumulative_receipt(tmp_path: Path) -> None:
     """A restarted client continues its count from its receipt log, a restarted provider from its book."""
     t = Tunnel(tmp_path, receipt_interval=1 * MIB).standard()
