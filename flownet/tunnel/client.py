@@ -322,7 +322,8 @@ class ClientTunnel:
         try:
             if session.closed:
                 raise TimeoutError  # the session ended before the OPEN went out
-            status = await asyncio.wait_for(future, self.config.connect_timeout + 5)
+            async with asyncio.timeout(self.config.connect_timeout + 5):  # no extra task, unlike wait_for
+                status = await future
         except TimeoutError:
             status = fr.OpenStatus.GENERAL_FAILURE
             session.results.pop(stream_id, None)

@@ -198,8 +198,8 @@ class ProviderSession(Session):
         assert isinstance(stream, ProviderStream)
         account = stream.account
         account.metered += size
-        if account.held_since is None and account.unpaid >= self.server.config.credit_window:
-            self.server.hold(account)
+        if account.held_since is None and (account.unpaid >= self.server.config.credit_window or account.exhausted):
+            self.server.hold(account)  # exhausted: the deposit cannot pay for more, whatever the window
 
     def is_held(self, stream: Stream) -> bool:
         return isinstance(stream, ProviderStream) and (stream.account.held_since is not None or not stream.opened)
@@ -256,9 +256,8 @@ class ProviderSession(Session):
             return
         stream = ProviderStream(self, frame.stream_id, account)
         try:
-            await asyncio.wait_for(
-                loop.create_connection(lambda: stream, str(address), frame.port), server.config.connect_timeout
-            )
+            async with asyncio.timeout(server.config.connect_timeout):  # no extra task, unlike wait_for
+                await loop.create_connection(lambda: stream, str(address), frame.port)
         except ConnectionRefusedError as exc:
             self._answer(frame.stream_id, fr.OpenStatus.CONNECTION_REFUSED, str(exc))
             return
@@ -412,7 +411,7 @@ class ProviderServer:
                 session.flush()
 
         future.add_done_callback(stored)
-        if account.held_since is not None and account.unpaid < self.config.credit_window:
+        if account.held_since is not None and account.unpaid < self.config.credit_window and not account.exhausted:
             account.held_since = None
             for stream in list(account.streams):
                 if not stream.done:

@@ -70,15 +70,15 @@ def make_context(identity: Identity, check: CertCheck, *, server: bool) -> SSL.C
     ctx = SSL.Context(SSL.TLS_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
     ctx.set_max_proto_version(SSL.TLS1_3_VERSION)
-    ctx.use_certificate(crypto.X509.from_cryptography(identity.certificate))
-    ctx.use_privatekey(crypto.load_privatekey(crypto.FILETYPE_PEM, identity.key_pem))
+    ctx.use_certificate(identity.certificate)
+    ctx.use_privatekey(serialization.load_pem_private_key(identity.key_pem, None))  # type: ignore[arg-type]
     ctx.check_privatekey()
     ctx.set_options(SSL.OP_NO_TICKET)
 
     def verify(conn: SSL.Connection, cert: crypto.X509, _errno: int, depth: int, _ok: int) -> bool:
         if depth != 0:
             return False  # DeCA certificates are self-issued: a chain is never sent
-        der = crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
+        der = cert.to_cryptography().public_bytes(serialization.Encoding.DER)
         try:
             reason = check(der)
         except Exception as exc:  # a failing check must refuse, never accept
@@ -237,7 +237,7 @@ class TlsLink(asyncio.Protocol):
             self._fail(TunnelError(f"TLS handshake with {self.peer_address} failed: {reason or _describe(exc)}"))
             return
         self._flush()
-        peer = self._conn.get_peer_certificate()
+        peer = self._conn.get_peer_certificate(as_cryptography=True)
         if peer is None:  # VERIFY_FAIL_IF_NO_PEER_CERT makes this unreachable on both sides
             self._fail(TunnelError(f"{self.peer_address} sent no certificate"))
             return
@@ -245,7 +245,7 @@ class TlsLink(asyncio.Protocol):
             self._fail(TunnelError(f"{self.peer_address} negotiated {self._conn.get_protocol_version_name()}"))
             return
         self._up = True
-        self._handler.link_up(self, crypto.dump_certificate(crypto.FILETYPE_ASN1, peer))
+        self._handler.link_up(self, peer.public_bytes(serialization.Encoding.DER))
         # application data may have arrived with the handshake's last flight
         if not self._closed:
             self.data_received(b"")
