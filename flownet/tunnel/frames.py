@@ -118,10 +118,10 @@ class OpenResult:
 
 @dataclass(frozen=True)
 class Data:
-    """Raw stream bytes."""
+    """Raw stream bytes (from `FrameDecoder`, a read-only view of the bytes fed to it: no copy)."""
 
     stream_id: int
-    data: bytes
+    data: bytes | memoryview
 
     def __post_init__(self) -> None:
         _check_stream_id(self.stream_id)
@@ -296,6 +296,7 @@ class FrameDecoder:
         if self._error is not None:
             raise self._error
         view = memoryview(data)
+        immutable = isinstance(data, bytes)  # a view into a bytearray could change under the frame
         done: list[Frame] = []
         try:
             while view:
@@ -309,7 +310,10 @@ class FrameDecoder:
                     end = HEADER_SIZE + length
                     if len(view) >= end:
                         stream_id = int.from_bytes(view[1:5], "big")
-                        done.append(decode_payload(frame_type, stream_id, bytes(view[HEADER_SIZE:end])))
+                        if frame_type == FrameType.DATA and immutable:  # the payload stays a view: no copy
+                            done.append(Data(stream_id, view[HEADER_SIZE:end]))
+                        else:
+                            done.append(decode_payload(frame_type, stream_id, bytes(view[HEADER_SIZE:end])))
                         view = view[end:]
                         continue
                 need = self._needed()

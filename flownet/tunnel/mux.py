@@ -60,6 +60,7 @@ class Stream(asyncio.Protocol):
         self.recv_allowance = WINDOW  # bytes the peer may still send us
         self.unacked = 0  # bytes delivered to our socket, not yet acknowledged to the peer
         self.pending = bytearray()  # bytes read from our socket that wait for credit
+        self.outq: list[bytes | memoryview] = []  # bytes from the peer for our socket, written once per batch
         self.local_eof = False  # our socket said EOF
         self.sent_close = False
         self.peer_eof = False
@@ -114,6 +115,18 @@ class Stream(asyncio.Protocol):
         if self.transport is not None:
             self.transport.write(data)
 
+    def queue_local(self, data: bytes | memoryview) -> bool:
+        """Queue bytes for the socket, written with the rest of the batch by `flush_local`; True if first."""
+        self.outq.append(data)
+        return len(self.outq) == 1
+
+    def flush_local(self) -> None:
+        """Write the queued bytes in one vectored write (no copy, one system call)."""
+        if self.outq:
+            out, self.outq = self.outq, []
+            if self.transport is not None:
+                self.transport.writelines(out)
+
     def close_local(self, abort: bool = False) -> None:
         transport, self.transport = self.transport, None
         if transport is not None:
@@ -136,6 +149,7 @@ class Session:
         self.link_blocked = False
         self.closed = False
         self._out: list[bytes | memoryview] = []
+        self._touched: list[Stream] = []  # streams with bytes queued for their socket in this batch
 
     # LinkHandler
 
@@ -150,14 +164,19 @@ class Session:
                 self.on_frame(cast(fr.Frame, frame))
             self.fail(TunnelError(f"protocol error from the peer: {exc}"))
             return
-        for frame in frames:
-            if self.closed:
-                return
-            try:
-                self.on_frame(frame)
-            except ProtocolError as exc:
-                self.fail(TunnelError(f"protocol error from the peer: {exc}"))
-                return
+        try:
+            for frame in frames:
+                if self.closed:
+                    return
+                try:
+                    self.on_frame(frame)
+                except ProtocolError as exc:
+                    self.fail(TunnelError(f"protocol error from the peer: {exc}"))
+                    return
+        finally:
+            touched, self._touched = self._touched, []
+            for stream in touched:
+                stream.flush_local()
         self.flush()
 
     def link_down(self, error: Exception | None) -> None:
@@ -282,7 +301,8 @@ class Session:
             raise ProtocolError(
                 f"stream {frame.stream_id}: the peer sent {-stream.recv_allowance} bytes over its window"
             )
-        stream.write_local(frame.data)
+        if stream.queue_local(frame.data):
+            self._touched.append(stream)
         stream.unacked += size
         self.on_received(stream, size)
         self.acknowledge(stream)
@@ -296,6 +316,7 @@ class Session:
             self.on_reset_by_peer(stream, frame.reason)
             return
         stream.peer_eof = True
+        stream.flush_local()
         if stream.transport is not None and stream.transport.can_write_eof():
             stream.transport.write_eof()
         if stream.sent_close:
@@ -324,6 +345,10 @@ class Session:
         stream.done = True
         stream.pending.clear()
         self.streams.pop(stream.id, None)
+        if abort:
+            stream.outq.clear()
+        else:
+            stream.flush_local()
         stream.close_local(abort=abort)
         self.on_stream_end(stream)
 
