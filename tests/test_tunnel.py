@@ -954,3 +954,29 @@ def test_provider_verifies_receipts_like_the_market(tmp_path: Path, caplog: pyte
         await server.stop()
 
     run(main(), 30)
+
+
+def test_tls_context_is_tls13_only_and_encrypts_whole_writes() -> None:
+    from OpenSSL import SSL
+
+    node = make_node()
+    ctx = make_context(node.identity, lambda _der: None, server=True)
+    partial_write = 0x1  # SSL_MODE_ENABLE_PARTIAL_WRITE: one record per SSL_write, a Python call per 16 KiB
+    assert ctx.set_mode(0) & partial_write == 0
+    big = os.urandom(256 * 1024)
+    client = SSL.Connection(make_context(make_node().identity, lambda _der: None, server=False), None)
+    client.set_connect_state()
+    server = SSL.Connection(ctx, None)
+    server.set_accept_state()
+    for _ in range(10):  # a memory-BIO handshake
+        for a, b in ((client, server), (server, client)):
+            try:
+                a.do_handshake()
+            except SSL.WantReadError:
+                pass
+            try:
+                b.bio_write(a.bio_read(1 << 20))
+            except SSL.WantReadError:
+                pass
+    assert client.get_protocol_version_name() == "TLSv1.3"
+    assert client.send(big) == len(big)  # all of it in one call, not one 16 KiB record
