@@ -114,6 +114,7 @@ class OrderAccount:
         self.streams: set[ProviderStream] = set()
         self.held_since: float | None = None
         self.open = True
+        self.checked_at = float("-inf")  # when `open` was last read from the index
 
     @property
     def covered_bytes(self) -> int:
@@ -363,22 +364,31 @@ class ProviderServer:
         return account
 
     def admit(self, session: ProviderSession, order_id: bytes) -> tuple[fr.OpenStatus, str, OrderAccount | None]:
-        """Whether `session` may open a stream on `order_id` now; the account if so."""
-        found = self.index.order(order_id)
-        if found is None:
-            return fr.OpenStatus.ORDER_NOT_OPEN, f"order 0x{order_id.hex()} is not in the index", None
-        order, status = found
-        if order_id not in self.accounts:
-            stored = self.config.book.latest(order_id)
-            self.accounts[order_id] = OrderAccount(order, stored.receipt if stored else None)
+        """Whether `session` may open a stream on `order_id` now; the account if so.
+
+        The index is read at most once per monitor interval per order (an order's terms never change,
+        and its status is re-read by then), which keeps a query off most stream openings.
+        """
+        now = self.config.clock()
+        account = self.accounts.get(order_id)
+        if account is not None and now - account.checked_at < self.config.monitor_interval:
+            order, status = account.order, "open" if account.open else "closed"
+        else:
+            found = self.index.order(order_id)
+            if found is None:
+                return fr.OpenStatus.ORDER_NOT_OPEN, f"order 0x{order_id.hex()} is not in the index", None
+            order, status = found
+            if account is None:
+                stored = self.config.book.latest(order_id)
+                account = OrderAccount(order, stored.receipt if stored else None)
+                self.accounts[order_id] = account
+            account.open, account.checked_at = status == "open", now
         if order.provider != self.config.provider:
             return fr.OpenStatus.ORDER_NOT_OPEN, f"order is for provider {order.provider}", None
         if order.client != session.client:
             return fr.OpenStatus.CERT_NOT_AUTHORISED, f"order belongs to {order.client}, not {session.client}", None
-        if status != "open" or order.expiry <= self.config.clock():
+        if status != "open" or order.expiry <= now:
             return fr.OpenStatus.ORDER_NOT_OPEN, f"order is {status}, expiry {order.expiry}", None
-        account = self.account(order_id)
-        assert account is not None
         if account.exhausted:
             return fr.OpenStatus.ORDER_EXHAUSTED, f"deposit {order.deposit} used up", None
         if account.held_since is not None:

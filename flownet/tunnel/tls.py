@@ -279,6 +279,8 @@ class TlsLink(asyncio.Protocol):
             if not out:
                 return
             transport.write(out)
+            if len(out) < READ_SIZE:
+                return  # the BIO is drained (saves the WantReadError a further read would raise)
 
     def _fail(self, error: Exception | None) -> None:
         if self._closed:
