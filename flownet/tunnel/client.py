@@ -143,7 +143,7 @@ class ClientStream(Stream):
             assert self.transport is not None
             self.transport.pause_reading()
             self.reading = False
-            asyncio.get_running_loop().create_task(self.tunnel.open(self, request))
+            self.tunnel.request(self, request)
 
     def _refuse(self, code: int, greeting: bool = False) -> None:
         if self.transport is not None:
@@ -171,7 +171,8 @@ class ClientSession(Session):
         super().__init__()
         self.tunnel = tunnel
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.results: dict[int, asyncio.Future[int]] = {}
+        # OPENs awaiting the provider's answer: stream, request, timeout
+        self.opening: dict[int, tuple[ClientStream, socks5.Request, asyncio.TimerHandle]] = {}
         self.next_id = 1
 
     def on_frame(self, frame: fr.Frame) -> None:
@@ -186,9 +187,8 @@ class ClientSession(Session):
     def on_down(self, error: Exception | None) -> None:
         if not self.ready.done():
             self.ready.set_exception(error or TunnelError("the provider closed the connection"))
-        for future in self.results.values():
-            if not future.done():
-                future.set_result(int(fr.OpenStatus.GENERAL_FAILURE))
+        for stream_id in list(self.opening):
+            self.tunnel.opened(self, stream_id, fr.OpenStatus.GENERAL_FAILURE)
         if self.tunnel.session is self:
             self.tunnel.session = None
         if error is not None and self.ready.done() and self.ready.exception() is None:
@@ -211,9 +211,7 @@ class ClientSession(Session):
 
     def on_control(self, frame: fr.Frame) -> None:
         if isinstance(frame, fr.OpenResult):
-            future = self.results.pop(frame.stream_id, None)
-            if future is not None and not future.done():
-                future.set_result(frame.status)
+            self.tunnel.opened(self, frame.stream_id, frame.status)
         elif isinstance(frame, fr.ReceiptAck):
             self.tunnel.acknowledged = max(self.tunnel.acknowledged, frame.cumulative_amount)
         else:
@@ -300,8 +298,16 @@ class ClientTunnel:
             self.session = session
             return session
 
+    def request(self, stream: ClientStream, request: socks5.Request) -> None:
+        """A SOCKS CONNECT arrived: send the OPEN now if the session is up (no task, no extra loop turn)."""
+        session = self.session
+        if session is not None and not session.closed and session.ready.done():
+            self._send_open(session, stream, request)
+        else:
+            asyncio.get_running_loop().create_task(self.open(stream, request))
+
     async def open(self, stream: ClientStream, request: socks5.Request) -> None:
-        """Open a stream for a SOCKS CONNECT, then answer the SOCKS client."""
+        """Connect the session first (the first CONNECT, or after the session dropped), then open."""
         try:
             session = await self.connect()
         except TunnelError as exc:
@@ -311,22 +317,27 @@ class ClientTunnel:
             return
         if stream.transport is None:  # the SOCKS client gave up meanwhile
             return
+        self._send_open(session, stream, request)
+
+    def _send_open(self, session: ClientSession, stream: ClientStream, request: socks5.Request) -> None:
         stream_id = session.next_id
         session.next_id += 2
         stream.session = session
         stream.id = stream_id
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        session.results[stream_id] = future
+        timer = asyncio.get_running_loop().call_later(
+            self.config.connect_timeout + 5, self.opened, session, stream_id, fr.OpenStatus.GENERAL_FAILURE
+        )
+        session.opening[stream_id] = (stream, request, timer)
         session.send(fr.Open(stream_id, self.order_id, request.port, request.host))
         session.flush()
-        try:
-            if session.closed:
-                raise TimeoutError  # the session ended before the OPEN went out
-            async with asyncio.timeout(self.config.connect_timeout + 5):  # no extra task, unlike wait_for
-                status = await future
-        except TimeoutError:
-            status = fr.OpenStatus.GENERAL_FAILURE
-            session.results.pop(stream_id, None)
+
+    def opened(self, session: ClientSession, stream_id: int, status: int) -> None:
+        """The provider answered an OPEN (or it timed out, or the session ended): answer the SOCKS client."""
+        entry = session.opening.pop(stream_id, None)
+        if entry is None:
+            return
+        stream, request, timer = entry
+        timer.cancel()
         if status != fr.OpenStatus.OK:
             name = fr.OpenStatus(status).name
             log.info("CONNECT %s:%d refused by the provider: %s", request.host, request.port, name)
