@@ -977,3 +977,17 @@ def test_tls_context_is_tls13_only_and_encrypts_whole_writes() -> None:
                 b.bio_write(a.bio_read(1 << 20))
     assert client.get_protocol_version_name() == "TLSv1.3"
     assert client.send(big) == len(big)  # all of it in one call, not one 16 KiB record
+    # The receiving side decrypts every record into one buffer through pyOpenSSL's binding.
+    from flownet.tunnel.tls import DRAIN_SIZE, _Reader
+
+    reader = _Reader(server, None)  # type: ignore[arg-type]
+    assert reader.fast
+    server.bio_write(client.bio_read(1 << 20))
+    data, ended = reader.drain()
+    assert data == big and ended is None
+    slow = _Reader(server, None)  # type: ignore[arg-type]
+    slow.fast = False
+    client.send(big[:1000])
+    server.bio_write(client.bio_read(1 << 20))
+    assert slow.drain() == (big[:1000], None)
+    assert DRAIN_SIZE >= 16 * 1024
