@@ -74,7 +74,6 @@ def test_hook_revocations_are_indexed(anvil: Anvil, tmp_path: Path) -> None:
 
     from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, deploy
     from flownet.chain.tx import Sender
-
     from flownet.core.heartbeat import Heartbeat, HeartbeatDomain, sign_heartbeat
 
     w3 = http_web3(anvil.url)
