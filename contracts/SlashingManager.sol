@@ -89,7 +89,9 @@ contract SlashingManager is ISlashingManager, EIP712 {
         if (config_.statuteEpochs == 0) revert SlashingInvalidConfig("statuteEpochs", 0);
         if (config_.period == 0) revert SlashingInvalidConfig("period", 0);
         if (config_.capPerPeriod == 0) revert SlashingInvalidConfig("capPerPeriod", 0);
-        if (config_.slashBps == 0 || config_.slashBps > BPS) revert SlashingInvalidConfig("slashBps", config_.slashBps);
+        if (config_.slashBps == 0 || config_.slashBps > BPS) {
+            revert SlashingInvalidConfig("slashBps", config_.slashBps);
+        }
         if (config_.rewardBps > MAX_REWARD_BPS) revert SlashingInvalidConfig("rewardBps", config_.rewardBps);
         if (config_.accuserPenaltyBps == 0 || config_.accuserPenaltyBps > BPS) {
             revert SlashingInvalidConfig("accuserPenaltyBps", config_.accuserPenaltyBps);
@@ -156,7 +158,9 @@ contract SlashingManager is ISlashingManager, EIP712 {
         // Safe: rewardBps <= 5,000, so reward <= slashed.
         uint256 reward = slashed * _rewardBps / BPS;
         uint256 burned = slashed - reward;
-        emit EquivocationSlashed(provider, epoch, msg.sender, endpointA, endpointB, evidenceCid, slashed, reward, burned);
+        emit EquivocationSlashed(
+            provider, epoch, msg.sender, endpointA, endpointB, evidenceCid, slashed, reward, burned
+        );
         if (reward != 0) _token.safeTransfer(msg.sender, reward);
         _burn(burned);
         _trust.onSlash(provider, slashed, evidenceCid);
@@ -179,7 +183,8 @@ contract SlashingManager is ISlashingManager, EIP712 {
         uint256 open = _openDisputes[provider][epoch];
         if (open != 0) revert SlashingDisputeAlreadyOpen(provider, epoch, open);
         _useEvidence(evidenceCid);
-        address[] memory verifiers = _checkAttestations(attestationDigest(provider, epoch, kind, evidenceCid), signatures);
+        address[] memory verifiers =
+            _checkAttestations(attestationDigest(provider, epoch, kind, evidenceCid), signatures);
 
         disputeId = _nextDisputeId++;
         // Safe: challengeWindow <= 365 days (Staking's thaw bound) and timestamps fit uint64 for ages.

@@ -44,7 +44,9 @@ contract TrustRegistry is ITrustRegistry {
     /// uses an hour or more. It bounds how fast one scorer, even a compromised one, can move a score.
     constructor(address slashingManager_, address[4] memory authorities_, uint64 minInterval_) {
         if (slashingManager_ == address(0)) revert TrustInvalidConfig("slashingManager", 0);
-        if (minInterval_ == 0 || minInterval_ > MAX_MIN_INTERVAL) revert TrustInvalidConfig("minInterval", minInterval_);
+        if (minInterval_ == 0 || minInterval_ > MAX_MIN_INTERVAL) {
+            revert TrustInvalidConfig("minInterval", minInterval_);
+        }
         for (uint8 d; d < DOMAINS; ++d) {
             if (authorities_[d] == address(0)) revert TrustInvalidConfig("authority", d);
         }

@@ -336,8 +336,12 @@ contract GasTest is SlashingFixture {
     function test_slashEquivocation_gas() public {
         stakeProvider(STAKE);
         uint64 e = epochNow();
-        (ISlashingManager.Heartbeat memory a, bytes memory sigA, ISlashingManager.Heartbeat memory b, bytes memory sigB)
-        = equivocation(e);
+        (
+            ISlashingManager.Heartbeat memory a,
+            bytes memory sigA,
+            ISlashingManager.Heartbeat memory b,
+            bytes memory sigB
+        ) = equivocation(e);
         uint256 supply = token.totalSupply();
 
         vm.prank(stranger);

@@ -151,7 +151,11 @@ contract SlashingManagerTest is SlashingFixture {
         assertEq(
             slashing.attestationDigest(provider, 7, 3, CID), attestationDigestOf(provider, 7, 3, CID), "attestation"
         );
-        assertEq(slashing.serviceProofDigest(bytes32(uint256(5)), 7, 99), serviceProofDigestOf(bytes32(uint256(5)), 7, 99), "proof");
+        assertEq(
+            slashing.serviceProofDigest(bytes32(uint256(5)), 7, 99),
+            serviceProofDigestOf(bytes32(uint256(5)), 7, 99),
+            "proof"
+        );
     }
 
     // ------------------------------------------------------------ equivocation
@@ -201,8 +205,12 @@ contract SlashingManagerTest is SlashingFixture {
     }
 
     function test_RevertWhen_slashEquivocation_differentProviderOrEpoch() public {
-        (ISlashingManager.Heartbeat memory a, bytes memory sigA, ISlashingManager.Heartbeat memory b, bytes memory sigB)
-        = equivocation(epoch);
+        (
+            ISlashingManager.Heartbeat memory a,
+            bytes memory sigA,
+            ISlashingManager.Heartbeat memory b,
+            bytes memory sigB
+        ) = equivocation(epoch);
         b.provider = client;
         vm.expectRevert(
             abi.encodeWithSelector(ISlashingManager.SlashingHeartbeatMismatch.selector, provider, epoch, client, epoch)
@@ -219,9 +227,7 @@ contract SlashingManagerTest is SlashingFixture {
     }
 
     function test_RevertWhen_slashEquivocation_epochInFuture() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(ISlashingManager.SlashingEpochInFuture.selector, epoch + 1, epoch)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingEpochInFuture.selector, epoch + 1, epoch));
         slashEquivocationAs(stranger, epoch + 1, CID);
     }
 
@@ -236,17 +242,13 @@ contract SlashingManagerTest is SlashingFixture {
 
     function test_RevertWhen_slashEquivocation_epochAlreadySlashed() public {
         slashEquivocationAs(stranger, epoch, CID);
-        vm.expectRevert(
-            abi.encodeWithSelector(ISlashingManager.SlashingEpochAlreadySlashed.selector, provider, epoch)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingEpochAlreadySlashed.selector, provider, epoch));
         slashEquivocationAs(client, epoch, "bafkreiotherevidence");
     }
 
     function test_RevertWhen_slashEquivocation_evidenceReused() public {
         slashEquivocationAs(stranger, epoch, CID);
-        vm.expectRevert(
-            abi.encodeWithSelector(ISlashingManager.SlashingEvidenceUsed.selector, keccak256(bytes(CID)))
-        );
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingEvidenceUsed.selector, keccak256(bytes(CID))));
         slashEquivocationAs(stranger, epoch - 1, CID);
     }
 
@@ -419,7 +421,9 @@ contract SlashingManagerTest is SlashingFixture {
         // verifier2 never staked.
         bytes[] memory sigs = attestations(keys2(), provider, epoch, 0, CID);
         vm.expectRevert(
-            abi.encodeWithSelector(ISlashingManager.SlashingNotStakedVerifier.selector, verifier2, 0, 0, VERIFIER_MIN, 0)
+            abi.encodeWithSelector(
+                ISlashingManager.SlashingNotStakedVerifier.selector, verifier2, 0, 0, VERIFIER_MIN, 0
+            )
         );
         slashing.openDispute(provider, epoch, 0, CID, sigs);
     }
@@ -478,9 +482,7 @@ contract SlashingManagerTest is SlashingFixture {
         stakeVerifiers();
         openDisputeOf(epoch, 0, CID);
         bytes[] memory sigs = attestations(keys2(), provider, epoch - 1, 0, CID);
-        vm.expectRevert(
-            abi.encodeWithSelector(ISlashingManager.SlashingEvidenceUsed.selector, keccak256(bytes(CID)))
-        );
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingEvidenceUsed.selector, keccak256(bytes(CID))));
         slashing.openDispute(provider, epoch - 1, 0, CID, sigs);
     }
 
@@ -495,9 +497,7 @@ contract SlashingManagerTest is SlashingFixture {
 
         slashEquivocationAs(stranger, epoch, "bafkreiequivocation");
         sigs = attestations(keys2(), provider, epoch, 0, CID);
-        vm.expectRevert(
-            abi.encodeWithSelector(ISlashingManager.SlashingEpochAlreadySlashed.selector, provider, epoch)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingEpochAlreadySlashed.selector, provider, epoch));
         slashing.openDispute(provider, epoch, 0, CID, sigs);
     }
 
@@ -588,9 +588,7 @@ contract SlashingManagerTest is SlashingFixture {
         (uint256 id,, IBandwidthMarket.Order memory order, bytes memory sig) = _proofFor(epoch);
         uint64 ends = slashing.disputeOf(id).challengeEnds;
         vm.warp(ends);
-        vm.expectRevert(
-            abi.encodeWithSelector(ISlashingManager.SlashingChallengeWindowOver.selector, id, ends, ends)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingChallengeWindowOver.selector, id, ends, ends));
         slashing.rebut(id, order, 5 * GIB, sig);
     }
 
@@ -685,9 +683,7 @@ contract SlashingManagerTest is SlashingFixture {
         assertEq(slashing.openDisputeOf(provider, epoch), 0, "no open dispute");
         assertEq(trust.scoreOf(provider, 0), 250, "score halved");
 
-        vm.expectRevert(
-            abi.encodeWithSelector(ISlashingManager.SlashingEpochAlreadySlashed.selector, provider, epoch)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingEpochAlreadySlashed.selector, provider, epoch));
         slashEquivocationAs(stranger, epoch, "bafkreilater");
     }
 

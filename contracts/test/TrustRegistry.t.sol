@@ -62,9 +62,7 @@ contract TrustRegistryTest is SlashingFixture {
         new TrustRegistry(address(0), authorities(), 1);
         vm.expectRevert(abi.encodeWithSelector(ITrustRegistry.TrustInvalidConfig.selector, "minInterval", 0));
         new TrustRegistry(address(stub), authorities(), 0);
-        vm.expectRevert(
-            abi.encodeWithSelector(ITrustRegistry.TrustInvalidConfig.selector, "minInterval", 30 days + 1)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ITrustRegistry.TrustInvalidConfig.selector, "minInterval", 30 days + 1));
         new TrustRegistry(address(stub), authorities(), 30 days + 1);
         address[4] memory a = authorities();
         a[3] = address(0);
@@ -105,9 +103,7 @@ contract TrustRegistryTest is SlashingFixture {
         _score(scorer, APP, 600);
         uint256 next = block.timestamp + MIN_INTERVAL;
         vm.warp(next - 1);
-        vm.expectRevert(
-            abi.encodeWithSelector(ITrustRegistry.TrustRateLimited.selector, scorer, subject, APP, next)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ITrustRegistry.TrustRateLimited.selector, scorer, subject, APP, next));
         _score(scorer, APP, 610);
         // Another subject, or another scorer, is not limited.
         vm.prank(scorer);
@@ -166,7 +162,9 @@ contract TrustRegistryTest is SlashingFixture {
 
     function test_RevertWhen_onSlash_notSlashingManager() public {
         vm.expectRevert(
-            abi.encodeWithSelector(ITrustRegistry.TrustNotSlashingManager.selector, NETWORK_AUTHORITY, address(slashing))
+            abi.encodeWithSelector(
+                ITrustRegistry.TrustNotSlashingManager.selector, NETWORK_AUTHORITY, address(slashing)
+            )
         );
         vm.prank(NETWORK_AUTHORITY);
         trust.onSlash(subject, 1, REASON);

@@ -175,8 +175,12 @@ contract SlashingHandler is BaseTest {
         }
 
         bool valid = _epochAcceptable(who, epoch) && acceptedUses[keccak256(bytes(cid))] == 0 && _capRoom(who) != 0;
-        (ISlashingManager.Heartbeat memory a, bytes memory sigA, ISlashingManager.Heartbeat memory b, bytes memory sigB)
-        = _equivocation(p, epoch);
+        (
+            ISlashingManager.Heartbeat memory a,
+            bytes memory sigA,
+            ISlashingManager.Heartbeat memory b,
+            bytes memory sigB
+        ) = _equivocation(p, epoch);
         uint256 stakeBefore = _stakeOf(who);
         uint256 supplyBefore = token.totalSupply();
         vm.prank(reporter);

@@ -86,7 +86,7 @@ abstract contract MarketFixture is BaseTest {
 
         Set memory set = deploySet();
         (token, staking, market, registry, slashing, trust) =
-            (set.token, set.staking, set.market, set.registry, set.slashing, set.trust);
+        (set.token, set.staking, set.market, set.registry, set.slashing, set.trust);
         slasher = address(slashing);
         vm.label(slasher, "SlashingManager");
         vm.label(address(trust), "TrustRegistry");

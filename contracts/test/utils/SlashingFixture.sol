@@ -96,7 +96,8 @@ abstract contract SlashingFixture is MarketFixture {
                 h.timestamp
             )
         );
-        return keccak256(abi.encodePacked("\x19\x01", domainSeparator("FlowNet Heartbeat", verifyingContract), structHash));
+        return
+            keccak256(abi.encodePacked("\x19\x01", domainSeparator("FlowNet Heartbeat", verifyingContract), structHash));
     }
 
     function signHeartbeat(uint256 key, ISlashingManager.Heartbeat memory h) internal view returns (bytes memory) {
@@ -188,8 +189,12 @@ abstract contract SlashingFixture is MarketFixture {
     }
 
     function slashEquivocationAs(address reporter, uint64 epoch, string memory cid) internal returns (uint256) {
-        (ISlashingManager.Heartbeat memory a, bytes memory sigA, ISlashingManager.Heartbeat memory b, bytes memory sigB)
-        = equivocation(epoch);
+        (
+            ISlashingManager.Heartbeat memory a,
+            bytes memory sigA,
+            ISlashingManager.Heartbeat memory b,
+            bytes memory sigB
+        ) = equivocation(epoch);
         vm.prank(reporter);
         return slashing.slashEquivocation(a, sigA, b, sigB, cid);
     }
