@@ -552,7 +552,7 @@ contract SlashingHandler is BaseTest {
     function _pickOpen(uint256 seed) internal view returns (bool found, uint256 index) {
         uint256 n = _disputes.length;
         for (uint256 k; k < n; ++k) {
-            uint256 i = (seed + k) % n;
+            uint256 i = (seed % n + k) % n;
             if (_disputes[i].open) return (true, i);
         }
     }
