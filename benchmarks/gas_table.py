@@ -41,6 +41,11 @@ ORDER = [
     "redeemMany per receipt (amortized over 10)",
     "close",
     "reclaim",
+    "slashEquivocation",
+    "openDispute (2 signatures)",
+    "rebut",
+    "executeDispute",
+    "setScore",
     "FLOW transfer (baseline)",
 ]
 

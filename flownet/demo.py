@@ -56,7 +56,7 @@ def market_round(w3: Web3, say: Callable[[str], None] = print, deposit: int = 10
         say(f"  {sent.action:<22} tx {sent.tx_hash}  gas {sent.gas_used:>7,}  {detail}".rstrip())
         return sent
 
-    say("1. deploy FlowToken, Staking, BandwidthMarket, CertificateRegistry")
+    say("1. deploy FlowToken, Staking, BandwidthMarket, CertificateRegistry, SlashingManager, TrustRegistry")
     deployment = deploy(w3, Sender(w3, deployer), DeployConfig(), on_step=show)
     for name, address in deployment.addresses.items():
         say(f"     {name:<16} {address}")

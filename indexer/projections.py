@@ -234,10 +234,13 @@ def order_closed(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
 
 
 def transfer(state: State, ev: Event, contracts: dict[str, str]) -> list[Change]:
-    """Transfers between outsiders (and the mint); moves into or out of Staking and the market are
-    already booked by those contracts' events."""
+    """Transfers between outsiders (and the mint and burns); moves into or out of Staking and the market
+    are already booked by those contracts' events. The SlashingManager books nothing itself: what it
+    receives from a slash is credited to its wallet by Staking's Slashed event, and its rewards and
+    burns (transfers to the zero address) are booked here."""
     a = ev.args
-    if a["from"] in contracts or a["to"] in contracts or a["value"] == 0:
+    booked = ("Staking", "BandwidthMarket")
+    if contracts.get(a["from"]) in booked or contracts.get(a["to"]) in booked or a["value"] == 0:
         return []
     debit = "external" if a["from"] == ZERO_ADDRESS else f"wallet:{a['from']}"
     credit = "external" if a["to"] == ZERO_ADDRESS else f"wallet:{a['to']}"

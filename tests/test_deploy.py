@@ -26,6 +26,8 @@ def test_deploy_writes_a_verifiable_manifest(w3: Web3, tmp_path: Path) -> None:
         "deploy Staking",
         "deploy BandwidthMarket",
         "deploy CertificateRegistry",
+        "deploy SlashingManager",
+        "deploy TrustRegistry",
     ]
     assert deployment.chain_id == w3.eth.chain_id
     assert deployment.deployment_block == steps[0].block_number
@@ -36,14 +38,28 @@ def test_deploy_writes_a_verifiable_manifest(w3: Web3, tmp_path: Path) -> None:
     assert staking.functions.market().call() == market.address
     assert market.functions.staking().call() == staking.address
     assert market.functions.lockBps().call() == 2_500
-    assert staking.functions.slasher().call() == deployer.address
+    slashing = deployment.contract(w3, "SlashingManager")
+    trust = deployment.contract(w3, "TrustRegistry")
+    assert staking.functions.slasher().call() == slashing.address
+    assert slashing.functions.staking().call() == staking.address
+    assert slashing.functions.market().call() == market.address
+    assert slashing.functions.token().call() == token.address
+    assert slashing.functions.trustRegistry().call() == trust.address
+    assert trust.functions.slashingManager().call() == slashing.address
+    assert tuple(slashing.functions.config().call()) == DeployConfig().slashing_config()
+    assert [trust.functions.authority(d).call() for d in range(4)] == [deployer.address] * 4
+    assert trust.functions.minInterval().call() == DeployConfig().trust_min_interval
+    assert deployment.config["trust_authorities"] == [deployer.address] * 4
     registry = deployment.contract(w3, "CertificateRegistry")
     assert registry.functions.staking().call() == staking.address
     assert staking.functions.certificateRegistry().call() == registry.address
-    # Staking was deployed at nonce n; it names the addresses of nonces n + 1 and n + 2.
+    # Staking was deployed at nonce n; it names the addresses of nonces n + 1, n + 2 and n + 3, and
+    # the slashing manager names the trust registry at n + 4.
     staking_nonce = w3.eth.get_transaction(deployment.transactions["Staking"])["nonce"]
     assert market.address == create_address(deployer.address, staking_nonce + 1)
     assert registry.address == create_address(deployer.address, staking_nonce + 2)
+    assert slashing.address == create_address(deployer.address, staking_nonce + 3)
+    assert trust.address == create_address(deployer.address, staking_nonce + 4)
     assert token.functions.balanceOf(deployer.address).call() == DeployConfig().supply
 
     path = tmp_path / "deployment.json"
@@ -72,6 +88,8 @@ def test_verify_checks_the_cross_references(w3: Web3) -> None:
         ("CertificateRegistry", "certificateRegistry", "Staking"),
         ("BandwidthMarket", "market", "Staking"),
         ("FlowToken", "token", "Staking"),
+        ("SlashingManager", "slasher", "Staking"),
+        ("TrustRegistry", "trustRegistry", "SlashingManager"),
     ]:
         mixed = dataclasses.replace(first, addresses={**first.addresses, name: second.addresses[name]})
         named, listed = first.addresses[name], second.addresses[name]
@@ -107,12 +125,40 @@ def test_create_address_matches_chain(w3: Web3) -> None:
         ("lock_bps", 10_001, "lock_bps must be in 1..10000 (not 10001)"),
         ("provider_min_stake", 0, "provider_min_stake must be in"),
         ("verifier_min_stake", 2**96, "verifier_min_stake must be in"),
-        ("slasher", "0xnotanaddress", "slasher must be an address (not '0xnotanaddress')"),
+        ("challenge_window", 0, "challenge_window must be in 1..thaw_period (604800) seconds (not 0)"),
+        ("challenge_window", 604_801, "challenge_window must be in 1..thaw_period (604800) seconds (not 604801)"),
+        ("epoch_seconds", 0, "epoch_seconds must be positive (not 0)"),
+        ("statute_epochs", -1, "statute_epochs must be positive (not -1)"),
+        ("slash_period", 0, "slash_period must be positive (not 0)"),
+        ("trust_min_interval", 0, "trust_min_interval must be positive (not 0)"),
+        ("trust_min_interval", 31 * 86_400, "trust_min_interval must be at most 30 days (not 2678400 s)"),
+        ("cap_per_period", 0, "cap_per_period must be in 1..79228162514264337593543950335 (not 0)"),
+        ("slash_bps", 0, "slash_bps must be in 1..10000 (not 0)"),
+        ("accuser_penalty_bps", 10_001, "accuser_penalty_bps must be in 1..10000 (not 10001)"),
+        ("reward_bps", 5_001, "reward_bps must be in 0..5000 (not 5001)"),
+        ("quorum", 0, "quorum must be in 1..16 (not 0)"),
+        ("quorum", 17, "quorum must be in 1..16 (not 17)"),
+        ("trust_authorities", ("0x" + "11" * 20,) * 3, "trust_authorities must name 4 addresses (not 3)"),
+        ("trust_authorities", ("0x" + "00" * 20,) * 4, "trust authority must be a non-zero address"),
     ],
 )
 def test_bad_config_names_the_value(field: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         dataclasses.replace(DeployConfig(), **{field: value}).validate()
+
+
+def test_devnet_config_has_short_windows(w3: Web3) -> None:
+    config = DeployConfig.devnet(quorum=3)
+    config.validate()
+    assert (config.challenge_window, config.thaw_period, config.quorum) == (60, 120, 3)
+    authorities = tuple(new_account(w3).address for _ in range(4))
+    deployment = deploy(w3, Sender(w3, new_account(w3)), dataclasses.replace(config, trust_authorities=authorities))
+    slashing = deployment.contract(w3, "SlashingManager")
+    trust = deployment.contract(w3, "TrustRegistry")
+    assert slashing.functions.config().call()[0] == 60
+    assert slashing.functions.config().call()[8] == 3
+    assert [trust.functions.authority(d).call() for d in range(4)] == list(authorities)
+    deployment.verify(w3)
 
 
 def test_manifest_load_errors(tmp_path: Path) -> None:

@@ -74,10 +74,11 @@ def test_hook_revocations_are_indexed(anvil: Anvil, tmp_path: Path) -> None:
 
     from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, deploy
     from flownet.chain.tx import Sender
+    from flownet.core.heartbeat import Heartbeat, HeartbeatDomain, sign_heartbeat
 
     w3 = http_web3(anvil.url)
-    deployer = new_account(w3)  # also the slasher
-    deployment = deploy(w3, Sender(w3, deployer), DeployConfig(thaw_period=60))
+    deployer = new_account(w3)  # also the reporter of the equivocation
+    deployment = deploy(w3, Sender(w3, deployer), DeployConfig.devnet(thaw_period=60, challenge_window=60))
     token, staking, registry = (deployment.contract(w3, n) for n in ("FlowToken", "Staking", "CertificateRegistry"))
     owner = Sender(w3, deployer)
     expiry = w3.eth.get_block("latest")["timestamp"] + 86_400
@@ -93,7 +94,29 @@ def test_hook_revocations_are_indexed(anvil: Anvil, tmp_path: Path) -> None:
         for i, cert in enumerate(certs[account.address]):
             node.transact(registry.functions.register(cert, bytes([9]) * 32, f"bafkreipem{n}{i}", expiry), "register")
 
-    sent = owner.transact(staking.functions.slash(slashed_node.address, TOKEN_UNIT), "slash")
+    # The slashed node equivocates: two heartbeats of one epoch naming different endpoints.
+    now = w3.eth.get_block("latest")["timestamp"]
+    domain = HeartbeatDomain(w3.eth.chain_id, staking.address)
+    signed = [
+        sign_heartbeat(slashed_node, domain, Heartbeat.create(slashed_node.address, endpoint, 100, now))
+        for endpoint in ("203.0.113.7:8443", "198.51.100.9:8443")
+    ]
+    args = [
+        x
+        for s in signed
+        for x in (
+            (
+                s.heartbeat.provider,
+                s.heartbeat.epoch,
+                s.heartbeat.endpoint_hash,
+                s.heartbeat.load,
+                s.heartbeat.timestamp,
+            ),
+            s.signature,
+        )
+    ]
+    slashing = deployment.contract(w3, "SlashingManager")
+    sent = owner.transact(slashing.functions.slashEquivocation(*args, "bafkreiequivocation"), "slashEquivocation")
     Sender(w3, unbonding_node).transact(staking.functions.requestUnstake(2_000 * TOKEN_UNIT), "requestUnstake")
     Sender(w3, partial_node).transact(staking.functions.requestUnstake(1_000 * TOKEN_UNIT), "requestUnstake")
     w3.provider.make_request("evm_increaseTime", [61])

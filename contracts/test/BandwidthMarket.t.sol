@@ -747,7 +747,8 @@ contract BandwidthMarketTest is MarketFixture {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
 
         // A second deployment where the same client opens an order with identical terms.
-        (FlowToken t2, Staking s2, BandwidthMarket m2,) = deploySet(slasher);
+        Set memory set2 = deploySet();
+        (FlowToken t2, Staking s2, BandwidthMarket m2) = (set2.token, set2.staking, set2.market);
         _fundAndStake(t2, s2, m2, STAKE);
         vm.prank(client);
         bytes32 id2 = m2.openOrder(provider, DEPOSIT, DURATION, PRICE);

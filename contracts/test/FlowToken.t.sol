@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MarketFixture} from "./utils/MarketFixture.sol";
@@ -350,5 +351,47 @@ contract FlowTokenTest is MarketFixture {
             token.permit(provider, stranger, 1e18, deadline, v, r, s);
             assertEq(token.allowance(provider, stranger), 1e18, "allowance");
         }
+    }
+
+    // ------------------------------------------------------------ burn
+
+    function test_burn_shrinksSupplyAndBalance() public {
+        uint256 supply = token.totalSupply();
+        vm.expectEmit(true, true, false, true, address(token));
+        emit IERC20.Transfer(provider, address(0), 3e18);
+        vm.prank(provider);
+        token.burn(3e18);
+        assertEq(token.totalSupply(), supply - 3e18, "supply");
+        assertEq(token.balanceOf(provider), FUNDS - 3e18, "balance");
+    }
+
+    function test_RevertWhen_burn_aboveBalance() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IERC20Errors.ERC20InsufficientBalance.selector, provider, FUNDS, FUNDS + 1)
+        );
+        vm.prank(provider);
+        token.burn(FUNDS + 1);
+    }
+
+    function test_burnFrom_spendsAllowance() public {
+        vm.prank(provider);
+        token.approve(stranger, 2e18);
+        vm.expectRevert(abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, stranger, 2e18, 3e18));
+        vm.prank(stranger);
+        token.burnFrom(provider, 3e18);
+        uint256 supply = token.totalSupply();
+        vm.prank(stranger);
+        token.burnFrom(provider, 2e18);
+        assertEq(token.totalSupply(), supply - 2e18, "burned");
+        assertEq(token.allowance(provider, stranger), 0, "allowance spent");
+    }
+
+    function testFuzz_burn_supplyTracksBalances(uint256 amount) public {
+        amount = bound(amount, 0, FUNDS);
+        uint256 supply = token.totalSupply();
+        vm.prank(client);
+        token.burn(amount);
+        assertEq(supply - token.totalSupply(), amount, "supply shrinks by the burn");
+        assertEq(token.balanceOf(client), FUNDS - amount, "balance shrinks by the burn");
     }
 }

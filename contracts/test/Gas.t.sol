@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {MarketFixture} from "./utils/MarketFixture.sol";
+import {SlashingFixture} from "./utils/SlashingFixture.sol";
+import {ISlashingManager} from "../interfaces/ISlashingManager.sol";
 import {IBandwidthMarket} from "../interfaces/IBandwidthMarket.sol";
 import {IStaking} from "../interfaces/IStaking.sol";
 
@@ -26,7 +27,7 @@ contract IsolationProbe {
 /// every first storage and account access is cold, as on chain. Without --isolate the tests still run
 /// and check behaviour, but record nothing, so an ordinary `forge test` never overwrites the isolated
 /// figures with warm, intrinsic-free ones.
-contract GasTest is MarketFixture {
+contract GasTest is SlashingFixture {
     uint256 internal constant STAKE = 10_000e18;
     uint256 internal constant DEPOSIT = 100e18;
     uint256 internal constant DURATION = 1 days;
@@ -328,5 +329,78 @@ contract GasTest is MarketFixture {
         assertEq(token.balanceOf(client), clientBefore + 90e18, "refund");
         assertEq(staking.stakeOf(provider).locked, 0, "stake released");
         assertEq(uint256(market.orderState(id).status), uint256(IBandwidthMarket.Status.Closed), "closed");
+    }
+
+    // ------------------------------------------------------------ slashing and trust
+
+    function test_slashEquivocation_gas() public {
+        stakeProvider(STAKE);
+        uint64 e = epochNow();
+        (
+            ISlashingManager.Heartbeat memory a,
+            bytes memory sigA,
+            ISlashingManager.Heartbeat memory b,
+            bytes memory sigB
+        ) = equivocation(e);
+        uint256 supply = token.totalSupply();
+
+        vm.prank(stranger);
+        slashing.slashEquivocation(a, sigA, b, sigB, "bafkreigasequivocation");
+        _snapshotGasLastCall("slashEquivocation");
+
+        assertEq(stakeOf(provider), STAKE - 1_000e18, "slashed");
+        assertEq(token.totalSupply(), supply - 500e18, "burned");
+        assertEq(trust.scoreOf(provider, 0), 250, "scored down");
+    }
+
+    /// @dev The fixture's verifier already stakes in setUp; a second one joins for the quorum of 2.
+    function _openDisputeGas() internal returns (uint256 id, uint64 e) {
+        stakeProvider(STAKE);
+        stakeVerifier(verifier2, VERIFIER_MIN);
+        e = epochNow();
+        bytes[] memory sigs = attestations(keys2(), provider, e, 0, "bafkreigasdispute");
+
+        vm.prank(stranger);
+        id = slashing.openDispute(provider, e, 0, "bafkreigasdispute", sigs);
+        _snapshotGasLastCall("openDispute (2 signatures)");
+    }
+
+    function test_openDispute_gas() public {
+        (uint256 id,) = _openDisputeGas();
+        assertEq(uint256(slashing.disputeOf(id).status), uint256(ISlashingManager.DisputeStatus.Open), "open");
+    }
+
+    function test_rebut_gas() public {
+        (uint256 id, uint64 e) = _openDisputeGas();
+        (bytes32 orderId, IBandwidthMarket.Order memory order) = openOrder(DEPOSIT, DURATION);
+        bytes memory sig = signServiceProof(CLIENT_KEY, orderId, e, GIB);
+
+        vm.prank(provider);
+        slashing.rebut(id, order, GIB, sig);
+        _snapshotGasLastCall("rebut");
+
+        assertEq(stakeOf(verifier), VERIFIER_MIN * 9_500 / 10_000, "accuser penalized");
+    }
+
+    function test_executeDispute_gas() public {
+        (uint256 id,) = _openDisputeGas();
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+
+        vm.prank(stranger);
+        slashing.executeDispute(id);
+        _snapshotGasLastCall("executeDispute");
+
+        assertEq(stakeOf(provider), STAKE - 1_000e18, "slashed");
+    }
+
+    function test_setScore_gas() public {
+        vm.prank(APP_AUTHORITY);
+        trust.setScorer(1, stranger, true);
+
+        vm.prank(stranger);
+        trust.setScore(provider, 1, 800, "bafkreigasreason");
+        _snapshotGasLastCall("setScore");
+
+        assertEq(trust.scoreOf(provider, 1), 800, "scored");
     }
 }

@@ -27,7 +27,7 @@ TOOLS_DIR = ROOT / "tools"
 SOLC_VERSION = "0.8.28"
 
 #: The deployable contracts, in deployment order.
-CONTRACTS = ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry")
+CONTRACTS = ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry", "SlashingManager", "TrustRegistry")
 
 #: Must match foundry.toml so forge and Python build the same bytecode.
 SETTINGS: dict[str, Any] = {

@@ -1,11 +1,12 @@
 """Deploy the FlowNet contract set to any web3 provider and record it in a deployment manifest.
 
-Staking references BandwidthMarket and CertificateRegistry immutably, and each of them references
-Staking: Staking is deployed first with the addresses the market and the registry *will* have (the
-CREATE addresses at the deployer's next two nonces), and the constructors of the market and the
-registry check that Staking names them. The manifest records the chain id, every address, the
-deployment block and the hash of each artifact, so agents can refuse a manifest that does not match
-the chain or their own artifacts.
+Staking references BandwidthMarket, CertificateRegistry and SlashingManager immutably, and each of them
+references Staking: Staking is deployed first (nonce n) with the addresses the market (n + 1), the
+registry (n + 2) and the slashing manager (n + 3) *will* have (CREATE addresses at the deployer's next
+nonces), and their constructors check that Staking names them. The SlashingManager in turn names the
+TrustRegistry deployed right after it (n + 4), whose constructor checks that it is named. The
+manifest records the chain id, every address, the deployment block and the hash of each artifact,
+so agents can refuse a manifest that does not match the chain or their own artifacts.
 """
 
 from __future__ import annotations
@@ -38,13 +39,52 @@ class DeployConfig:
     """Constructor parameters of the whole set; defaults suit a devnet."""
 
     supply: int = 1_000_000_000 * TOKEN_UNIT
-    slasher: str | None = None  # defaults to the deployer until the slashing contract exists
     thaw_period: int = 7 * 24 * 3600
     provider_min_stake: int = 1_000 * TOKEN_UNIT
     verifier_min_stake: int = 500 * TOKEN_UNIT
     grace_period: int = 24 * 3600
     max_duration: int = 30 * 24 * 3600
     lock_bps: int = 5_000
+    # SlashingManager
+    challenge_window: int = 24 * 3600  # at most thaw_period
+    epoch_seconds: int = 30  # the heartbeat epoch
+    statute_epochs: int = 2_880  # one day of 30 s epochs
+    slash_period: int = 24 * 3600
+    cap_per_period: int = 10_000 * TOKEN_UNIT
+    slash_bps: int = 1_000
+    reward_bps: int = 5_000
+    accuser_penalty_bps: int = 500
+    quorum: int = 2
+    # TrustRegistry
+    trust_min_interval: int = 3600
+    #: The authorities of the Network, App, OS and Package domains; None: the deployer for all four.
+    trust_authorities: tuple[str, str, str, str] | None = None
+
+    @classmethod
+    def devnet(cls, **overrides: Any) -> DeployConfig:
+        """Short windows for a local devnet or a test: disputes, thawing, the slash cap period and the
+        trust rate limit run in a minute or less; anything in `overrides` wins."""
+        short: dict[str, Any] = {
+            "thaw_period": 120,
+            "challenge_window": 60,
+            "slash_period": 600,
+            "trust_min_interval": 5,
+        }
+        return cls(**{**short, **overrides})
+
+    def slashing_config(self) -> tuple[int, ...]:
+        """ISlashingManager.Config, in field order."""
+        return (
+            self.challenge_window,
+            self.epoch_seconds,
+            self.statute_epochs,
+            self.slash_period,
+            self.cap_per_period,
+            self.slash_bps,
+            self.reward_bps,
+            self.accuser_penalty_bps,
+            self.quorum,
+        )
 
     def validate(self) -> None:
         if not 0 < self.supply <= UINT96_MAX:
@@ -61,8 +101,30 @@ class DeployConfig:
             value = getattr(self, name)
             if not 0 < value <= UINT96_MAX:
                 raise ConfigError(f"{name} must be in 1..{UINT96_MAX} (not {value})")
-        if self.slasher is not None and not Web3.is_address(self.slasher):
-            raise ConfigError(f"slasher must be an address (not {self.slasher!r})")
+        if not 0 < self.challenge_window <= self.thaw_period:
+            raise ConfigError(
+                f"challenge_window must be in 1..thaw_period ({self.thaw_period}) seconds (not {self.challenge_window})"
+            )
+        for name in ("epoch_seconds", "statute_epochs", "slash_period", "trust_min_interval"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive (not {value})")
+        if self.trust_min_interval > 30 * 24 * 3600:
+            raise ConfigError(f"trust_min_interval must be at most 30 days (not {self.trust_min_interval} s)")
+        if not 0 < self.cap_per_period <= UINT96_MAX:
+            raise ConfigError(f"cap_per_period must be in 1..{UINT96_MAX} (not {self.cap_per_period})")
+        for name, low, high in (("slash_bps", 1, 10_000), ("accuser_penalty_bps", 1, 10_000), ("reward_bps", 0, 5_000)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be in {low}..{high} (not {value})")
+        if not 1 <= self.quorum <= 16:
+            raise ConfigError(f"quorum must be in 1..16 (not {self.quorum})")
+        if self.trust_authorities is not None:
+            if len(self.trust_authorities) != 4:
+                raise ConfigError(f"trust_authorities must name 4 addresses (not {len(self.trust_authorities)})")
+            for authority in self.trust_authorities:
+                if not Web3.is_address(authority) or int(authority, 16) == 0:
+                    raise ConfigError(f"trust authority must be a non-zero address (not {authority!r})")
 
 
 @dataclass(frozen=True)
@@ -129,6 +191,12 @@ class Deployment:
             ("BandwidthMarket", "token", "FlowToken"),
             ("BandwidthMarket", "staking", "Staking"),
             ("CertificateRegistry", "staking", "Staking"),
+            ("Staking", "slasher", "SlashingManager"),
+            ("SlashingManager", "staking", "Staking"),
+            ("SlashingManager", "market", "BandwidthMarket"),
+            ("SlashingManager", "token", "FlowToken"),
+            ("SlashingManager", "trustRegistry", "TrustRegistry"),
+            ("TrustRegistry", "slashingManager", "SlashingManager"),
         ]
         for name, view, target in references:
             if name not in self.addresses or target not in self.addresses:
@@ -151,17 +219,20 @@ def deploy(
     config: DeployConfig | None = None,
     on_step: Callable[[Sent], None] | None = None,
 ) -> Deployment:
-    """Deploy FlowToken, Staking, BandwidthMarket and CertificateRegistry from `sender`.
+    """Deploy FlowToken, Staking, BandwidthMarket, CertificateRegistry, SlashingManager and
+    TrustRegistry from `sender`, in that order.
 
     The deployer holds the whole token supply. The registry names Staking as the only contract that may
-    revoke every certificate of an account (on a slash or a full unbond).
+    revoke every certificate of an account (on a slash or a full unbond); the SlashingManager is
+    Staking's only slasher and the TrustRegistry's only caller of onSlash. The trust authorities
+    default to the deployer.
     """
     config = config or DeployConfig()
     config.validate()
-    slasher = Web3.to_checksum_address(config.slasher or sender.address)
+    authorities = [Web3.to_checksum_address(a) for a in (config.trust_authorities or (sender.address,) * 4)]
     factories = {
         n: w3.eth.contract(abi=load_artifact(n).abi, bytecode=load_artifact(n).bytecode)
-        for n in ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry")
+        for n in ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry", "SlashingManager", "TrustRegistry")
     }
     addresses: dict[str, str] = {}
     txs: dict[str, str] = {}
@@ -177,16 +248,17 @@ def deploy(
             on_step(sent)
 
     step("FlowToken", sender.address, config.supply)
-    # Staking is the deployer's next transaction, the market the one after it, then the registry.
+    # Staking is the deployer's next transaction, then the market, the registry, the slashing manager
+    # and the trust registry.
     staking_nonce = w3.eth.get_transaction_count(sender.address, "pending")
     predicted = {
-        "BandwidthMarket": create_address(sender.address, staking_nonce + 1),
-        "CertificateRegistry": create_address(sender.address, staking_nonce + 2),
+        name: create_address(sender.address, staking_nonce + k)
+        for k, name in enumerate(("BandwidthMarket", "CertificateRegistry", "SlashingManager", "TrustRegistry"), 1)
     }
     step(
         "Staking",
         addresses["FlowToken"],
-        slasher,
+        predicted["SlashingManager"],
         predicted["BandwidthMarket"],
         predicted["CertificateRegistry"],
         config.thaw_period,
@@ -202,11 +274,13 @@ def deploy(
         config.lock_bps,
     )
     step("CertificateRegistry", addresses["Staking"])
-    # Unreachable in practice: either constructor reverts when Staking does not name it.
+    step("SlashingManager", addresses["Staking"], predicted["TrustRegistry"], config.slashing_config())
+    step("TrustRegistry", addresses["SlashingManager"], authorities, config.trust_min_interval)
+    # Unreachable in practice: each constructor reverts when the contract before it does not name it.
     for name, address in predicted.items():
         if addresses[name] != address:
             raise DeploymentError(
-                f"{name} deployed at {addresses[name]}, not at {address} that Staking names "
+                f"{name} deployed at {addresses[name]}, not at the predicted {address} "
                 "(another transaction from the deployer interleaved; deploy from a dedicated account)"
             )
     assert first_block is not None
@@ -216,7 +290,7 @@ def deploy(
         deployment_block=first_block,
         deployer=sender.address,
         artifact_hashes={n: load_artifact(n).file_hash for n in addresses},
-        config={**asdict(config), "slasher": slasher},
+        config={**asdict(config), "trust_authorities": authorities},
         transactions=txs,
     )
     log.info("deployed FlowNet on chain %d at block %d: %s", deployment.chain_id, first_block, addresses)

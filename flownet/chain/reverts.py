@@ -17,7 +17,7 @@ from web3 import Web3
 from flownet.chain.artifacts import load_artifact
 from flownet.core.units import format_flow
 
-ERROR_SOURCES = ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry")
+ERROR_SOURCES = ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry", "SlashingManager", "TrustRegistry")
 ROLES = {0: "none", 1: "provider", 2: "verifier"}
 AMOUNT_ARGS = {
     "amount",
@@ -33,9 +33,25 @@ AMOUNT_ARGS = {
     "locked",
     "supply",
     "max",
+    "slashed",
+    "cap",
+    "active",
+    "thawing",
 }
 PRICE_ARGS = {"price", "maxPrice"}
-TIME_ARGS = {"thawEnd", "now", "reclaimableAt", "deadline", "revokedAt", "compromisedAt", "notAfter"}
+TIME_ARGS = {
+    "thawEnd",
+    "now",
+    "reclaimableAt",
+    "deadline",
+    "revokedAt",
+    "compromisedAt",
+    "notAfter",
+    "challengeEnds",
+    "nextAllowedAt",
+    "epochStart",
+    "expiry",
+}
 
 #: One sentence per error; {arg} placeholders are filled with formatted argument values.
 SENTENCES = {
@@ -91,6 +107,49 @@ SENTENCES = {
     "CertificateZeroHash": "Registry: certificate hash {certHash} and key hash {keyHash} must not be zero",
     "FlowTokenInvalidHolder": "FlowToken: the initial holder cannot be {holder}",
     "FlowTokenSupplyTooLarge": "FlowToken: supply {supply} exceeds the maximum {max}",
+    "SlashingInvalidConfig": "Slashing: invalid deployment setting {name} ({value})",
+    "SlashingChallengeWindowTooLong": "Slashing: challenge window {challengeWindow} s > thaw period {thawPeriod} s",
+    "SlashingInvalidEvidenceCid": "Slashing: evidence CID length {length} is not in 1..{maxLength}",
+    "SlashingEvidenceUsed": "Slashing: this evidence (CID hash {evidenceHash}) was already used",
+    "SlashingEpochAlreadySlashed": "Slashing: {provider} was already slashed for epoch {epoch}",
+    "SlashingEpochExpired": "Slashing: epoch {epoch} is over {statuteEpochs} epochs before {currentEpoch}",
+    "SlashingEpochInFuture": "Slashing: epoch {epoch} is after the current epoch {currentEpoch}",
+    "SlashingCapReached": "Slashing: {provider} already lost {slashed} in period {period}, the cap {cap} (try later)",
+    "SlashingHeartbeatMismatch": "Slashing: heartbeats for {providerA} epoch {epochA} and {providerB} epoch {epochB}",
+    "SlashingNotEquivocation": "Slashing: both heartbeats of {provider} for epoch {epoch} name endpoint {endpointHash}",
+    "SlashingInvalidSignatureLength": "Slashing: a signature has {length} bytes, not 65",
+    "SlashingInvalidSignatureS": "Slashing: a signature is malleable (high s {s})",
+    "SlashingInvalidSignatureV": "Slashing: a signature has v {v}, not 27 or 28",
+    "SlashingInvalidSignature": "Slashing: a signature over {digest} recovers to no address",
+    "SlashingWrongSigner": "Slashing: a signature is by {signer}, not by {expected}",
+    "SlashingTooFewAttestations": "Slashing: {count} verifier signatures given, {quorum} needed",
+    "SlashingTooManyAttestations": "Slashing: {count} verifier signatures given, at most {max} accepted",
+    "SlashingDuplicateVerifier": "Slashing: verifier {verifier} signed more than once",
+    "SlashingNotStakedVerifier": (
+        "Slashing: {signer} is not a staked verifier (role {role}, active {active} of minimum {minimum}, "
+        "thawing {thawing})"
+    ),
+    "SlashingNotProvider": "Slashing: {account} is not a provider (its role is {role})",
+    "SlashingInvalidKind": "Slashing: failure kind {kind} is not in 0..{maxKind}",
+    "SlashingDisputeAlreadyOpen": "Slashing: dispute {disputeId} is already open for {provider} epoch {epoch}",
+    "SlashingDisputeNotOpen": "Slashing: dispute {disputeId} is not open (status {status})",
+    "SlashingChallengeWindowOver": "Slashing: dispute {disputeId} could be rebutted until {challengeEnds} (now {now})",
+    "SlashingChallengeWindowOpen": "Slashing: dispute {disputeId} can be executed from {challengeEnds} (now {now})",
+    "SlashingOrderNotForProvider": "Slashing: order {orderId} is with {orderProvider}, not the accused {provider}",
+    "SlashingUnknownOrder": "Slashing: the market knows no order {orderId}",
+    "SlashingZeroBytesServed": "Slashing: the service proof for order {orderId} claims zero bytes",
+    "SlashingEpochAfterExpiry": "Slashing: epoch {epoch} starts {epochStart}, after order {orderId} expired {expiry}",
+    "TrustInvalidDomain": "Trust: domain {domain} is not one of 0 (network), 1 (app), 2 (OS), 3 (package)",
+    "TrustScoreTooHigh": "Trust: score {score} is above the maximum {maxScore}",
+    "TrustInvalidReasonCid": "Trust: reason CID length {length} is not in 1..{maxLength}",
+    "TrustZeroSubject": "Trust: the subject cannot be the zero address",
+    "TrustNotScorer": "Trust: {caller} is not a scorer of domain {domain}",
+    "TrustNotAuthority": "Trust: {caller} is not the authority of domain {domain} ({authority} is)",
+    "TrustNotPendingAuthority": "Trust: {caller} is not the pending authority of domain {domain} ({pending} is)",
+    "TrustRateLimited": "Trust: {scorer} may change {subject} in domain {domain} again from {nextAllowedAt}",
+    "TrustNotSlashingManager": "Trust: {caller} may not do this (only the slashing manager {slashingManager})",
+    "TrustZeroScorer": "Trust: the scorer cannot be the zero address",
+    "TrustInvalidConfig": "Trust: invalid deployment setting {name} ({value})",
     "ECDSAInvalidSignature": "the signature is invalid",
     "ECDSAInvalidSignatureLength": "the signature has {length} bytes, not 65",
     "ECDSAInvalidSignatureS": "the signature is malleable (high s {s})",

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from flownet.cli.app import App, pass_app
-from flownet.core.units import parse_address
 
 
 @click.command("compile")
@@ -23,19 +22,18 @@ def compile_cmd(check: bool) -> None:
 
 @click.command("deploy")
 @click.option("--wallet", "wallet", help="Deployer wallet (default: FLOWNET_WALLET / config).")
-@click.option("--slasher", help="Address allowed to slash stake (default: the deployer).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the manifest (default: the configured manifest path).",
 )
 @pass_app
-def deploy_cmd(app: App, wallet: str | None, slasher: str | None, out: Path | None) -> None:
-    """Deploy FlowToken, Staking and BandwidthMarket and write a deployment manifest."""
+def deploy_cmd(app: App, wallet: str | None, out: Path | None) -> None:
+    """Deploy the FlowNet contracts (token, staking, market, certificates, slashing, trust) and write a manifest."""
     from flownet.chain.deploy import DeployConfig, deploy
     from flownet.chain.tx import Sender
 
-    config = DeployConfig(slasher=parse_address(slasher, "slasher address") if slasher else None)
+    config = DeployConfig()
     config.validate()
     account = app.account(wallet)
     target = out or app.settings.manifest

@@ -26,7 +26,7 @@ contract FlowNetInvariantsTest is MarketFixture {
     function setUp() public override {
         super.setUp();
         // A second, independent deployment whose domain only differs by verifyingContract.
-        (,, otherMarket,) = deploySet(slasher);
+        otherMarket = deploySet().market;
         vm.label(address(otherMarket), "OtherBandwidthMarket");
 
         handler = new FlowNetHandler(token, staking, market, otherMarket, slasher);

@@ -6,13 +6,18 @@ import {FlowToken} from "../../FlowToken.sol";
 import {Staking} from "../../Staking.sol";
 import {BandwidthMarket} from "../../BandwidthMarket.sol";
 import {CertificateRegistry} from "../../CertificateRegistry.sol";
+import {SlashingManager} from "../../SlashingManager.sol";
+import {TrustRegistry} from "../../TrustRegistry.sol";
+import {ISlashingManager} from "../../interfaces/ISlashingManager.sol";
 import {IBandwidthMarket} from "../../interfaces/IBandwidthMarket.sol";
 import {IStaking} from "../../interfaces/IStaking.sol";
 
 /// @notice Shared deployment for every FlowNet contract test: the whole set deployed the way
-/// flownet/chain/deploy.py deploys it (Staking names the precomputed addresses of the market and the
-/// certificate registry, deployed right after it in that order), funded
-/// actors with known keys, and helpers to sign receipts and closes.
+/// flownet/chain/deploy.py deploys it (Staking names the precomputed addresses of the market, the
+/// certificate registry and the SlashingManager, deployed right after it in that order; the
+/// SlashingManager names the TrustRegistry deployed right after it), funded actors with known keys,
+/// and helpers to sign receipts and closes. `slasher` is the SlashingManager's address: tests of
+/// Staking alone prank as it.
 abstract contract MarketFixture is BaseTest {
     uint256 internal constant SUPPLY = 1_000_000_000e18;
     uint64 internal constant THAW_PERIOD = 7 days;
@@ -24,6 +29,30 @@ abstract contract MarketFixture is BaseTest {
     uint256 internal constant GIB = 1 << 30;
     uint256 internal constant PRICE = 2e18; // 2 FLOW per GiB
     uint256 internal constant FUNDS = 1_000_000e18;
+    uint64 internal constant CHALLENGE_WINDOW = 1 days;
+    uint64 internal constant EPOCH_SECONDS = 30;
+    uint64 internal constant STATUTE_EPOCHS = 2880;
+    uint64 internal constant PERIOD = 1 days;
+    uint96 internal constant CAP_PER_PERIOD = 5_000e18;
+    uint16 internal constant SLASH_BPS = 1_000;
+    uint16 internal constant REWARD_BPS = 5_000;
+    uint16 internal constant ACCUSER_PENALTY_BPS = 500;
+    uint8 internal constant QUORUM = 2;
+    uint64 internal constant MIN_INTERVAL = 1 hours;
+    address internal constant NETWORK_AUTHORITY = address(0xA0);
+    address internal constant APP_AUTHORITY = address(0xA1);
+    address internal constant OS_AUTHORITY = address(0xA2);
+    address internal constant PACKAGE_AUTHORITY = address(0xA3);
+
+    /// @notice One deployed set.
+    struct Set {
+        FlowToken token;
+        Staking staking;
+        BandwidthMarket market;
+        CertificateRegistry registry;
+        SlashingManager slashing;
+        TrustRegistry trust;
+    }
 
     uint256 internal constant PROVIDER_KEY = 0xA11CE;
     uint256 internal constant CLIENT_KEY = 0xB0B;
@@ -34,9 +63,11 @@ abstract contract MarketFixture is BaseTest {
     Staking internal staking;
     BandwidthMarket internal market;
     CertificateRegistry internal registry;
+    SlashingManager internal slashing;
+    TrustRegistry internal trust;
 
     address internal holder = address(this);
-    address internal slasher = address(0x51A5);
+    address internal slasher;
     address internal provider;
     address internal client;
     address internal verifier;
@@ -51,10 +82,14 @@ abstract contract MarketFixture is BaseTest {
         vm.label(client, "client");
         vm.label(verifier, "verifier");
         vm.label(stranger, "stranger");
-        vm.label(slasher, "slasher");
         vm.warp(1_700_000_000);
 
-        (token, staking, market, registry) = deploySet(slasher);
+        Set memory set = deploySet();
+        (token, staking, market, registry, slashing, trust) =
+        (set.token, set.staking, set.market, set.registry, set.slashing, set.trust);
+        slasher = address(slashing);
+        vm.label(slasher, "SlashingManager");
+        vm.label(address(trust), "TrustRegistry");
         vm.label(address(token), "FlowToken");
         vm.label(address(staking), "Staking");
         vm.label(address(market), "BandwidthMarket");
@@ -70,18 +105,42 @@ abstract contract MarketFixture is BaseTest {
         }
     }
 
-    /// @notice Deploys token, staking, market and certificate registry; staking is told the market's
-    /// and the registry's addresses in advance.
-    function deploySet(address slasher_)
-        internal
-        returns (FlowToken t, Staking s, BandwidthMarket m, CertificateRegistry r)
-    {
-        t = new FlowToken(holder, SUPPLY);
-        s = new Staking(address(t), slasher_, predictNext(1), predictNext(2), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN);
-        m = new BandwidthMarket(address(t), address(s), GRACE, MAX_DURATION, LOCK_BPS);
-        r = new CertificateRegistry(address(s));
-        assertEq(address(m), s.market(), "market at the address staking names");
-        assertEq(address(r), s.certificateRegistry(), "registry at the address staking names");
+    /// @notice The fixture's SlashingManager parameters.
+    function slashingConfig() internal pure returns (ISlashingManager.Config memory) {
+        return ISlashingManager.Config({
+            challengeWindow: CHALLENGE_WINDOW,
+            epochSeconds: EPOCH_SECONDS,
+            statuteEpochs: STATUTE_EPOCHS,
+            period: PERIOD,
+            capPerPeriod: CAP_PER_PERIOD,
+            slashBps: SLASH_BPS,
+            rewardBps: REWARD_BPS,
+            accuserPenaltyBps: ACCUSER_PENALTY_BPS,
+            quorum: QUORUM
+        });
+    }
+
+    /// @notice The four domain authorities, indexed by ITrustRegistry.Domain.
+    function authorities() internal pure returns (address[4] memory) {
+        return [NETWORK_AUTHORITY, APP_AUTHORITY, OS_AUTHORITY, PACKAGE_AUTHORITY];
+    }
+
+    /// @notice Deploys token, staking, market, certificate registry, slashing manager and trust
+    /// registry in that order; staking is told the addresses of the market, the certificate registry
+    /// and the slashing manager in advance, and the slashing manager that of the trust registry.
+    function deploySet() internal returns (Set memory set) {
+        set.token = new FlowToken(holder, SUPPLY);
+        set.staking = new Staking(
+            address(set.token), predictNext(3), predictNext(1), predictNext(2), THAW_PERIOD, PROVIDER_MIN, VERIFIER_MIN
+        );
+        set.market = new BandwidthMarket(address(set.token), address(set.staking), GRACE, MAX_DURATION, LOCK_BPS);
+        set.registry = new CertificateRegistry(address(set.staking));
+        set.slashing = new SlashingManager(address(set.staking), predictNext(1), slashingConfig());
+        set.trust = new TrustRegistry(address(set.slashing), authorities(), MIN_INTERVAL);
+        assertEq(address(set.market), set.staking.market(), "market at the address staking names");
+        assertEq(address(set.registry), set.staking.certificateRegistry(), "registry at the address staking names");
+        assertEq(address(set.slashing), set.staking.slasher(), "slashing manager at the address staking names");
+        assertEq(address(set.trust), set.slashing.trustRegistry(), "trust registry at the address slashing names");
     }
 
     /// @notice The address of this contract's `k`-th CREATE after the next one (k = 0: the next one).
