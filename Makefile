@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-FORGE := node_modules/.bin/forge
+FORGE := tools/foundry forge
 FOUNDRY_PROFILE ?= ci
 export FOUNDRY_PROFILE
 
