@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
@@ -27,6 +28,7 @@ from flownet.cli.provider import group as provider_group
 from flownet.core.metadata import parse_endpoint
 from flownet.core.units import format_flow, parse_flow
 from flownet.errors import ConfigError, FlowNetError
+from flownet.tunnel.tls import Identity
 from flownet.wallet import resolve_password
 
 log = logging.getLogger("flownet.cli")
@@ -51,9 +53,7 @@ def _host_port(text: str, what: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _identity(app: App, name: str, password: str, cert: Path | None, key: Path | None):  # type: ignore[no-untyped-def]
-    from flownet.tunnel.tls import Identity
-
+def _identity(app: App, name: str, password: str, cert: Path | None, key: Path | None) -> Identity:
     cert_path = cert or app.settings.home / "certs" / f"{name}.crt.pem"
     key_path = key or app.settings.home / "certs" / f"{name}.key.pem"
     if not cert_path.exists():
@@ -61,7 +61,7 @@ def _identity(app: App, name: str, password: str, cert: Path | None, key: Path |
     return Identity.load(cert_path, key_path, password)
 
 
-def _run_until_signalled(main: object) -> None:
+def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run the coroutine factory `main(stop_event)` on uvloop until SIGINT/SIGTERM."""
     import uvloop
 
@@ -70,7 +70,7 @@ def _run_until_signalled(main: object) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await main(stop)  # type: ignore[operator]
+        await main(stop)
 
     uvloop.run(runner())
 
