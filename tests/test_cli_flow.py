@@ -276,3 +276,22 @@ def test_devnet_stop_ends_only_its_own_process(tmp_path: Path) -> None:
     (tmp_path / "devnet" / "state.json").write_text(json.dumps(stale))
     assert "no longer running" in shell.ok("devnet", "stop")
     os.kill(os.getpid(), 0)
+
+
+def test_devnet_start_with_a_short_challenge_window(tmp_path: Path) -> None:
+    from flownet.chain.deploy import Deployment
+
+    shell = Shell(tmp_path)
+    shell.ok("devnet", "start", "--challenge-window", "20")
+    try:
+        state = read_state(tmp_path / "devnet")
+        assert state is not None
+        w3 = http_web3(state.rpc_url)
+        deployment = Deployment.load(tmp_path / "devnet" / "deployment.json")
+        config = deployment.contract(w3, "SlashingManager").functions.config().call()
+        assert config[0] == 20  # challengeWindow
+        assert deployment.contract(w3, "Staking").functions.thawPeriod().call() == 120
+    finally:
+        shell.ok("devnet", "stop")
+    bad = shell("devnet", "start", "--challenge-window", "0")
+    assert bad.exit_code == 2 and "'--challenge-window': 0 is not in the range" in bad.output

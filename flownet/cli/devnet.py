@@ -41,10 +41,27 @@ def _fund(app: App, w3: Web3, deployment: Deployment, names: list[str], flow: in
 @click.option("--port", type=click.IntRange(1024, 65535), help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--flow", "flow_text", default="100000", show_default=True, help="FLOW given to each wallet.")
 @click.option("--eth", default=100, show_default=True, type=click.IntRange(0), help="ETH given to each wallet.")
+@click.option(
+    "--fast",
+    is_flag=True,
+    help="Short windows for trying disputes: 2 min thawing, 60 s challenge window, 5 s trust rate limit.",
+)
+@click.option(
+    "--challenge-window",
+    type=click.IntRange(1, 86_400),
+    help="Dispute challenge window in seconds (implies --fast; at most the thaw period).",
+)
 @pass_app
-def start(app: App, port: int | None, flow_text: str, eth: int) -> None:
+def start(app: App, port: int | None, flow_text: str, eth: int, fast: bool, challenge_window: int | None) -> None:
     """Start anvil, deploy the contracts, write the manifest and fund every wallet in FLOWNET_HOME."""
     flow = parse_flow(flow_text, "--flow")
+    config = DeployConfig()
+    if fast or challenge_window is not None:
+        overrides = {}
+        if challenge_window is not None:  # thawing must outlast the challenge window
+            overrides = {"challenge_window": challenge_window, "thaw_period": max(120, challenge_window)}
+        config = DeployConfig.devnet(**overrides)
+        config.validate()
     directory = app.settings.devnet_dir
     with app.status("starting anvil"):
         state = start_detached(directory, port=port)
@@ -52,7 +69,7 @@ def start(app: App, port: int | None, flow_text: str, eth: int) -> None:
     try:
         w3 = http_web3(state.rpc_url)
         with app.status("deploying the contracts"):
-            deployment = deploy(w3, _deployer(w3), DeployConfig())
+            deployment = deploy(w3, _deployer(w3), config)
         manifest = directory / "deployment.json"
         deployment.save(manifest)
         for name, address in deployment.addresses.items():
