@@ -10,11 +10,6 @@ receipt), then the provider (which redeems everything outstanding), then the dev
 
 from __future__ import annotations
 
-import os
-import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +17,7 @@ from types import TracebackType
 
 from flownet.devnet import free_port
 from flownet.errors import FlowNetError
+from flownet.procs import FlownetHome
 
 __all__ = ["LocalTunnelNet"]
 
@@ -47,57 +43,16 @@ class LocalTunnelNet:
         self.receipt_interval_mib = receipt_interval_mib
         self.credit_window_mib = credit_window_mib
         self.provider_args = tuple(provider_args)
-        self.env = {
-            **os.environ,
-            "FLOWNET_SCRYPT_N": "1024",
-            "FLOWNET_PASSWORD": secrets.token_hex(16),
-            "FLOWNET_HOME": str(self.home),
-        }
-        self.env.pop("FLOWNET_WALLET", None)
+        self.cli = FlownetHome(self.home, logs=self.workdir)
         self.provider_port = free_port()
         self.socks_port = 0
         self.provider_address = ""
         self.client_address = ""
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._devnet = False
-
-    # running commands
 
     def flownet(self, *args: str, timeout: float = 120) -> str:
         """Run `flownet ARGS` in this home; its stdout, or FlowNetError with its output."""
-        done = subprocess.run(
-            [sys.executable, "-m", "flownet.cli", *args],
-            env=self.env,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise FlowNetError(
-                f"flownet {' '.join(args)} exited {done.returncode}: {(done.stdout + done.stderr).decode()[-2000:]}"
-            )
-        return done.stdout.decode()
-
-    def _spawn(self, name: str, args: Sequence[str], ready: Path, timeout: float = 120) -> str:
-        log_path = self.workdir / f"{name}.log"
-        with log_path.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "flownet.cli", *args, "--ready-file", str(ready)],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self._procs[name] = proc
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if ready.exists() and ready.read_text().endswith("\n"):
-                return ready.read_text().strip()
-            if proc.poll() is not None:
-                raise FlowNetError(f"{name} exited {proc.returncode}: {log_path.read_text()[-2000:]}")
-            time.sleep(0.05)
-        raise FlowNetError(f"{name} was not ready after {timeout:.0f} s: {log_path.read_text()[-2000:]}")
-
-    # life cycle
+        return self.cli.run(*args, timeout=timeout)
 
     def __enter__(self) -> LocalTunnelNet:
         try:
@@ -126,7 +81,7 @@ class LocalTunnelNet:
             self.flownet("cert", "new", "--wallet", name)
             self.flownet("cert", "register", "--wallet", name)
         allow = [arg for net in self.allow for arg in ("--allow", net)]
-        self._spawn(
+        self.cli.spawn(
             "provider",
             [
                 "provider",
@@ -142,9 +97,8 @@ class LocalTunnelNet:
                 str(self.credit_window_mib),
                 *self.provider_args,
             ],
-            self.workdir / "provider.ready",
         )
-        address = self._spawn(
+        address = self.cli.spawn(
             "client",
             [
                 "client",
@@ -158,28 +112,16 @@ class LocalTunnelNet:
                 "--receipt-interval",
                 str(self.receipt_interval_mib),
             ],
-            self.workdir / "client.ready",
         )
         self.socks_port = int(address.rsplit(":", 1)[1])
         self.log(f"localnet: ready in {time.monotonic() - started:.1f} s; SOCKS5 on 127.0.0.1:{self.socks_port}")
 
     def stop_process(self, name: str, timeout: float = 120) -> int | None:
         """SIGTERM `name` ("client" or "provider") and wait for it; its exit code."""
-        proc = self._procs.pop(name, None)
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return self.cli.stop(name, timeout)
 
     def log_of(self, name: str) -> str:
-        path = self.workdir / f"{name}.log"
-        return path.read_text() if path.exists() else ""
+        return self.cli.log_of(name)
 
     def close(self) -> None:
         self.stop_process("client")
