@@ -58,21 +58,27 @@ class FlownetHome:
         path = self.log_path(name)
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def spawn(self, name: str, args: Sequence[str], timeout: float = 120) -> str:
-        """Start `flownet ARGS --ready-file F` as agent `name`; the text it wrote to F once ready."""
+    def spawn(self, name: str, args: Sequence[str], timeout: float = 120, ready_file: bool = True) -> str:
+        """Start `flownet ARGS --ready-file F` as agent `name`; the text it wrote to F once ready.
+
+        With `ready_file=False` the agent is only started (for commands without --ready-file).
+        """
         if name in self.procs:
             raise FlowNetError(f"an agent named {name!r} is already running")
         self.logs.mkdir(parents=True, exist_ok=True)
         ready = self.logs / f"{name}.ready"
         ready.unlink(missing_ok=True)
         with self.log_path(name).open("wb") as out:
+            extra = ["--ready-file", str(ready)] if ready_file else []
             proc = subprocess.Popen(
-                [sys.executable, "-m", "flownet.cli", *args, "--ready-file", str(ready)],
+                [sys.executable, "-m", "flownet.cli", *args, *extra],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
         self.procs[name] = proc
+        if not ready_file:
+            return ""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if ready.exists() and ready.read_text().endswith("\n"):

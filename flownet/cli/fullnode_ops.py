@@ -44,6 +44,9 @@ class ReconcileFailed(FlowNetError):
     type=click.FloatRange(0),
     help="Seconds between provider metadata fetches from the blob store (0: never).",
 )
+@click.option(
+    "--ready-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the API URL here once it serves."
+)
 @pass_app
 def run(
     app: App,
@@ -54,6 +57,7 @@ def run(
     confirmations: int,
     poll: float,
     metadata_interval: float,
+    ready_file: Path | None,
 ) -> None:
     """Index the chain into --db and serve the HTTP API from the same process (Ctrl-C stops both)."""
     from indexer.rpc import RpcClient
@@ -72,6 +76,8 @@ def run(
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     app.say(f"fullnode indexing {app.settings.rpc_url} into {db_path}; API on {server.url}; Ctrl-C stops")
+    if ready_file is not None:
+        ready_file.write_text(f"{server.url}\n")
     try:
         indexer.run(stop)
     finally:
