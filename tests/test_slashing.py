@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from conftest import PRICE, new_account
+from ledger_helpers import index_once
 from eth_account import Account
 from web3 import Web3
 
@@ -15,6 +17,8 @@ from flownet.chain.slashing import KINDS, NEUTRAL_SCORE, Slashing, Trust, parse_
 from flownet.chain.tx import Sender
 from flownet.core.heartbeat import Heartbeat, HeartbeatDomain, sign_heartbeat
 from flownet.errors import ConfigError, TransactionFailed
+from indexer.reconcile import reconcile
+from indexer.store import Ledger
 
 PROVIDER_STAKE = 10_000 * TOKEN_UNIT
 VERIFIER_STAKE = 1_000 * TOKEN_UNIT
@@ -188,3 +192,54 @@ def test_trust_scores_and_scorers(setup: Setup) -> None:
     assert authority.score_of(subject) == 900 and authority.score_of(subject, 1) == NEUTRAL_SCORE
     with pytest.raises(ConfigError, match="only read"):
         Trust(setup.w3, setup.deployment).set_score(subject, 0, 1, "bafkreireason")
+
+
+@pytest.mark.parametrize("w3", ["anvil"], indirect=True)
+def test_indexed_slashes_journal_and_reconcile(setup: Setup, tmp_path: Path) -> None:
+    """Index a rebuttal, an executed dispute and an equivocation slash from a real chain: the journal moves
+    stake -> manager -> reporter and -> burned, and the ledger reconciles with the chain's views."""
+    s = setup.slashing()
+    order, _ = setup.client.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
+    epoch = s.current_epoch()
+    rebutted, _ = s.open_dispute(setup.provider.address, epoch, 1, "bafkreia", _attest(setup, s, epoch, 1, "bafkreia"))
+    s.rebut(rebutted, order, 1, s.sign_service_proof(setup.client.account, order.order_id, epoch, 1))
+    executed, _ = s.open_dispute(setup.provider.address, epoch, 0, "bafkreib", _attest(setup, s, epoch, 0, "bafkreib"))
+    advance(setup.w3, 61)
+    s.execute(executed)
+    domain = HeartbeatDomain(setup.deployment.chain_id, setup.deployment.addresses["Staking"])
+    now = setup.now()
+    a, b = (
+        sign_heartbeat(setup.provider.account, domain, Heartbeat.create(setup.provider.address, e, 1, now))
+        for e in ("tls://a:1", "tls://b:1")
+    )
+    sent = s.slash_equivocation(a, b, "bafkreic")
+    ledger = Ledger(tmp_path / "fullnode.db", setup.deployment.addresses, setup.deployment.chain_id)
+    index_once(setup.w3, setup.deployment, ledger)
+    assert reconcile(ledger, setup.w3, setup.deployment) == []
+    statuses = [tuple(r) for r in ledger.conn.execute("SELECT id, status FROM disputes ORDER BY id")]
+    assert statuses == [(rebutted, "rebutted"), (executed, "executed")]
+    manager, reporter = s.address, setup.reporter.address
+    entries = [
+        (r["kind"], r["debit"], r["credit"], int(r["amount"]))
+        for r in ledger.conn.execute(
+            "SELECT * FROM journal WHERE block_number = ? ORDER BY log_index, seq", (sent.block_number,)
+        )
+    ]
+    slashed = s.events(sent, "EquivocationSlashed")[0]
+    assert entries == [
+        ("slash", f"stake:active:{setup.provider.address}", f"wallet:{manager}", slashed["slashed"]),
+        ("transfer", f"wallet:{manager}", f"wallet:{reporter}", slashed["reward"]),
+        ("burn", f"wallet:{manager}", "burned", slashed["burned"]),
+    ]
+    routes = [r[0] for r in ledger.conn.execute("SELECT route FROM slashes ORDER BY block_number")]
+    assert routes == ["dispute", "equivocation"]
+    score = ledger.conn.execute("SELECT score FROM scores WHERE subject = ?", (setup.provider.address,)).fetchone()
+    assert score[0] == 125 == Trust(setup.w3, setup.deployment).score_of(setup.provider.address)
+    # Tampering shows up as named differences.
+    ledger.conn.execute("UPDATE scores SET score = 999")
+    ledger.conn.execute("UPDATE disputes SET status = 'open' WHERE id = ?", (executed,))
+    ledger.conn.execute("UPDATE balances SET balance = '0' WHERE account = 'burned'")
+    diffs = reconcile(ledger, setup.w3, setup.deployment)
+    assert f"trust score of {setup.provider.address} in domain 0: ledger 999 != chain 125" in diffs
+    assert f"dispute {executed}: status ledger open != chain code 3" in diffs
+    assert any(d.startswith("token supply (minted - burned)") for d in diffs)
