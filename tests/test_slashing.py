@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import PRICE, new_account
-from ledger_helpers import index_once
 from eth_account import Account
+from ledger_helpers import index_once
 from web3 import Web3
 
 from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, Deployment, deploy
