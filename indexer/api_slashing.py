@@ -269,7 +269,7 @@ def register(
     metrics = AttestationMetrics()
 
     def fail(status: int, code: str, message: str) -> Exception:
-        return api_error(status, code, message)  # type: ignore[call-arg]
+        return api_error(status, code, message)
 
     def address(text: str, what: str) -> str:
         if not is_address(text):
