@@ -1,7 +1,8 @@
-"""The full node's HTTP API (FastAPI): providers, orders, the ledger, raw events, status, heartbeats, metrics.
+"""The full node's HTTP API (FastAPI): providers, orders, the ledger, raw events, status, heartbeats,
+disputes and attestations (indexer.api_slashing), metrics.
 
 The server reads the indexer's database through a read-only connection; its only writes are accepted
-heartbeats (and fetched provider metadata), through one `ApiStore` writer connection.
+heartbeats and attestations (and fetched provider metadata), through one `ApiStore` writer connection.
 
 Conventions:
 
@@ -47,10 +48,11 @@ from flownet.core.heartbeat import (
 )
 from flownet.core.units import format_flow
 from flownet.errors import ConfigError
-from indexer import queries
+from indexer import api_slashing, queries
+from indexer.api_slashing import DisputeOut, SlashOut, TrustDetail, TrustOut
 from indexer.apistore import DEFAULT_MAX_PER_EPOCH, ApiStore
 from indexer.events import RawLog, decode
-from indexer.queries import TRUST, ProviderQuery
+from indexer.queries import ProviderQuery
 
 __all__ = ["ApiError", "create_app"]
 
@@ -61,7 +63,8 @@ _UNITS_RE = re.compile(r"^[0-9]{1,78}$")  # up to uint256; clamped to the widest
 _ORDER_ID_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ACCOUNT_RE = re.compile(r"^(wallet|stake:active|stake:thawing|escrow):(0x[0-9a-fA-F]{40}|0x[0-9a-fA-F]{64})$")
 ACCOUNT_HELP = (
-    "accounts are wallet:<address>, stake:active:<address>, stake:thawing:<address>, escrow:<orderId> and external"
+    "accounts are wallet:<address>, stake:active:<address>, stake:thawing:<address>, escrow:<orderId>, "
+    "external and burned"
 )
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -123,7 +126,7 @@ class ProviderOut(BaseModel):
     slashed: str
     metadata_cid: str | None
     metadata: MetadataOut | None
-    trust: int = Field(description="Always 0 (neutral): there is no trust registry yet.")
+    trust: TrustOut = Field(description="The provider's network trust score (TrustRegistry domain 0).")
     live: bool = Field(description="A heartbeat was signed within the last 3 epochs.")
     last_heartbeat: LastHeartbeatOut | None
     updated_block: int
@@ -148,6 +151,9 @@ class HeartbeatRecordOut(BaseModel):
 class ProviderDetail(ProviderOut):
     recent_heartbeats: list[HeartbeatRecordOut] = Field(description="The 10 latest stored heartbeats.")
     equivocating_epochs: list[int] = Field(description="Epochs with heartbeats naming different endpoints.")
+    trust: TrustDetail = Field(description="Network trust score and its changes with their reasons.")  # type: ignore[assignment]
+    disputes: list[DisputeOut] = Field(description="Disputes against the provider, newest first (at most 50).")
+    slashes: list[SlashOut] = Field(description="The provider's slashes, newest first (at most 50).")
 
 
 class ReceiptOut(BaseModel):
@@ -183,7 +189,9 @@ class OrderOut(BaseModel):
 
 class AccountOut(BaseModel):
     account: str
-    balance: str = Field(description="Signed token units (external is minus the supply).")
+    balance: str = Field(
+        description="Signed token units (external is minus everything minted; burned holds everything burned)."
+    )
     balance_flow: str
 
 
@@ -475,7 +483,7 @@ def provider_json(row: dict[str, Any], now: float, epoch_seconds: int) -> dict[s
         "slashed": _units(row["slashed"]),
         "metadata_cid": row["metadata_cid"],
         "metadata": metadata,
-        "trust": TRUST,
+        "trust": {"score": row["trust_score"]},
         "live": live,
         "last_heartbeat": heartbeat,
         "updated_block": row["updated_block"],
@@ -540,11 +548,15 @@ def create_app(
     max_skew: float = DEFAULT_MAX_SKEW,
     max_per_epoch: int = DEFAULT_MAX_PER_EPOCH,
     store: ApiStore | None = None,
+    slashing_address: str | None = None,
+    statute_epochs: int = api_slashing.DEFAULT_STATUTE_EPOCHS,
 ) -> FastAPI:
     """The API over the database at `db_path` (created and migrated if needed) for one deployment.
 
     `chain_id` and `staking_address` fix the heartbeat domain; if the indexer has recorded its
     deployment in the database, they must match it. `clock` gives the time (tests pass a fixed one).
+    `slashing_address` (default: the SlashingManager the indexer recorded) fixes the attestation domain;
+    `statute_epochs` how old an attested epoch may be.
     """
     if not is_address(staking_address):
         raise ConfigError(f"invalid Staking address {staking_address!r}")
@@ -563,6 +575,12 @@ def create_app(
             )
     domain = HeartbeatDomain(chain_id, staking_address)
     metrics = Metrics()
+    if slashing_address is None and recorded is not None:
+        slashing_address = recorded.get("contracts", {}).get("SlashingManager")
+    if slashing_address is not None:
+        if not is_address(slashing_address):
+            raise ConfigError(f"invalid SlashingManager address {slashing_address!r}")
+        slashing_address = to_checksum_address(slashing_address)
 
     app = FastAPI(
         title="FlowNet full node",
@@ -621,8 +639,8 @@ def create_app(
         min_trust: float | None = Query(
             None,
             allow_inf_nan=False,
-            description="Lowest trust score. There is no trust registry yet: every provider has trust 0 "
-            "(neutral), so min_trust <= 0 keeps every provider and min_trust > 0 none.",
+            description="Lowest network trust score (TrustRegistry domain 0, 0..1000); providers never "
+            "scored count as 500, the registry's neutral score.",
         ),
         live: bool | None = Query(
             None, description="true: only providers with a heartbeat in the last 3 epochs; false: only others."
@@ -668,12 +686,14 @@ def create_app(
             row = queries.provider(reader, checked)
             recent = queries.recent_heartbeats(reader, checked)
             equivocating = queries.equivocating_epochs(reader, checked)
+            extras = api_slashing.provider_extras(reader, checked, row["trust_score"]) if row else {}
         if row is None or row["role"] != "provider":
             what = f"a {row['role']}, not a provider" if row else "not a provider known to this node"
             raise ApiError(404, "not_found", f"{checked} is {what}")
         body = provider_json(row, now(), epoch_seconds)
         body["recent_heartbeats"] = recent
         body["equivocating_epochs"] = equivocating
+        body.update(extras)
         return JSONResponse(body)
 
     # ------------------------------------------------------------------ orders and ledger
@@ -882,8 +902,23 @@ def create_app(
             ),
             ("flownet_events", "gauge", "Raw logs stored.", [({}, counts["events"])]),
             ("flownet_heartbeats_stored", "gauge", "Signed heartbeats stored.", [({}, counts["heartbeats_stored"])]),
+            *attestation_metrics.families(counts),
         ]
         return PlainTextResponse(metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    attestation_metrics = api_slashing.register(
+        app,
+        reader=reader,
+        store=store,
+        now=now,
+        chain_id=chain_id,
+        manager=slashing_address,
+        epoch_seconds=epoch_seconds,
+        statute_epochs=statute_epochs,
+        errors=ERRORS,
+        known_params=known_params,
+        api_error=ApiError,
+    )
 
     # ------------------------------------------------------------------ heartbeats
 

@@ -1,4 +1,4 @@
-"""The API server's only writes: accepted heartbeats and fetched provider metadata.
+"""The API server's only writes: accepted heartbeats, verifier attestations and fetched provider metadata.
 
 The indexer is the main writer of the database; the API server reads through a read-only connection
 and writes through one `ApiStore` connection, serialized by a lock, each write one short
@@ -89,6 +89,33 @@ class ApiStore:
                 (row[0], row[1], row[2], row[3], row[4], received_at),
             )
         return True
+
+    def is_staked_verifier(self, address: str) -> bool:
+        with self.lock:
+            row = self.conn.execute("SELECT role, active FROM stakers WHERE address = ?", (address,)).fetchone()
+        return row is not None and row["role"] == "verifier" and int(row["active"]) > 0
+
+    def record_attestation(
+        self,
+        provider: str,
+        epoch: int,
+        kind: int,
+        evidence_cid: str,
+        verifier: str,
+        signature: bytes,
+        received_at: float,
+    ) -> tuple[bool, dict[str, Any]]:
+        """Store a checked attestation: (False if this verifier's attestation of that statement was already
+        stored, the stored row)."""
+        row = (provider, epoch, kind, evidence_cid, verifier, "0x" + signature.hex(), received_at)
+        with self.transaction() as conn:
+            inserted = conn.execute("INSERT OR IGNORE INTO attestations VALUES (?, ?, ?, ?, ?, ?, ?)", row).rowcount
+            stored = conn.execute(
+                "SELECT * FROM attestations WHERE provider = ? AND epoch = ? AND kind = ? AND evidence_cid = ? "
+                "AND verifier = ?",
+                row[:5],
+            ).fetchone()
+        return bool(inserted), dict(stored)
 
     def put_provider_meta(self, rows: list[dict[str, Any]]) -> None:
         if not rows:

@@ -1,7 +1,8 @@
 """FlowNet's contract events: topic -> decoder, built from the committed ABIs, decoded by hand with eth_abi.
 
 `decode(log)` turns a raw JSON-RPC log (hex strings) into an `Event` with plain Python values:
-addresses checksummed, bytes32 as 0x-hex strings, integers as int. Logs of other contracts or unknown
+addresses checksummed, bytes32 as 0x-hex strings, integers as int, dynamic arrays (``address[]``,
+``uint256[]``) as lists of those. Logs of other contracts or unknown
 topics decode to None (they are still stored raw).
 """
 
@@ -16,7 +17,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from flownet.chain.artifacts import load_artifact
 
-CONTRACTS = ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry")
+CONTRACTS = ("FlowToken", "Staking", "BandwidthMarket", "CertificateRegistry", "SlashingManager", "TrustRegistry")
 
 
 class RawLog(NamedTuple):
@@ -109,7 +110,8 @@ def _word(kind: str, word: str) -> Any:
 
 
 def _plain(types: tuple[str, ...], data: str) -> list[Any]:
-    """Decode non-indexed values: static words by hand, `string`/`bytes` through their offset."""
+    """Decode non-indexed values: static words by hand, `string`/`bytes` and `T[]` (T static) through
+    their offset (a length word, then the bytes or one word per element)."""
     hexdata = data[2:]
     values: list[Any] = []
     for i, kind in enumerate(types):
@@ -121,6 +123,14 @@ def _plain(types: tuple[str, ...], data: str) -> list[Any]:
             length = int(hexdata[offset : offset + 64], 16)
             raw = bytes.fromhex(hexdata[offset + 64 : offset + 64 + 2 * length])
             values.append(raw.decode() if kind == "string" else raw)
+        elif kind.endswith("[]"):
+            offset = int(word, 16) * 2
+            length = int(hexdata[offset : offset + 64], 16)
+            start = offset + 64
+            items = [hexdata[start + 64 * j : start + 64 * j + 64] for j in range(length)]
+            if items and len(items[-1]) != 64:
+                raise ValueError(f"log data too short for {types}")
+            values.append([_word(kind[:-2], item) for item in items])
         else:
             values.append(_word(kind, word))
     return values
@@ -150,6 +160,8 @@ def decode_slow(log: RawLog, contract_of: dict[str, str]) -> Event | None:
         return None
 
     def value(kind: str, raw: Any) -> Any:
+        if kind.endswith("[]"):
+            return [value(kind[:-2], item) for item in raw]
         if kind == "address":
             return to_checksum_address(raw)
         if kind.startswith("bytes") and kind != "bytes":

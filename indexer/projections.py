@@ -8,7 +8,14 @@ table). Token movements become double-entry journal rows between named accounts:
 - ``wallet:<address>``: tokens an address holds (FlowToken transfers between outsiders included);
 - ``stake:active:<address>`` and ``stake:thawing:<address>``: bonded and thawing stake in Staking;
 - ``escrow:<orderId>``: an order's unpaid deposit in the market;
-- ``external``: the mint (its balance is minus the supply).
+- ``external``: the mint (its balance is minus everything ever minted);
+- ``burned``: tokens burned (FlowToken transfers to the zero address: the SlashingManager burns the
+  part of a slash it does not pay out, and accusers' penalties on a rebuttal). Kept apart from
+  ``external`` so the burned total is one balance and the supply is ``-(external + burned)``.
+
+A slash books three kinds of entries: Staking's ``Slashed`` moves ``stake:active|thawing:<provider>`` to
+``wallet:<SlashingManager>``, then the manager's own transfers move its wallet to ``wallet:<reporter>``
+(or each verifier) for the reward and to ``burned`` for the rest, so the manager's wallet returns to 0.
 
 So at any block: wallet balances equal ``balanceOf``, the stake accounts sum to Staking's balance
 and the escrow accounts to the market's balance; the sum of all accounts is zero.
@@ -16,6 +23,7 @@ and the escrow accounts to the market's balance; the sum of all accounts is zero
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -23,6 +31,8 @@ from indexer.events import Event
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ROLES = {1: "provider", 2: "verifier"}
+BURNED = "burned"
+DISPUTE_STATUSES = ("open", "rebutted", "executed", "superseded")
 
 
 def amt(value: int) -> str:
@@ -242,9 +252,10 @@ def transfer(state: State, ev: Event, contracts: dict[str, str]) -> list[Change]
     booked = ("Staking", "BandwidthMarket")
     if contracts.get(a["from"]) in booked or contracts.get(a["to"]) in booked or a["value"] == 0:
         return []
+    if a["to"] == ZERO_ADDRESS:
+        return [_entry(ev, 0, "burn", f"wallet:{a['from']}", BURNED, a["value"])]
     debit = "external" if a["from"] == ZERO_ADDRESS else f"wallet:{a['from']}"
-    credit = "external" if a["to"] == ZERO_ADDRESS else f"wallet:{a['to']}"
-    return [_entry(ev, 0, "transfer", debit, credit, a["value"])]
+    return [_entry(ev, 0, "transfer", debit, f"wallet:{a['to']}", a["value"])]
 
 
 # ----------------------------------------------------------------------------------------- CertificateRegistry
@@ -284,6 +295,165 @@ def certificate_revoked(state: State, ev: Event, _: dict[str, str]) -> list[Chan
     return [Put("certificates", a["certHash"], row)]
 
 
+# ----------------------------------------------------------------------------------------- SlashingManager
+
+
+def _slash_row(ev: Event, provider: str, epoch: int, route: str, dispute_id: int | None, reporter: str,
+               amounts: tuple[int, int, int], evidence_cid: str) -> Append:  # fmt: skip
+    amount, reward, burned = amounts
+    return Append(
+        "slashes",
+        {
+            "block_number": ev.block_number,
+            "log_index": ev.log_index,
+            "provider": provider,
+            "epoch": epoch,
+            "route": route,
+            "dispute_id": dispute_id,
+            "reporter": reporter,
+            "amount": amt(amount),
+            "reward": amt(reward),
+            "burned": amt(burned),
+            "evidence_cid": evidence_cid,
+        },
+    )
+
+
+def equivocation_slashed(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    amounts = (a["slashed"], a["reward"], a["burned"])
+    return [_slash_row(ev, a["provider"], a["epoch"], "equivocation", None, a["reporter"], amounts, a["evidenceCid"])]
+
+
+def dispute_opened(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    row = {
+        "id": a["disputeId"],
+        "provider": a["provider"],
+        "epoch": a["epoch"],
+        "kind": a["kind"],
+        "evidence_cid": a["evidenceCid"],
+        "verifiers": json.dumps(list(a["verifiers"])),
+        "opener": a["opener"],
+        "challenge_ends": a["challengeEnds"],
+        "status": "open",
+        "slashed": amt(0),
+        "reward": amt(0),
+        "burned": amt(0),
+        "penalties": None,
+        "rebut_order_id": None,
+        "bytes_served": None,
+        "executor": None,
+        "opened_block": ev.block_number,
+        "closed_block": None,
+    }
+    return [Put("disputes", str(a["disputeId"]), row)]
+
+
+def _closed_dispute(state: State, ev: Event, status: str, **fields: Any) -> list[Change]:
+    key = str(ev.args["disputeId"])
+    current = state.get("disputes", key)
+    if current is None:  # cannot happen on a real chain: only opened disputes close
+        return []
+    row = dict(current)
+    row.update(status=status, closed_block=ev.block_number, **fields)
+    return [Put("disputes", key, row)]
+
+
+def dispute_rebutted(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    return _closed_dispute(
+        state,
+        ev,
+        "rebutted",
+        burned=amt(a["burned"]),
+        penalties=json.dumps([str(p) for p in a["penalties"]]),
+        rebut_order_id=a["orderId"],
+        bytes_served=amt(a["bytesServed"]),
+    )
+
+
+def dispute_executed(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    amounts = (a["slashed"], a["reward"], a["burned"])
+    changes = _closed_dispute(
+        state,
+        ev,
+        "executed",
+        slashed=amt(a["slashed"]),
+        reward=amt(a["reward"]),
+        burned=amt(a["burned"]),
+        executor=a["executor"],
+    )
+    if changes:
+        d = changes[0].row  # type: ignore[union-attr]
+        changes.append(
+            _slash_row(
+                ev, a["provider"], d["epoch"], "dispute", a["disputeId"], a["executor"], amounts, d["evidence_cid"]
+            )
+        )
+    return changes
+
+
+def dispute_superseded(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    return _closed_dispute(state, ev, "superseded")
+
+
+# ----------------------------------------------------------------------------------------- TrustRegistry
+
+
+def score_changed(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    key = f"{a['subject']}:{a['domain']}"
+    row = {
+        "score_key": key,
+        "subject": a["subject"],
+        "domain": a["domain"],
+        "score": a["newScore"],
+        "updated_block": ev.block_number,
+    }
+    history = {
+        "block_number": ev.block_number,
+        "log_index": ev.log_index,
+        "subject": a["subject"],
+        "domain": a["domain"],
+        "scorer": a["scorer"],
+        "old_score": a["oldScore"],
+        "new_score": a["newScore"],
+        "reason_cid": a["reasonCid"],
+    }
+    return [Put("scores", key, row), Append("score_history", history)]
+
+
+def scorer_set(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    a = ev.args
+    key = f"{a['domain']}:{a['scorer']}"
+    row = {
+        "scorer_key": key,
+        "domain": a["domain"],
+        "scorer": a["scorer"],
+        "allowed": 1 if a["allowed"] else 0,
+        "updated_block": ev.block_number,
+    }
+    return [Put("scorers", key, row)]
+
+
+def _authority(state: State, ev: Event, **fields: Any) -> list[Change]:
+    key = str(ev.args["domain"])
+    current = state.get("trust_authorities", key)
+    row = dict(current) if current else {"domain": ev.args["domain"], "authority": None, "pending": None}
+    row.update(updated_block=ev.block_number, **fields)
+    return [Put("trust_authorities", key, row)]
+
+
+def authority_transfer_started(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    return _authority(state, ev, authority=ev.args["current"], pending=ev.args["pending"])
+
+
+def authority_transferred(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    return _authority(state, ev, authority=ev.args["next"], pending=None)
+
+
 REDUCERS: dict[tuple[str, str], Reducer] = {
     ("Staking", "Staked"): staked,
     ("Staking", "UnstakeRequested"): unstake_requested,
@@ -298,6 +468,15 @@ REDUCERS: dict[tuple[str, str], Reducer] = {
     ("FlowToken", "Transfer"): transfer,
     ("CertificateRegistry", "CertificateRegistered"): certificate_registered,
     ("CertificateRegistry", "CertificateRevoked"): certificate_revoked,
+    ("SlashingManager", "EquivocationSlashed"): equivocation_slashed,
+    ("SlashingManager", "DisputeOpened"): dispute_opened,
+    ("SlashingManager", "DisputeRebutted"): dispute_rebutted,
+    ("SlashingManager", "DisputeExecuted"): dispute_executed,
+    ("SlashingManager", "DisputeSuperseded"): dispute_superseded,
+    ("TrustRegistry", "ScoreChanged"): score_changed,
+    ("TrustRegistry", "ScorerSet"): scorer_set,
+    ("TrustRegistry", "AuthorityTransferStarted"): authority_transfer_started,
+    ("TrustRegistry", "AuthorityTransferred"): authority_transferred,
 }
 
 

@@ -20,7 +20,7 @@ SORTS = {"price": "price", "stake": "active", "last_seen": "last_seen"}
 ORDERS = ("asc", "desc")
 LIVE_EPOCHS = 3  # live: a heartbeat signed within the last 3 epochs
 MAX_AMOUNT = 10**30 - 1  # the widest zero-padded amount text
-TRUST = 0  # there is no trust registry yet: every provider is neutral
+NEUTRAL_TRUST = 500  # TrustRegistry.NEUTRAL_SCORE: what an unscored subject's score reads
 
 
 def open_reader(path: Path | str) -> sqlite3.Connection:
@@ -47,7 +47,12 @@ _PROVIDER_COLUMNS = (
     "s.address, s.role, s.active, s.locked, s.thawing, s.thaw_end, s.price, s.metadata_cid, s.slashed, "
     "s.updated_block, m.cid AS meta_cid, m.endpoint, m.endpoint_hash AS meta_endpoint_hash, m.region, "
     "m.capacity_mbps, m.fetched, m.error AS meta_error, l.epoch AS hb_epoch, l.endpoint_hash AS hb_endpoint_hash, "
-    "l.load AS hb_load, l.timestamp AS hb_timestamp, l.received_at AS hb_received_at"
+    "l.load AS hb_load, l.timestamp AS hb_timestamp, l.received_at AS hb_received_at, "
+    f"COALESCE(t.score, {NEUTRAL_TRUST}) AS trust_score"
+)
+_PROVIDER_JOINS = (
+    "FROM stakers s LEFT JOIN provider_meta m ON m.address = s.address "
+    "LEFT JOIN liveness l ON l.provider = s.address LEFT JOIN scores t ON t.subject = s.address AND t.domain = 0"
 )
 
 
@@ -94,9 +99,10 @@ def search_providers(
         count_where.append(f"last_seen {operator} ?")
         page_where.append(f"+last_seen {operator} ?")
         params.append(live_since(now, epoch_seconds))
-    if q.min_trust is not None and q.min_trust > TRUST:
-        count_where.append("0")
-        page_where.append("0")
+    if q.min_trust is not None:
+        count_where.append("trust >= ?")
+        page_where.append("+trust >= ?")
+        params.append(q.min_trust)
     direction = "DESC" if q.order == "desc" else "ASC"
     if q.sort == "last_seen" and q.order == "asc":
         order = "last_seen = 0, last_seen, address"  # never-seen providers last either way
@@ -118,8 +124,7 @@ def search_providers(
         if not page:
             return total, []
         rows = conn.execute(
-            f"SELECT {_PROVIDER_COLUMNS} FROM stakers s LEFT JOIN provider_meta m ON m.address = s.address "
-            f"LEFT JOIN liveness l ON l.provider = s.address WHERE s.address IN ({', '.join('?' * len(page))})",
+            f"SELECT {_PROVIDER_COLUMNS} {_PROVIDER_JOINS} WHERE s.address IN ({', '.join('?' * len(page))})",
             page,
         ).fetchall()
     by_address = {r["address"]: dict(r) for r in rows}
@@ -129,8 +134,7 @@ def search_providers(
 def provider(conn: sqlite3.Connection, address: str) -> dict[str, Any] | None:
     """The staker row of `address` joined with its metadata and liveness (any role)."""
     row = conn.execute(
-        f"SELECT {_PROVIDER_COLUMNS} FROM stakers s LEFT JOIN provider_meta m ON m.address = s.address "
-        "LEFT JOIN liveness l ON l.provider = s.address WHERE s.address = ?",
+        f"SELECT {_PROVIDER_COLUMNS} {_PROVIDER_JOINS} WHERE s.address = ?",
         (address,),
     ).fetchone()
     return dict(row) if row else None
@@ -254,4 +258,12 @@ def counts(conn: sqlite3.Connection, now: float, epoch_seconds: int = DEFAULT_EP
         },
         "events": one("SELECT COUNT(*) FROM raw_logs"),
         "heartbeats_stored": one("SELECT COUNT(*) FROM heartbeats"),
+        "attestations_stored": one("SELECT COUNT(*) FROM attestations"),
+        "disputes": {
+            status: one("SELECT COUNT(*) FROM disputes WHERE status = ?", status)
+            for status in ("open", "rebutted", "executed", "superseded")
+        },
+        "slashes": {
+            route: one("SELECT COUNT(*) FROM slashes WHERE route = ?", route) for route in ("equivocation", "dispute")
+        },
     }

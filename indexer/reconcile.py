@@ -1,8 +1,9 @@
 """Compare the ledger and projections with the chain at one block, through view calls.
 
 Every difference is reported as one line; an empty list means the projection agrees with the chain:
-token balances of the contracts and of every wallet the ledger knows, every stake record, every
-order's state, and the journal's own double-entry consistency.
+token balances of the contracts and of every wallet the ledger knows, the token supply against the
+minted and burned accounts, every stake record, every order's state, every dispute's status, every
+recorded slash, every trust score, and the journal's own double-entry consistency.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from indexer.store import Block, IndexerError, Ledger
 
 ROLE_CODES = {"": 0, "provider": 1, "verifier": 2}
 STATUS_CODES = {"open": 1, "closed": 2}
+DISPUTE_CODES = {"open": 1, "rebutted": 2, "executed": 3, "superseded": 4}
 
 
 def ledger_at(ledger: Ledger, block: int, chain_id: int, directory: Path) -> Ledger:
@@ -117,6 +119,21 @@ def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: 
                     f"not-after {row['not_after']} != chain owner {owner} revoked {revoked} not-after {chain[2]}"
                 )
 
+    # Minted tokens leave `external`, burned ones reach `burned`: what is left is the supply.
+    supply = int(token.functions.totalSupply().call(block_identifier=block))
+    check("token supply (minted - burned)", -(balances.get("external", 0) + balances.get("burned", 0)), supply)
+    if "SlashingManager" in deployment.addresses:
+        diffs.extend(_compare_slashing(conn, w3, deployment, block))
+    if "TrustRegistry" in deployment.addresses:
+        trust = deployment.contract(w3, "TrustRegistry")
+        for row in conn.execute("SELECT subject, domain, score FROM scores ORDER BY score_key"):
+            chain_score = int(trust.functions.scoreOf(row["subject"], row["domain"]).call(block_identifier=block))
+            if chain_score != row["score"]:
+                diffs.append(
+                    f"trust score of {row['subject']} in domain {row['domain']}: ledger {row['score']} != "
+                    f"chain {chain_score}"
+                )
+
     for row in conn.execute("SELECT order_id, paid, status, deposit, refunded FROM orders ORDER BY order_id"):
         paid, status = market.functions.orderState(bytes.fromhex(row["order_id"][2:])).call(block_identifier=block)
         check(f"order {row['order_id']}: paid", int(row["paid"]), paid)
@@ -128,4 +145,41 @@ def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: 
                 f"order {row['order_id']}: escrow account holds {format_flow(escrow)} but deposit - paid - refunded "
                 f"is {format_flow(expected)}"
             )
+    return diffs
+
+
+def _compare_slashing(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: int) -> list[str]:
+    manager = deployment.contract(w3, "SlashingManager")
+    diffs: list[str] = []
+    for row in conn.execute("SELECT * FROM disputes ORDER BY id"):
+        chain = manager.functions.disputeOf(row["id"]).call(block_identifier=block)
+        provider, epoch, challenge_ends, kind, status, verifiers = chain[:6]
+        ledger = (row["provider"], row["epoch"], row["challenge_ends"], row["kind"], json.loads(row["verifiers"]))
+        if ledger != (provider, epoch, challenge_ends, kind, list(verifiers)):
+            diffs.append(
+                f"dispute {row['id']}: ledger terms {ledger} != chain {(provider, epoch, challenge_ends, kind)}"
+            )
+        if DISPUTE_CODES.get(row["status"], -1) != status:
+            diffs.append(f"dispute {row['id']}: status ledger {row['status']} != chain code {status}")
+    for row in conn.execute("SELECT * FROM slashes ORDER BY block_number, log_index"):
+        what = f"{row['route']} slash of {row['provider']} for epoch {row['epoch']} (block {row['block_number']})"
+        if int(row["amount"]) != int(row["reward"]) + int(row["burned"]):
+            diffs.append(f"{what}: amount {row['amount']} != reward {row['reward']} + burned {row['burned']}")
+        if not manager.functions.isEpochSlashed(row["provider"], row["epoch"]).call(block_identifier=block):
+            diffs.append(f"{what}: the chain does not mark that epoch slashed")
+    # What the slash rows say was taken equals the slash journal entries to the manager, less verifier
+    # penalties on rebuttals (also slashes through the manager, recorded in their disputes).
+    taken = sum(int(r[0]) for r in conn.execute("SELECT amount FROM slashes"))
+    penalties = sum(int(r[0]) for r in conn.execute("SELECT burned FROM disputes WHERE status = 'rebutted'"))
+    booked = sum(
+        int(r[0])
+        for r in conn.execute(
+            "SELECT amount FROM journal WHERE kind = 'slash' AND credit = ?", (f"wallet:{manager.address}",)
+        )
+    )
+    if booked != taken + penalties:
+        diffs.append(
+            f"slashes: journal moved {format_flow(booked)} from stake to the SlashingManager but slashes and "
+            f"rebuttal penalties sum to {format_flow(taken + penalties)}"
+        )
     return diffs

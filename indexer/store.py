@@ -24,9 +24,33 @@ from indexer import db
 from indexer.events import Event, RawLog, decode
 from indexer.projections import Append, Put, amt, reduce
 
-KEYED = {"stakers": "address", "orders": "order_id", "balances": "account", "certificates": "cert_hash"}
-APPENDED = ("receipts", "journal")
-PROJECTIONS = ("stakers", "orders", "receipts", "journal", "balances", "certificates")
+KEYED = {
+    "stakers": "address",
+    "orders": "order_id",
+    "balances": "account",
+    "certificates": "cert_hash",
+    "disputes": "id",
+    "scores": "score_key",
+    "scorers": "scorer_key",
+    "trust_authorities": "domain",
+}
+APPENDED = ("receipts", "journal", "slashes", "score_history")
+PROJECTIONS = (*KEYED, *APPENDED)
+# Every projection in key order, for state_hash.
+_HASHED = (
+    ("stakers", "address"),
+    ("orders", "order_id"),
+    ("receipts", "block_number, log_index"),
+    ("journal", "block_number, log_index, seq"),
+    ("balances", "account"),
+    ("certificates", "cert_hash"),
+    ("disputes", "id"),
+    ("slashes", "block_number, log_index"),
+    ("scores", "score_key"),
+    ("score_history", "block_number, log_index"),
+    ("scorers", "scorer_key"),
+    ("trust_authorities", "domain"),
+)
 
 
 def _topics(text: str) -> tuple[str, ...]:
@@ -284,16 +308,7 @@ class Ledger:
     def state_hash(self) -> str:
         """sha256 over the cursor, the raw logs and every projection, in key order."""
         digest = hashlib.sha256()
-        for table, order in (
-            ("cursor", "id"),
-            ("raw_logs", "block_number, log_index"),
-            ("stakers", "address"),
-            ("orders", "order_id"),
-            ("receipts", "block_number, log_index"),
-            ("journal", "block_number, log_index, seq"),
-            ("balances", "account"),
-            ("certificates", "cert_hash"),
-        ):
+        for table, order in (("cursor", "id"), ("raw_logs", "block_number, log_index"), *_HASHED):
             digest.update(table.encode())
             for row in self.conn.execute(f"SELECT * FROM {table} ORDER BY {order}"):
                 digest.update(json.dumps(list(row)).encode())

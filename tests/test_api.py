@@ -191,7 +191,7 @@ def test_providers_default_listing(client: InProcessClient) -> None:
     p0 = items[PROVIDERS[0].address]
     assert p0["price"] == str(UNIT // 2) and p0["price_flow"] == "0.5 FLOW"
     assert p0["stake_active"] == str(stake_of(0)) and p0["stake_active_flow"] == "1,000 FLOW"
-    assert p0["stake_locked"] == "0" and p0["slashed"] == "0" and p0["trust"] == 0
+    assert p0["stake_locked"] == "0" and p0["slashed"] == "0" and p0["trust"] == {"score": 500}
     assert p0["metadata"]["region"] == "eu-west" and p0["metadata"]["endpoint"] == "p0.example.net:7443"
     assert p0["metadata"]["current"] is True and p0["metadata"]["capacity_mbps"] == 100
     assert p0["live"] is True
@@ -218,9 +218,9 @@ def test_provider_filters(client: InProcessClient) -> None:
     live = providers(client, "?live=true")
     assert set(addresses(live)) == {PROVIDERS[i].address for i in (0, 1, 4, 8)}  # 5 was seen 200 s ago
     assert providers(client, "?live=false")["total"] == 8
-    assert providers(client, "?min_trust=0")["total"] == 12  # every provider has trust 0
+    assert providers(client, "?min_trust=500")["total"] == 12  # nobody scored: every provider is neutral 500
     assert providers(client, "?min_trust=-1")["total"] == 12
-    assert providers(client, "?min_trust=0.5")["total"] == 0
+    assert providers(client, "?min_trust=500.5")["total"] == 0
     both = providers(client, f"?region=eu-west&live=true&max_price={price_of(1)}")
     assert addresses(both) == [PROVIDERS[0].address, PROVIDERS[1].address]
 
@@ -542,10 +542,13 @@ def test_openapi_lists_every_route(client: InProcessClient) -> None:
         "/status",
         "/heartbeats",
         "/metrics",
+        "/disputes",
+        "/disputes/{dispute_id}",
+        "/attestations",
     }
     params = {p["name"]: p for p in doc["paths"]["/providers"]["get"]["parameters"]}
     assert set(params) == {"region", "max_price", "min_trust", "live", "sort", "order", "limit", "offset"}
-    assert "token units" in params["max_price"]["description"] and "trust 0" in params["min_trust"]["description"]
+    assert "token units" in params["max_price"]["description"] and "500" in params["min_trust"]["description"]
     body = doc["paths"]["/heartbeats"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]) == {"provider", "epoch", "endpointHash", "load", "timestamp", "signature"}
     assert {"201", "200", "400", "401", "403", "429"} <= set(doc["paths"]["/heartbeats"]["post"]["responses"])

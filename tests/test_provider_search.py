@@ -1,6 +1,7 @@
 """`provider_search` stays equal to what stakers, provider_meta and liveness say, whatever writes them:
 the indexer's batches, reorg rollbacks and rebuilds, metadata and heartbeat writes, and migration 0002
-applied to a database that already holds providers."""
+applied to a database that already holds providers; and its trust column (migration 0004) equals the
+network score, 500 when unscored."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from indexer.projections import amt
 from indexer.store import Block, Ledger
 
 EXPECTED = (
-    "SELECT s.address, s.price, s.active, m.region, COALESCE(l.timestamp, 0) FROM stakers s "
+    "SELECT s.address, s.price, s.active, m.region, COALESCE(l.timestamp, 0), COALESCE(t.score, 500) FROM stakers s "
     "LEFT JOIN provider_meta m ON m.address = s.address LEFT JOIN liveness l ON l.provider = s.address "
+    "LEFT JOIN scores t ON t.subject = s.address AND t.domain = 0 "
     "WHERE s.role = 'provider' ORDER BY s.address"
 )
 

@@ -70,7 +70,11 @@ def build_api(db_path: Path, settings: Settings, max_skew: float = DEFAULT_MAX_S
     if "Staking" not in contracts:
         raise ConfigError(f"the deployment of {db_path} has no Staking contract (has {sorted(contracts)})")
     store = ApiStore(db_path)
-    return create_app(db_path, chain_id, contracts["Staking"], max_skew=max_skew, store=store), store
+    app = create_app(
+        db_path, chain_id, contracts["Staking"], max_skew=max_skew, store=store,
+        slashing_address=contracts.get("SlashingManager"),
+    )  # fmt: skip
+    return app, store
 
 
 class ApiServer:

@@ -1,0 +1,281 @@
+"""Typed bindings for SlashingManager and TrustRegistry: attest, dispute, rebut, execute, score.
+
+Digests are computed in Python (eth-account EIP-712) and equal the contract's own `attestationDigest`
+and `serviceProofDigest`, so verifiers and clients sign offline. Writes go through `Sender` and return
+its `Sent` record; reverts arrive as `TransactionFailed` with the contract's custom error decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.messages import _hash_eip191_message, encode_typed_data
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.logs import DISCARD
+
+from flownet.chain.deploy import Deployment
+from flownet.chain.tx import Sender, Sent
+from flownet.core.heartbeat import SignedHeartbeat
+from flownet.core.receipts import EIP712_DOMAIN_FIELDS, Order
+from flownet.errors import ChainError, ConfigError
+
+__all__ = [
+    "DOMAIN_NAME",
+    "DOMAIN_VERSION",
+    "KINDS",
+    "NEUTRAL_SCORE",
+    "STATUSES",
+    "DisputeView",
+    "Slashing",
+    "Trust",
+    "attestation_typed_data",
+    "parse_kind",
+    "service_proof_typed_data",
+]
+
+DOMAIN_NAME = "FlowNet SlashingManager"
+DOMAIN_VERSION = "1"
+KINDS = {"unreachable": 0, "latency": 1, "throughput": 2, "metering": 3}
+#: ISlashingManager.DisputeStatus, by value.
+STATUSES = ("none", "open", "rebutted", "executed", "superseded")
+#: TrustRegistry's score of a subject nobody has scored yet (scoreOf answers it).
+NEUTRAL_SCORE = 500
+UINT64_MAX = 2**64 - 1
+
+ATTESTATION_FIELDS = [
+    {"name": "provider", "type": "address"},
+    {"name": "epoch", "type": "uint64"},
+    {"name": "kind", "type": "uint8"},
+    {"name": "evidenceCid", "type": "string"},
+]
+SERVICE_PROOF_FIELDS = [
+    {"name": "orderId", "type": "bytes32"},
+    {"name": "epoch", "type": "uint64"},
+    {"name": "bytesServed", "type": "uint256"},
+]
+
+
+def parse_kind(kind: int | str) -> int:
+    """A dispute kind from its number (0..3) or its name (``unreachable``, ``latency``, ...)."""
+    if isinstance(kind, str):
+        text = kind.strip().lower()
+        if text in KINDS:
+            return KINDS[text]
+        if text.isdigit():
+            kind = int(text)
+        else:
+            raise ConfigError(f"unknown dispute kind {kind!r} (choose from {', '.join(KINDS)} or 0..3)")
+    if isinstance(kind, bool) or not 0 <= kind <= max(KINDS.values()):
+        raise ConfigError(f"dispute kind {kind!r} is outside 0..{max(KINDS.values())}")
+    return int(kind)
+
+
+def _domain(chain_id: int, manager: str) -> dict[str, Any]:
+    return {
+        "name": DOMAIN_NAME,
+        "version": DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": Web3.to_checksum_address(manager),
+    }
+
+
+def attestation_typed_data(
+    chain_id: int, manager: str, provider: str, epoch: int, kind: int, evidence_cid: str
+) -> dict[str, Any]:
+    """The EIP-712 Attestation a verifier signs (eth-account's ``full_message`` form)."""
+    if not 0 <= epoch <= UINT64_MAX:
+        raise ConfigError(f"epoch {epoch} is outside uint64")
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "Attestation": ATTESTATION_FIELDS},
+        "primaryType": "Attestation",
+        "domain": _domain(chain_id, manager),
+        "message": {
+            "provider": Web3.to_checksum_address(provider),
+            "epoch": epoch,
+            "kind": parse_kind(kind),
+            "evidenceCid": evidence_cid,
+        },
+    }
+
+
+def service_proof_typed_data(
+    chain_id: int, manager: str, order_id: bytes, epoch: int, bytes_served: int
+) -> dict[str, Any]:
+    """The EIP-712 ServiceProof a client signs to rebut a dispute against its provider."""
+    if len(order_id) != 32:
+        raise ConfigError(f"order id must be 32 bytes (got {len(order_id)}: 0x{order_id.hex()})")
+    if not 0 <= epoch <= UINT64_MAX:
+        raise ConfigError(f"epoch {epoch} is outside uint64")
+    if bytes_served < 0:
+        raise ConfigError(f"bytes served must not be negative (not {bytes_served})")
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "ServiceProof": SERVICE_PROOF_FIELDS},
+        "primaryType": "ServiceProof",
+        "domain": _domain(chain_id, manager),
+        "message": {"orderId": bytes(order_id), "epoch": epoch, "bytesServed": bytes_served},
+    }
+
+
+@dataclass(frozen=True)
+class DisputeView:
+    """ISlashingManager.Dispute as `disputeOf` returns it; status is one of STATUSES."""
+
+    provider: str
+    epoch: int
+    challenge_ends: int
+    kind: int
+    status: str
+    verifiers: tuple[str, ...]
+    evidence_cid: str
+
+
+class _Bound:
+    """Shared plumbing: a contract of the deployment and an optional signing account."""
+
+    contract_name = ""
+
+    def __init__(self, w3: Web3, deployment: Deployment, account: LocalAccount | None = None) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self.account = account
+        self.sender = Sender(w3, account) if account is not None else None
+        self.contract = deployment.contract(w3, self.contract_name)
+
+    @property
+    def address(self) -> str:
+        return str(self.contract.address)
+
+    def _sender(self) -> Sender:
+        if self.sender is None:
+            raise ConfigError(f"these {self.contract_name} bindings have no wallet: they can only read")
+        return self.sender
+
+    def events(self, sent: Sent, name: str) -> list[Any]:
+        """The args of every `name` event this contract emitted in `sent` (other logs are skipped)."""
+        return [e["args"] for e in getattr(self.contract.events, name)().process_receipt(sent.receipt, errors=DISCARD)]
+
+    def _one_event(self, sent: Sent, name: str) -> Any:
+        events = self.events(sent, name)
+        if len(events) != 1:
+            raise ChainError(f"{sent.action}: expected one {name} event in {sent.tx_hash}, got {len(events)}")
+        return events[0]
+
+
+class Slashing(_Bound):
+    """Bindings to the deployment's SlashingManager (`account` None: views and signing only)."""
+
+    contract_name = "SlashingManager"
+
+    # ------------------------------------------------------------------ EIP-712
+
+    def attestation_digest(self, provider: str, epoch: int, kind: int, evidence_cid: str) -> bytes:
+        typed = attestation_typed_data(self.deployment.chain_id, self.address, provider, epoch, kind, evidence_cid)
+        return bytes(_hash_eip191_message(encode_typed_data(full_message=typed)))
+
+    def sign_attestation(self, account: LocalAccount, provider: str, epoch: int, kind: int, evidence_cid: str) -> bytes:
+        """`account`'s 65-byte r||s||v (v 27/28, low s) signature of the Attestation."""
+        typed = attestation_typed_data(self.deployment.chain_id, self.address, provider, epoch, kind, evidence_cid)
+        return bytes(account.sign_message(encode_typed_data(full_message=typed)).signature)
+
+    def service_proof_digest(self, order_id: bytes, epoch: int, bytes_served: int) -> bytes:
+        typed = service_proof_typed_data(self.deployment.chain_id, self.address, order_id, epoch, bytes_served)
+        return bytes(_hash_eip191_message(encode_typed_data(full_message=typed)))
+
+    def sign_service_proof(self, account: LocalAccount, order_id: bytes, epoch: int, bytes_served: int) -> bytes:
+        """The client's 65-byte signature proving `bytes_served` for `order_id` in `epoch`."""
+        typed = service_proof_typed_data(self.deployment.chain_id, self.address, order_id, epoch, bytes_served)
+        return bytes(account.sign_message(encode_typed_data(full_message=typed)).signature)
+
+    # ------------------------------------------------------------------ views
+
+    def current_epoch(self) -> int:
+        return int(self.contract.functions.currentEpoch().call())
+
+    def epoch_seconds(self) -> int:
+        return int(self.contract.functions.config().call()[1])
+
+    def config(self) -> dict[str, int]:
+        """ISlashingManager.Config by field name."""
+        names = (
+            "challenge_window",
+            "epoch_seconds",
+            "statute_epochs",
+            "period",
+            "cap_per_period",
+            "slash_bps",
+            "reward_bps",
+            "accuser_penalty_bps",
+            "quorum",
+        )
+        return dict(zip(names, (int(v) for v in self.contract.functions.config().call()), strict=True))
+
+    def dispute(self, dispute_id: int) -> DisputeView:
+        provider, epoch, challenge_ends, kind, status, verifiers, evidence_cid = self.contract.functions.disputeOf(
+            dispute_id
+        ).call()
+        return DisputeView(
+            Web3.to_checksum_address(provider),
+            int(epoch),
+            int(challenge_ends),
+            int(kind),
+            STATUSES[int(status)],
+            tuple(Web3.to_checksum_address(v) for v in verifiers),
+            str(evidence_cid),
+        )
+
+    def is_epoch_slashed(self, provider: str, epoch: int) -> bool:
+        return bool(self.contract.functions.isEpochSlashed(Web3.to_checksum_address(provider), epoch).call())
+
+    # ------------------------------------------------------------------ writes
+
+    def open_dispute(
+        self, provider: str, epoch: int, kind: int, evidence_cid: str, signatures: Sequence[bytes]
+    ) -> tuple[int, Sent]:
+        """Open a dispute with the verifiers' signatures; returns its id (from DisputeOpened)."""
+        fn = self.contract.functions.openDispute(
+            Web3.to_checksum_address(provider), epoch, parse_kind(kind), evidence_cid, [bytes(s) for s in signatures]
+        )
+        sent = self._sender().transact(fn, "openDispute")
+        return int(self._one_event(sent, "DisputeOpened")["disputeId"]), sent
+
+    def rebut(self, dispute_id: int, order: Order, bytes_served: int, client_signature: bytes) -> Sent:
+        fn = self.contract.functions.rebut(dispute_id, order.as_tuple(), bytes_served, bytes(client_signature))
+        return self._sender().transact(fn, "rebut")
+
+    def execute(self, dispute_id: int) -> Sent:
+        return self._sender().transact(self.contract.functions.executeDispute(dispute_id), "executeDispute")
+
+    def slash_equivocation(self, a: SignedHeartbeat, b: SignedHeartbeat, evidence_cid: str) -> Sent:
+        fn = self.contract.functions.slashEquivocation(
+            _heartbeat_tuple(a), bytes(a.signature), _heartbeat_tuple(b), bytes(b.signature), evidence_cid
+        )
+        return self._sender().transact(fn, "slashEquivocation")
+
+
+def _heartbeat_tuple(signed: SignedHeartbeat) -> tuple[str, int, bytes, int, int]:
+    hb = signed.heartbeat
+    return (Web3.to_checksum_address(hb.provider), hb.epoch, bytes(hb.endpoint_hash), hb.load, hb.timestamp)
+
+
+class Trust(_Bound):
+    """Bindings to the deployment's TrustRegistry (`account` None: views only)."""
+
+    contract_name = "TrustRegistry"
+
+    def score_of(self, subject: str, domain: int = 0) -> int:
+        """The subject's score in `domain` (0 Network); NEUTRAL_SCORE if never scored."""
+        return int(self.contract.functions.scoreOf(Web3.to_checksum_address(subject), domain).call())
+
+    def is_scorer(self, domain: int, scorer: str) -> bool:
+        return bool(self.contract.functions.isScorer(domain, Web3.to_checksum_address(scorer)).call())
+
+    def set_score(self, subject: str, domain: int, score: int, reason_cid: str) -> Sent:
+        fn = self.contract.functions.setScore(Web3.to_checksum_address(subject), domain, score, reason_cid)
+        return self._sender().transact(fn, "setScore")
+
+    def set_scorer(self, domain: int, scorer: str, allowed: bool) -> Sent:
+        fn = self.contract.functions.setScorer(domain, Web3.to_checksum_address(scorer), allowed)
+        return self._sender().transact(fn, "setScorer")

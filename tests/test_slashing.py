@@ -1,0 +1,245 @@
+"""SlashingManager and TrustRegistry bindings on eth-tester and anvil: digests, equivocation, disputes, trust."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import PRICE, new_account
+from eth_account import Account
+from ledger_helpers import index_once
+from web3 import Web3
+
+from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, Deployment, deploy
+from flownet.chain.market import FlowNet, Role
+from flownet.chain.slashing import KINDS, NEUTRAL_SCORE, Slashing, Trust, parse_kind
+from flownet.chain.tx import Sender
+from flownet.core.heartbeat import Heartbeat, HeartbeatDomain, sign_heartbeat
+from flownet.errors import ConfigError, TransactionFailed
+from indexer.reconcile import reconcile
+from indexer.store import Ledger
+
+PROVIDER_STAKE = 10_000 * TOKEN_UNIT
+VERIFIER_STAKE = 1_000 * TOKEN_UNIT
+DAY = 24 * 3600
+
+
+def advance(w3: Web3, seconds: int) -> None:
+    """Move the chain's clock forward by `seconds` and mine a block, on either backend."""
+    tester = getattr(w3.provider, "ethereum_tester", None)
+    if tester is not None:
+        tester.time_travel(w3.eth.get_block("latest")["timestamp"] + seconds)
+        tester.mine_blocks()
+        return
+    w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+@dataclass
+class Setup:
+    w3: Web3
+    deployment: Deployment
+    owner: FlowNet
+    provider: FlowNet
+    client: FlowNet
+    verifiers: list[FlowNet]
+    reporter: FlowNet
+
+    def slashing(self, who: FlowNet | None = None) -> Slashing:
+        return Slashing(self.w3, self.deployment, (who or self.reporter).account)
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def stake_of(self, who: FlowNet) -> int:
+        info = self.owner.staking.functions.stakeOf(who.address).call()
+        return int(info[0]) + int(info[3])  # active + thawing
+
+
+@pytest.fixture
+def setup(w3: Web3) -> Setup:
+    deployer = new_account(w3)
+    deployment = deploy(w3, Sender(w3, deployer), DeployConfig.devnet())
+    owner = FlowNet(w3, deployment, deployer)
+    people = [FlowNet(w3, deployment, new_account(w3)) for _ in range(6)]
+    for person in people:
+        owner.transfer(person.address, 20_000 * TOKEN_UNIT)
+        person.approve(person.market.address)
+        person.approve(person.staking.address)
+    provider, client, v1, v2, v3, reporter = people
+    provider.stake(Role.PROVIDER, PROVIDER_STAKE)
+    provider.set_offer(PRICE, "bafkreitestprovidermetadata")
+    for v in (v1, v2, v3):
+        v.stake(Role.VERIFIER, VERIFIER_STAKE)
+    return Setup(w3, deployment, owner, provider, client, [v1, v2, v3], reporter)
+
+
+def test_digests_match_contract(setup: Setup) -> None:
+    s = setup.slashing()
+    provider = setup.provider.address
+    ours = s.attestation_digest(provider, 7, KINDS["latency"], "bafkreievidence")
+    theirs = s.contract.functions.attestationDigest(provider, 7, 1, "bafkreievidence").call()
+    assert ours == bytes(theirs) and len(ours) == 32
+    order_id = bytes(range(32))
+    ours = s.service_proof_digest(order_id, 9, 12345)
+    assert ours == bytes(s.contract.functions.serviceProofDigest(order_id, 9, 12345).call())
+    signature = s.sign_attestation(setup.verifiers[0].account, provider, 7, 1, "bafkreievidence")
+    assert len(signature) == 65 and signature[64] in (27, 28)
+    assert Account._recover_hash(s.attestation_digest(provider, 7, 1, "bafkreievidence"), signature=signature) == (
+        setup.verifiers[0].address
+    )
+    assert s.epoch_seconds() == 30
+    assert s.current_epoch() == setup.now() // 30
+
+
+def test_parse_kind() -> None:
+    assert parse_kind("Throughput") == 2 and parse_kind(3) == 3 and parse_kind("0") == 0
+    with pytest.raises(ConfigError, match="'lag'"):
+        parse_kind("lag")
+    with pytest.raises(ConfigError, match="4"):
+        parse_kind(4)
+
+
+def test_equivocation_slash_pays_reporter_burns_rest_and_halves_score(setup: Setup) -> None:
+    s = setup.slashing()
+    provider = setup.provider
+    domain = HeartbeatDomain(setup.deployment.chain_id, setup.deployment.addresses["Staking"])
+    now = setup.now()
+    a = sign_heartbeat(provider.account, domain, Heartbeat.create(provider.address, "tls://a:443", 10, now))
+    b = sign_heartbeat(provider.account, domain, Heartbeat.create(provider.address, "tls://b:443", 10, now))
+    supply = int(setup.owner.token.functions.totalSupply().call())
+    reporter_before, stake_before = setup.reporter.balance(), setup.stake_of(provider)
+    sent = s.slash_equivocation(a, b, "bafkreiequivocation")
+    args = s.events(sent, "EquivocationSlashed")[0]
+    slashed = stake_before // 10  # slash_bps 1000
+    assert (args["slashed"], args["reward"], args["burned"]) == (slashed, slashed // 2, slashed - slashed // 2)
+    assert setup.reporter.balance() - reporter_before == slashed // 2
+    assert setup.stake_of(provider) == stake_before - slashed
+    assert supply - int(setup.owner.token.functions.totalSupply().call()) == slashed - slashed // 2
+    assert s.is_epoch_slashed(provider.address, a.heartbeat.epoch)
+    trust = Trust(setup.w3, setup.deployment)
+    assert trust.score_of(provider.address) == NEUTRAL_SCORE // 2
+    with pytest.raises(TransactionFailed, match="SlashingEpochAlreadySlashed"):
+        s.slash_equivocation(a, b, "bafkreiequivocation2")
+    with pytest.raises(TransactionFailed, match="SlashingNotEquivocation"):
+        s.slash_equivocation(a, a, "bafkreiequivocation3")
+
+
+def _attest(setup: Setup, s: Slashing, epoch: int, kind: int, cid: str, n: int = 2) -> list[bytes]:
+    return [s.sign_attestation(v.account, setup.provider.address, epoch, kind, cid) for v in setup.verifiers[:n]]
+
+
+def test_dispute_opened_then_executed_after_window(setup: Setup) -> None:
+    s = setup.slashing()
+    epoch = s.current_epoch()
+    cid = "bafkreidisputeevidence"
+    with pytest.raises(TransactionFailed, match="SlashingTooFewAttestations"):
+        s.open_dispute(setup.provider.address, epoch, 0, cid, _attest(setup, s, epoch, 0, cid, n=1))
+    dispute_id, _ = s.open_dispute(setup.provider.address, epoch, 0, cid, _attest(setup, s, epoch, 0, cid))
+    assert dispute_id == 1
+    view = s.dispute(dispute_id)
+    assert view.status == "open" and view.kind == 0 and view.epoch == epoch and view.evidence_cid == cid
+    assert view.verifiers == (setup.verifiers[0].address, setup.verifiers[1].address)
+    assert view.provider == setup.provider.address and view.challenge_ends > setup.now()
+    with pytest.raises(TransactionFailed, match="SlashingChallengeWindowOpen"):
+        s.execute(dispute_id)
+    advance(setup.w3, 61)
+    stake_before = setup.stake_of(setup.provider)
+    balances = [v.balance() for v in setup.verifiers[:2]]
+    sent = s.execute(dispute_id)
+    args = s.events(sent, "DisputeExecuted")[0]
+    slashed = stake_before // 10
+    assert args["slashed"] == slashed and args["reward"] == 2 * args["rewardEach"] == slashed // 2
+    assert [v.balance() - b for v, b in zip(setup.verifiers[:2], balances, strict=True)] == [args["rewardEach"]] * 2
+    assert s.dispute(dispute_id).status == "executed"
+    assert Trust(setup.w3, setup.deployment).score_of(setup.provider.address) == 250
+
+
+def test_rebuttal_burns_accusers_penalty(setup: Setup) -> None:
+    s = setup.slashing()
+    order, _ = setup.client.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
+    epoch = s.current_epoch()
+    cid = "bafkreirebutted"
+    dispute_id, _ = s.open_dispute(setup.provider.address, epoch, 3, cid, _attest(setup, s, epoch, 3, cid))
+    proof = s.sign_service_proof(setup.client.account, order.order_id, epoch, 5_000_000)
+    forged = s.sign_service_proof(setup.reporter.account, order.order_id, epoch, 5_000_000)
+    with pytest.raises(TransactionFailed, match="SlashingWrongSigner"):
+        s.rebut(dispute_id, order, 5_000_000, forged)
+    stakes = [setup.stake_of(v) for v in setup.verifiers[:2]]
+    provider_stake = setup.stake_of(setup.provider)
+    sent = Slashing(setup.w3, setup.deployment, setup.provider.account).rebut(dispute_id, order, 5_000_000, proof)
+    args = s.events(sent, "DisputeRebutted")[0]
+    assert list(args["penalties"]) == [stake // 20 for stake in stakes]  # accuser_penalty_bps 500
+    assert [setup.stake_of(v) for v in setup.verifiers[:2]] == [stake - stake // 20 for stake in stakes]
+    assert setup.stake_of(setup.provider) == provider_stake
+    assert s.dispute(dispute_id).status == "rebutted"
+    advance(setup.w3, 61)
+    with pytest.raises(TransactionFailed, match="SlashingDisputeNotOpen"):
+        s.execute(dispute_id)
+
+
+def test_trust_scores_and_scorers(setup: Setup) -> None:
+    authority = Trust(setup.w3, setup.deployment, setup.owner.account)
+    scorer = setup.reporter
+    subject = setup.provider.address
+    assert authority.score_of(subject) == NEUTRAL_SCORE
+    with pytest.raises(TransactionFailed, match="TrustNotScorer"):
+        Trust(setup.w3, setup.deployment, scorer.account).set_score(subject, 0, 900, "bafkreireason")
+    authority.set_scorer(0, scorer.address, True)
+    assert authority.is_scorer(0, scorer.address)
+    Trust(setup.w3, setup.deployment, scorer.account).set_score(subject, 0, 900, "bafkreireason")
+    assert authority.score_of(subject) == 900 and authority.score_of(subject, 1) == NEUTRAL_SCORE
+    with pytest.raises(ConfigError, match="only read"):
+        Trust(setup.w3, setup.deployment).set_score(subject, 0, 1, "bafkreireason")
+
+
+@pytest.mark.parametrize("w3", ["anvil"], indirect=True)
+def test_indexed_slashes_journal_and_reconcile(setup: Setup, tmp_path: Path) -> None:
+    """Index a rebuttal, an executed dispute and an equivocation slash from a real chain: the journal moves
+    stake -> manager -> reporter and -> burned, and the ledger reconciles with the chain's views."""
+    s = setup.slashing()
+    order, _ = setup.client.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
+    epoch = s.current_epoch()
+    rebutted, _ = s.open_dispute(setup.provider.address, epoch, 1, "bafkreia", _attest(setup, s, epoch, 1, "bafkreia"))
+    s.rebut(rebutted, order, 1, s.sign_service_proof(setup.client.account, order.order_id, epoch, 1))
+    executed, _ = s.open_dispute(setup.provider.address, epoch, 0, "bafkreib", _attest(setup, s, epoch, 0, "bafkreib"))
+    advance(setup.w3, 61)
+    s.execute(executed)
+    domain = HeartbeatDomain(setup.deployment.chain_id, setup.deployment.addresses["Staking"])
+    now = setup.now()
+    a, b = (
+        sign_heartbeat(setup.provider.account, domain, Heartbeat.create(setup.provider.address, e, 1, now))
+        for e in ("tls://a:1", "tls://b:1")
+    )
+    sent = s.slash_equivocation(a, b, "bafkreic")
+    ledger = Ledger(tmp_path / "fullnode.db", setup.deployment.addresses, setup.deployment.chain_id)
+    index_once(setup.w3, setup.deployment, ledger)
+    assert reconcile(ledger, setup.w3, setup.deployment) == []
+    statuses = [tuple(r) for r in ledger.conn.execute("SELECT id, status FROM disputes ORDER BY id")]
+    assert statuses == [(rebutted, "rebutted"), (executed, "executed")]
+    manager, reporter = s.address, setup.reporter.address
+    entries = [
+        (r["kind"], r["debit"], r["credit"], int(r["amount"]))
+        for r in ledger.conn.execute(
+            "SELECT * FROM journal WHERE block_number = ? ORDER BY log_index, seq", (sent.block_number,)
+        )
+    ]
+    slashed = s.events(sent, "EquivocationSlashed")[0]
+    assert entries == [
+        ("slash", f"stake:active:{setup.provider.address}", f"wallet:{manager}", slashed["slashed"]),
+        ("transfer", f"wallet:{manager}", f"wallet:{reporter}", slashed["reward"]),
+        ("burn", f"wallet:{manager}", "burned", slashed["burned"]),
+    ]
+    routes = [r[0] for r in ledger.conn.execute("SELECT route FROM slashes ORDER BY block_number")]
+    assert routes == ["dispute", "equivocation"]
+    score = ledger.conn.execute("SELECT score FROM scores WHERE subject = ?", (setup.provider.address,)).fetchone()
+    assert score[0] == 125 == Trust(setup.w3, setup.deployment).score_of(setup.provider.address)
+    # Tampering shows up as named differences.
+    ledger.conn.execute("UPDATE scores SET score = 999")
+    ledger.conn.execute("UPDATE disputes SET status = 'open' WHERE id = ?", (executed,))
+    ledger.conn.execute("UPDATE balances SET balance = '0' WHERE account = 'burned'")
+    diffs = reconcile(ledger, setup.w3, setup.deployment)
+    assert f"trust score of {setup.provider.address} in domain 0: ledger 999 != chain 125" in diffs
+    assert f"dispute {executed}: status ledger open != chain code 3" in diffs
+    assert any(d.startswith("token supply (minted - burned)") for d in diffs)
