@@ -25,6 +25,12 @@ evidenceCid), so every verifier must sign the same CID, while each stores its ow
 CID string; with nothing posted yet, the verifier's own CID. A verifier adopts another's CID only
 after its own probes failed the same kind in the same epoch; every verifier that sees the same set
 of attestations picks the same CID, so concurrent first posts converge in the next round.
+
+Verifiers probing a few seconds apart may straddle an epoch boundary. `choose_target` therefore also
+looks at the previous ``adopt_epochs`` epochs: a verifier whose own probe in epoch e failed a kind
+co-signs a not-yet-disputed attestation group of the same provider and kind from e-1 (...) when one
+exists (the group with the most signers wins, then the earlier epoch), so a failure that persists
+across the boundary still reaches quorum. With ``adopt_epochs=0`` a verifier signs only its own epoch.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ __all__ = [
     "Thresholds",
     "Verdict",
     "choose_cid",
+    "choose_target",
     "judge",
     "quorum_signatures",
 ]
@@ -188,3 +195,27 @@ def quorum_signatures(valid: Sequence[Attestation], cid: str, quorum: int) -> li
     if len(signers) < quorum:
         return None
     return [signers[v] for v in sorted(signers)][:quorum]
+
+
+def choose_target(
+    own_epoch: int, own_cid: str, posted: dict[int, Sequence[Attestation]], adopt_epochs: int = 1
+) -> tuple[int, str]:
+    """The (epoch, evidence CID) to sign for a failure of one (provider, kind) seen in `own_epoch`.
+
+    `posted` maps epochs to the valid attestations the full node holds for them (groups already
+    disputed left out by the caller). Epochs from ``own_epoch - adopt_epochs`` to `own_epoch` are
+    candidates; the one whose best CID has the most distinct signers wins, ties to the earlier epoch;
+    with nothing posted, (own_epoch, own_cid).
+    """
+    best: tuple[int, int, str] | None = None  # (-signers, epoch, cid)
+    for epoch in range(max(0, own_epoch - adopt_epochs), own_epoch + 1):
+        valid = posted.get(epoch, ())
+        if not valid:
+            continue
+        cid = choose_cid(own_cid, valid)
+        signers = len(_signers_by_cid(valid)[cid])
+        if best is None or (-signers, epoch) < best[:2]:
+            best = (-signers, epoch, cid)
+    if best is None:
+        return own_epoch, own_cid
+    return best[1], best[2]
