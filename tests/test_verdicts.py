@@ -46,7 +46,11 @@ def test_all_pass() -> None:
         # metering: 2 % plus 4096 bytes of slack over the client's count are tolerated
         (Measurements(client_bytes=100_000, provider_metered=102_000 + 4096), "metering", PASS),
         (Measurements(client_bytes=100_000, provider_metered=102_000 + 4097), "metering", FAIL),
-        (Measurements(client_bytes=100_000, provider_metered=50_000), "metering", PASS),  # under-metering hurts nobody but the provider
+        (
+            Measurements(client_bytes=100_000, provider_metered=50_000),
+            "metering",
+            PASS,
+        ),  # under-metering hurts nobody but the provider
         (Measurements(client_bytes=100_000, provider_metered=None), "metering", UNKNOWN),
     ],
 )

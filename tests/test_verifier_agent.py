@@ -312,7 +312,9 @@ def test_equivocation_is_proved_once() -> None:
     run_round(v1)
     assert len(world.equivocation_calls) == 1
     a, b, cid = world.equivocation_calls[0]
-    assert a.heartbeat.endpoint_hash == bytes.fromhex("aa" * 32) and b.heartbeat.endpoint_hash == bytes.fromhex("bb" * 32)
+    assert a.heartbeat.endpoint_hash == bytes.fromhex("aa" * 32) and b.heartbeat.endpoint_hash == bytes.fromhex(
+        "bb" * 32
+    )
     assert a.heartbeat.epoch == b.heartbeat.epoch == 9 and a.heartbeat.provider == PROVIDER
     assert a.signature == bytes.fromhex("1b" * 65)
     assert json.loads(store.get(cid))["heartbeats"][1]["endpointHash"] == "0x" + "bb" * 32

@@ -25,8 +25,8 @@ from flownet.certstatus import lookup
 from flownet.core.receipts import MarketDomain, Order
 from flownet.pki import inspect, new_identity
 from flownet.tunnel.book import PaymentBook
-from flownet.tunnel.faults import Faults
 from flownet.tunnel.client import ClientConfig, ClientTunnel, ReceiptLog, provider_identity_check
+from flownet.tunnel.faults import Faults
 from flownet.tunnel.payment import ReceiptSigner
 from flownet.tunnel.policy import DestinationPolicy
 from flownet.tunnel.server import OrderAccount, ProviderConfig, ProviderServer

@@ -150,7 +150,14 @@ async def probe(
             continue
         outcomes.append(True)
         rates.append(size / max(seconds, 1e-9))
-        log.info("probe: download %d/%d: %d bytes in %.3f s (%.2f MiB/s)", i + 1, downloads, size, seconds, rates[-1] / (1 << 20))
+        log.info(
+            "probe: download %d/%d: %d bytes in %.3f s (%.2f MiB/s)",
+            i + 1,
+            downloads,
+            size,
+            seconds,
+            rates[-1] / (1 << 20),
+        )
     # the provider sends METER with each receipt acknowledgement and at each stream end: pay, then wait for it
     tunnel.settle()
     loop = asyncio.get_running_loop()

@@ -27,6 +27,7 @@ since) and executes the disputes it knows of whose challenge window has passed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -139,7 +140,6 @@ class Verifier:
         self.settings = settings or VerifierSettings()
         self.clock = clock
         self.signed: dict[tuple[str, int, int], str] = {}  # (provider, epoch, kind) -> CID this verifier signed
-        self.failed: dict[tuple[str, int], set[int]] = {}  # (provider, epoch) -> kinds its own probes failed
         self.disputes: set[int] = set()  # disputes to execute once their window passes
         self.done: set[int] = set()
         self.equivocations: set[tuple[str, int]] = set()
@@ -158,10 +158,8 @@ class Verifier:
                 break
             if duration is not None and self.clock() - start >= duration:
                 break
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
-            except TimeoutError:
-                pass
         log.info("verifier stopped after %d round(s): %s", done, self.stats)
 
     async def round(self) -> None:
@@ -198,7 +196,6 @@ class Verifier:
             doc = evidence_document(provider, epoch, m, verdicts, self.chain.address, t, self.clock())
             own_cid = self.store.put(doc)
             log.info("provider %s: evidence stored as %s", provider, own_cid)
-            self.failed.setdefault((provider, epoch), set()).update(KINDS[k] for k in failed)
             for name in failed:
                 self.attest(provider, epoch, KINDS[name], own_cid)
         if self.settings.watch_equivocation:
@@ -241,9 +238,9 @@ class Verifier:
                     cid,
                     target_epoch,
                 )
-        if target_epoch == epoch and (self.chain.open_dispute_of(provider, epoch) or self.chain.is_epoch_slashed(
-            provider, epoch
-        )):
+        if target_epoch == epoch and (
+            self.chain.open_dispute_of(provider, epoch) or self.chain.is_epoch_slashed(provider, epoch)
+        ):
             log.info("provider %s epoch %d is already disputed or slashed: no attestation", provider, epoch)
             self.try_dispute(provider, epoch, kind, cid)  # follows the open dispute, to execute it
             return
@@ -266,7 +263,9 @@ class Verifier:
             and doc["verdicts"].get(kind_name) == Verdict.FAIL.value
         )
         if not ok:
-            log.warning("evidence %s does not show %s failing %s in epoch %d: not adopting it", cid, provider, kind_name, epoch)
+            log.warning(
+                "evidence %s does not show %s failing %s in epoch %d: not adopting it", cid, provider, kind_name, epoch
+            )
         return ok
 
     def sign_and_post(self, provider: str, epoch: int, kind: int, cid: str) -> None:
@@ -340,14 +339,14 @@ class Verifier:
             if self.chain.open_dispute_of(provider, epoch) or self.chain.is_epoch_slashed(provider, epoch):
                 self.try_dispute(provider, epoch, kind, cid)  # records an open dispute to execute
                 continue
-            # convergence: if others gathered more signatures on another CID of this group, join them
+            # convergence: if others gathered more signatures on another CID of this group (whose failure
+            # this verifier confirmed when it signed), join them
             valid = self.valid_attestations(provider, epoch, kind)
             target_epoch, best = choose_target(epoch, cid, {epoch: valid}, 0)
-            if best != cid and kind in self.failed.get((provider, epoch), set()):
-                if self.evidence_agrees(best, provider, epoch, KIND_NAMES[kind]):
-                    log.info("provider %s %s epoch %d: converging on evidence %s", provider, KIND_NAMES[kind], epoch, best)
-                    self.sign_and_post(provider, target_epoch, kind, best)
-                    cid = best
+            if best != cid and self.evidence_agrees(best, provider, epoch, KIND_NAMES[kind]):
+                log.info("provider %s %s epoch %d: converging on evidence %s", provider, KIND_NAMES[kind], epoch, best)
+                self.sign_and_post(provider, target_epoch, kind, best)
+                cid = best
             self.try_dispute(provider, epoch, kind, cid)
 
     def execute_due(self) -> None:
@@ -423,7 +422,9 @@ class Verifier:
             self.equivocations.add((provider, epoch))
 
 
-def equivocation_pair(provider: str, epoch: int, recent: list[dict[str, Any]]) -> tuple[SignedHeartbeat, SignedHeartbeat] | None:
+def equivocation_pair(
+    provider: str, epoch: int, recent: list[dict[str, Any]]
+) -> tuple[SignedHeartbeat, SignedHeartbeat] | None:
     """Two signed heartbeats of `provider` in `epoch` naming different endpoints, from `GET /providers/{a}`'s
     recent_heartbeats rows (epoch, endpoint_hash, load, timestamp, signature); None if they are not there."""
     rows = [r for r in recent if int(r.get("epoch", -1)) == epoch]

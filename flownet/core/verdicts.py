@@ -36,7 +36,7 @@ across the boundary still reaches quorum. With ``adopt_epochs=0`` a verifier sig
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -198,7 +198,7 @@ def quorum_signatures(valid: Sequence[Attestation], cid: str, quorum: int) -> li
 
 
 def choose_target(
-    own_epoch: int, own_cid: str, posted: dict[int, Sequence[Attestation]], adopt_epochs: int = 1
+    own_epoch: int, own_cid: str, posted: Mapping[int, Sequence[Attestation]], adopt_epochs: int = 1
 ) -> tuple[int, str]:
     """The (epoch, evidence CID) to sign for a failure of one (provider, kind) seen in `own_epoch`.
 
