@@ -334,3 +334,34 @@ def test_run_stops_after_rounds() -> None:
     v1 = verifier(world, node, store, V1, HONEST)
     asyncio.run(v1.run(rounds=3, duration=None, interval=0.0, stop=asyncio.Event()))
     assert v1.stats["probes"] == 3
+
+
+def test_run_retries_then_gives_up_after_max_failures() -> None:
+    world, node, store = World(), FakeFullNode(), FakeStore()
+    calls = []
+
+    def broken() -> list[dict[str, Any]]:
+        calls.append(1)
+        raise ChainError("full node down")
+
+    node.providers = broken  # type: ignore[method-assign]
+    v1 = verifier(world, node, store, V1, HONEST, max_failures=2)
+    with pytest.raises(ChainError, match="full node down"):
+        asyncio.run(v1.run(rounds=5, duration=None, interval=0.0, stop=asyncio.Event()))
+    assert len(calls) == 2
+
+
+def test_one_failing_provider_does_not_stop_the_round() -> None:
+    world, node, store = World(), FakeFullNode(), FakeStore()
+    node.providers = lambda: [{"address": "0x" + "99" * 20}, {"address": PROVIDER}]  # type: ignore[method-assign]
+    seen = []
+
+    async def probe(row: dict[str, Any]) -> Measurements:
+        seen.append(row["address"])
+        if row["address"] != PROVIDER:
+            raise RuntimeError("no endpoint")
+        return FAILING
+
+    v1 = Verifier(FakeChain(world, V1), node, store, probe, VerifierSettings(thresholds=Thresholds(min_throughput=1.0)))
+    asyncio.run(v1.round())
+    assert seen == ["0x" + "99" * 20, PROVIDER] and len(node.posted) == 1

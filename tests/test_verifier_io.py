@@ -35,7 +35,10 @@ def test_providers_are_paged() -> None:
 
     found = node(handler).providers()
     assert len(found) == 150 and found[149]["address"] == f"0x{149:040x}"
-    assert seen == ["http://fullnode.test/providers?limit=100&offset=0", "http://fullnode.test/providers?limit=100&offset=100"]
+    assert seen == [
+        "http://fullnode.test/providers?limit=100&offset=0",
+        "http://fullnode.test/providers?limit=100&offset=100",
+    ]
 
 
 def test_attestations_post_and_get() -> None:

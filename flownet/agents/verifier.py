@@ -95,6 +95,7 @@ class VerifierSettings:
     providers: tuple[str, ...] = ()  # only these (lower-case); empty: every provider the full node lists
     forget_epochs: int = 20  # stop re-checking a signed group this many epochs later
     watch_equivocation: bool = True
+    max_failures: int = 5  # consecutive failed rounds (full node or chain down) before giving up
 
 
 def evidence_document(
@@ -148,11 +149,26 @@ class Verifier:
     # ------------------------------------------------------------------ the loop
 
     async def run(self, rounds: int | None, duration: float | None, interval: float, stop: asyncio.Event) -> None:
-        """Rounds until `rounds` are done, `duration` seconds passed or `stop` is set."""
+        """Rounds until `rounds` are done, `duration` seconds passed or `stop` is set.
+
+        A round that fails as a whole (the full node or the chain unreachable) is retried after a
+        growing pause; `max_failures` failures in a row end the run with the last error.
+        """
         start = self.clock()
         done = 0
+        failures = 0
         while not stop.is_set():
-            await self.round()
+            try:
+                await self.round()
+            except Exception as exc:
+                failures += 1
+                log.warning("round failed (%d in a row): %s: %s", failures, type(exc).__name__, exc)
+                if failures >= self.settings.max_failures:
+                    raise
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(60.0, max(interval, 1.0) * 2**failures))
+                continue
+            failures = 0
             done += 1
             if rounds is not None and done >= rounds:
                 break
@@ -172,6 +188,8 @@ class Verifier:
                 await self.check_provider(row)
             except FlowNetError as exc:
                 log.warning("provider %s: %s", row.get("address"), exc)
+            except Exception as exc:  # one provider's trouble (a web3 or HTTP error) must not stop the others
+                log.warning("provider %s: unexpected %s: %s", row.get("address"), type(exc).__name__, exc)
         self.recheck_signed()
         self.execute_due()
 
