@@ -111,6 +111,9 @@ class FakeChain:
         d = self.world.disputes[dispute_id]
         return d["status"], d["ends"]
 
+    def open_disputes(self) -> list[int]:
+        return [i for i, d in self.world.disputes.items() if d["status"] == 1]
+
     def execute(self, dispute_id: int) -> None:
         d = self.world.disputes[dispute_id]
         if d["status"] != 1 or self.world.time < d["ends"]:
@@ -365,3 +368,13 @@ def test_one_failing_provider_does_not_stop_the_round() -> None:
     v1 = Verifier(FakeChain(world, V1), node, store, probe, VerifierSettings(thresholds=Thresholds(min_throughput=1.0)))
     asyncio.run(v1.round())
     assert seen == ["0x" + "99" * 20, PROVIDER] and len(node.posted) == 1
+
+
+def test_a_new_run_follows_disputes_opened_before_it() -> None:
+    world, node, store = World(quorum=1), FakeFullNode(), FakeStore()
+    run_round(verifier(world, node, store, V1, FAILING))
+    assert world.disputes[1]["status"] == 1
+    world.time += 61
+    fresh = verifier(world, node, store, V2, HONEST)  # another process, no memory of dispute 1
+    asyncio.run(fresh.run(rounds=1, duration=None, interval=0.0, stop=asyncio.Event()))
+    assert world.disputes[1]["status"] == 3 and world.disputes[1]["executor"] == V2

@@ -1,7 +1,7 @@
 """The verifier against the real SlashingManager and Staking on anvil.
 
 `flownet.chain.slashing` (the bindings written alongside on another branch) is not in this branch
-yet: `StandIn` below provides the few calls SlashingChain makes, straight on the contract, so this
+yet: `slashing_standin.StandIn` provides the few calls SlashingChain makes, straight on the contract, so this
 test checks what this branch owns: SlashingChain's views (config, disputeOf, openDisputeOf, stakeOf),
 signature recovery against the contract's own attestation digest, and a whole round of two verifiers
 (attest, converge, open at quorum, execute after the challenge window) plus an equivocation proof.
@@ -11,69 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-import types
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from conftest import new_account
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
+from slashing_standin import StandIn, install_stand_in
 
 from flownet.agents.verifier import Verifier, VerifierSettings
 from flownet.agents.verifier_io import SlashingChain
 from flownet.chain.connect import http_web3
-from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, Deployment, deploy
+from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, deploy
 from flownet.chain.market import FlowNet, Role
-from flownet.chain.tx import Sender, Sent
-from flownet.core.heartbeat import Heartbeat, HeartbeatDomain, SignedHeartbeat, sign_heartbeat
+from flownet.chain.tx import Sender
+from flownet.core.heartbeat import Heartbeat, HeartbeatDomain, sign_heartbeat
 from flownet.core.verdicts import Attestation, Measurements, Thresholds
 from flownet.devnet import Anvil
 
 
-class StandIn:
-    """Just enough of flownet.chain.slashing.Slashing for SlashingChain, on the real contract."""
-
-    def __init__(self, w3: Web3, deployment: Deployment, account: LocalAccount | None = None) -> None:
-        self.contract = deployment.contract(w3, "SlashingManager")
-        self.sender = Sender(w3, account) if account is not None else None
-
-    def attestation_digest(self, provider: str, epoch: int, kind: int, cid: str) -> bytes:
-        return bytes(self.contract.functions.attestationDigest(provider, epoch, kind, cid).call())
-
-    def sign_attestation(self, account: LocalAccount, provider: str, epoch: int, kind: int, cid: str) -> bytes:
-        return bytes(account.unsafe_sign_hash(self.attestation_digest(provider, epoch, kind, cid)).signature)
-
-    def current_epoch(self) -> int:
-        return int(self.contract.functions.currentEpoch().call())
-
-    def open_dispute(self, provider: str, epoch: int, kind: int, cid: str, signatures: list[bytes]) -> tuple[int, Sent]:
-        dispute_id = int(self.contract.functions.nextDisputeId().call())
-        assert self.sender is not None
-        sent = self.sender.transact(self.contract.functions.openDispute(provider, epoch, kind, cid, signatures))
-        return dispute_id, sent
-
-    def execute(self, dispute_id: int) -> Sent:
-        assert self.sender is not None
-        return self.sender.transact(self.contract.functions.executeDispute(dispute_id))
-
-    def slash_equivocation(self, a: SignedHeartbeat, b: SignedHeartbeat, cid: str) -> Sent:
-        def tup(h: Heartbeat) -> tuple[str, int, bytes, int, int]:
-            return (h.provider, h.epoch, h.endpoint_hash, h.load, h.timestamp)
-
-        assert self.sender is not None
-        fn = self.contract.functions.slashEquivocation(
-            tup(a.heartbeat), a.signature, tup(b.heartbeat), b.signature, cid
-        )
-        return self.sender.transact(fn)
-
-
 @pytest.fixture
 def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    module = types.ModuleType("flownet.chain.slashing")
-    module.Slashing = StandIn  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "flownet.chain.slashing", module)
+    install_stand_in(monkeypatch)
     yield
 
 

@@ -76,6 +76,7 @@ class ChainPort(Protocol):
     def is_epoch_slashed(self, provider: str, epoch: int) -> bool: ...
     def open_dispute(self, provider: str, epoch: int, kind: int, evidence_cid: str, signatures: list[bytes]) -> int: ...
     def dispute_state(self, dispute_id: int) -> tuple[int, int]: ...
+    def open_disputes(self) -> list[int]: ...
     def execute(self, dispute_id: int) -> None: ...
     def slash_equivocation(self, a: SignedHeartbeat, b: SignedHeartbeat, evidence_cid: str) -> None: ...
 
@@ -157,6 +158,14 @@ class Verifier:
         start = self.clock()
         done = 0
         failures = 0
+        try:  # disputes opened before this run (by us or anyone) are executed once due, too
+            known = self.chain.open_disputes()
+        except Exception as exc:
+            log.warning("could not list open disputes: %s: %s", type(exc).__name__, exc)
+        else:
+            if known:
+                log.info("following %d open dispute(s): %s", len(known), ", ".join(map(str, known)))
+            self.disputes.update(known)
         while not stop.is_set():
             try:
                 await self.round()

@@ -101,6 +101,7 @@ class SlashingChain:
         from flownet.chain.slashing import Slashing  # issue 6 bindings (flownet/chain/slashing.py)
 
         self.w3 = w3
+        self.deployment = deployment
         self.account = account
         self.address = account.address
         self.slashing = Slashing(w3, deployment, account)
@@ -149,6 +150,15 @@ class SlashingChain:
     def dispute_state(self, dispute_id: int) -> tuple[int, int]:
         d = self.contract.functions.disputeOf(dispute_id).call()
         return int(d[4]), int(d[2])  # status, challengeEnds
+
+    def open_disputes(self) -> list[int]:
+        """Ids of every dispute still open, from the DisputeOpened events."""
+        from flownet.chain import logs
+
+        ids = sorted(
+            {int(e.args["disputeId"]) for e in logs.fetch(self.w3, self.deployment, "SlashingManager", "DisputeOpened")}
+        )
+        return [i for i in ids if self.dispute_state(i)[0] == 1]
 
     def execute(self, dispute_id: int) -> None:
         sent = self.slashing.execute(dispute_id)
