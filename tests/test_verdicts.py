@@ -52,6 +52,9 @@ def test_all_pass() -> None:
             PASS,
         ),  # under-metering hurts nobody but the provider
         (Measurements(client_bytes=100_000, provider_metered=None), "metering", UNKNOWN),
+        # on a long-used order the tolerance scales with this round's bytes, not the order's total
+        (Measurements(client_bytes=10**9, provider_metered=10**9 + 100_000, round_bytes=100_000), "metering", FAIL),
+        (Measurements(client_bytes=10**9, provider_metered=10**9 + 6_000, round_bytes=100_000), "metering", PASS),
     ],
 )
 def test_each_kind(m: Measurements, kind: str, verdict: Verdict) -> None:

@@ -44,7 +44,7 @@ def test_honest_provider_passes(tmp_path: Path) -> None:
     assert m.probes == (True,) * 4 and len(m.connect_seconds) == 2 and len(m.throughput) == 4
     # the provider's METER is exactly the client's own count
     assert m.provider_metered == m.client_bytes == total == metered
-    assert m.client_bytes > 4 * SIZE
+    assert m.client_bytes > 4 * SIZE and m.round_bytes == m.client_bytes  # a fresh order: all in this round
     assert judge(m, LOOSE) == {k: Verdict.PASS for k in ("unreachable", "latency", "throughput", "metering")}
 
 

@@ -123,6 +123,7 @@ async def probe(
 ) -> Measurements:
     """Probe the provider behind `tunnel` (already started); see the module docstring."""
     port = tunnel.config.listen_port
+    before = tunnel.total  # the order's bytes from earlier rounds (the client's receipt log)
     try:
         await tunnel.connect()
     except TunnelError as exc:
@@ -172,4 +173,5 @@ async def probe(
         throughput=tuple(rates),
         client_bytes=tunnel.total,
         provider_metered=tunnel.provider_metered,
+        round_bytes=tunnel.total - before,
     )

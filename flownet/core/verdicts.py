@@ -12,8 +12,10 @@ one `Verdict` per failure kind of the SlashingManager (``KINDS``):
   session at all counts as 0);
 - ``latency``: FAIL when the median connect latency exceeds ``max_connect_seconds``;
 - ``throughput``: FAIL when the median throughput is below ``min_throughput`` bytes/second;
-- ``metering``: FAIL when the provider reports more than ``(1 + metering_tolerance)`` times the
-  client's count plus ``metering_slack`` bytes.
+- ``metering``: FAIL when the provider's count exceeds the client's by more than
+  ``metering_tolerance`` times the bytes of this round plus ``metering_slack`` bytes. Both counts are
+  cumulative over the order; the tolerance scales with this round's traffic (`round_bytes`), so an
+  excess is caught however much the order carried before.
 
 A kind without the data to judge it (no successful connect, no METER frame) is UNKNOWN, never FAIL:
 a verifier only attests to what it measured.
@@ -93,6 +95,7 @@ class Measurements:
     client_bytes: int = 0
     provider_metered: int | None = None
     session_error: str | None = None  # the tunnel session could not be set up at all
+    round_bytes: int | None = None  # of client_bytes, those carried in this round (None: all of them)
 
     @property
     def availability(self) -> float:
@@ -108,6 +111,7 @@ class Measurements:
             "throughput_bytes_per_second": list(self.throughput),
             "client_bytes": self.client_bytes,
             "provider_metered": self.provider_metered,
+            "round_bytes": self.round_bytes,
             "session_error": self.session_error,
         }
 
@@ -124,8 +128,9 @@ def judge(m: Measurements, t: Thresholds) -> dict[str, Verdict]:
     if m.throughput:
         verdicts["throughput"] = Verdict.FAIL if statistics.median(m.throughput) < t.min_throughput else Verdict.PASS
     if m.provider_metered is not None:
-        allowed = m.client_bytes * (1 + t.metering_tolerance) + t.metering_slack
-        verdicts["metering"] = Verdict.FAIL if m.provider_metered > allowed else Verdict.PASS
+        base = m.client_bytes if m.round_bytes is None else m.round_bytes
+        excess = m.provider_metered - m.client_bytes
+        verdicts["metering"] = Verdict.FAIL if excess > base * t.metering_tolerance + t.metering_slack else Verdict.PASS
     return verdicts
 
 
