@@ -4,8 +4,9 @@ A verifier must catch a faulty provider; these faults make one on demand
 (`flownet provider serve --fault drop-streams --fault over-meter`, or `ProviderConfig.faults`):
 
 - ``drop-streams[:every=N,after=BYTES]``: every Nth stream the provider opens (default every 2nd)
-  is reset once it has carried BYTES bytes (default 0: at its first byte), as a flaky or
-  overloaded provider would. A client sees its download cut short.
+  is reset when the destination's data would take it past BYTES bytes carried (default 0: at the
+  first byte from the destination); the provider relays only up to BYTES, as a flaky or overloaded
+  provider would. A client sees its download cut short.
 - ``over-meter[:factor=F]``: the provider counts F times the bytes it really carries (default 1.5):
   it reports the inflated count in its METER frames and holds the order's streams when the
   inflated unpaid balance reaches its credit window, as a provider overcharging would.

@@ -155,6 +155,19 @@ class ProviderStream(Stream):
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def data_received(self, data: bytes) -> None:
+        faults = self.session.server.config.faults  # type: ignore[attr-defined]
+        if self.doomed and faults is not None:
+            left = faults.drop_after - (self.bytes_up + self.bytes_down)
+            if len(data) >= left:  # the fault: relay up to the limit, then reset the stream
+                self.doomed = False
+                if left > 0:
+                    self.session.local_data(self, data[:left])
+                log.warning("FAULT INJECTED: dropping stream %d after %d bytes", self.id, faults.drop_after)
+                self.session.reset(self, CloseReason.RESET)
+                return
+        super().data_received(data)
+
 
 class ProviderSession(Session):
     def __init__(self, server: ProviderServer) -> None:
@@ -203,20 +216,9 @@ class ProviderSession(Session):
         assert isinstance(stream, ProviderStream)
         account = stream.account
         faults = self.server.config.faults
-        if faults is None:
-            account.metered += size
-        else:
-            account.metered += faults.metered(size)
-            if stream.doomed and stream.bytes_up + stream.bytes_down >= faults.drop_after:
-                stream.doomed = False
-                asyncio.get_running_loop().call_soon(self._fault_drop, stream)
+        account.metered += size if faults is None else faults.metered(size)
         if account.held_since is None and (account.unpaid >= self.server.config.credit_window or account.exhausted):
             self.server.hold(account)  # exhausted: the deposit cannot pay for more, whatever the window
-
-    def _fault_drop(self, stream: ProviderStream) -> None:
-        if not stream.done and not self.closed:
-            log.warning("FAULT INJECTED: dropping stream %d of %s", stream.id, self.client)
-            self.reset(stream, CloseReason.RESET)
 
     def send_meter(self, account: OrderAccount) -> None:
         """Tell the client what this provider metered for the order so far."""
