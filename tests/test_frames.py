@@ -19,6 +19,7 @@ from flownet.tunnel.frames import (
     Frame,
     FrameDecoder,
     FrameType,
+    Meter,
     Open,
     OpenResult,
     OpenStatus,
@@ -46,7 +47,7 @@ def decode_all(data: bytes) -> list[Frame]:
 
 
 def test_type_and_status_values() -> None:
-    assert [int(t) for t in FrameType] == [1, 2, 3, 4, 5, 6, 7]
+    assert [int(t) for t in FrameType] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert [int(s) for s in OpenStatus] == list(range(9))
     assert OpenStatus.PAYMENT_REQUIRED == 4 and OpenStatus.CERT_NOT_AUTHORISED == 8
 
@@ -88,6 +89,28 @@ def test_receipt_known_answer() -> None:
     assert frame.receipt() == Receipt(ORDER, 1 << 30, 2 * 10**18)
 
 
+def test_meter_known_answer() -> None:
+    frame = Meter(0, ORDER, 3 * (1 << 20) + 7)
+    payload = ORDER + (3 * (1 << 20) + 7).to_bytes(32, "big")
+    assert encode(frame) == header(8, 0, 64) + payload
+    assert decode_all(encode(frame)) == [frame]
+    # the largest count a uint256 holds survives the round trip
+    big = Meter(5, ORDER, (1 << 256) - 1)
+    assert decode_all(encode(big)) == [big]
+
+
+def test_meter_between_other_frames() -> None:
+    batch = [ReceiptAck(0, 10**18), Meter(0, ORDER, 12345), Data(1, b"x"), Meter(0, ORDER, 12346)]
+    raw = b"".join(encode(f) for f in batch)
+    assert decode_all(raw) == batch
+    # one byte at a time too
+    decoder = FrameDecoder()
+    out: list[Frame] = []
+    for i in range(len(raw)):
+        out.extend(decoder.feed(raw[i : i + 1]))
+    assert out == batch
+
+
 def test_max_payload_data() -> None:
     frame = Data(5, bytes(MAX_PAYLOAD))
     raw = encode(frame)
@@ -118,6 +141,9 @@ def test_max_payload_data() -> None:
         (lambda: ReceiptFrame(0, ORDER[:31], 0, 0, SIG), "order id"),
         (lambda: ReceiptAck(0, -1), "RECEIPT_ACK"),
         (lambda: Window(0, 1 << 32), "WINDOW"),
+        (lambda: Meter(0, ORDER, -1), "METER metered bytes"),
+        (lambda: Meter(0, ORDER, 1 << 256), "METER metered bytes"),
+        (lambda: Meter(0, ORDER[:31], 0), "METER order id"),
     ],
 )
 def test_invalid_frames_refused(make: Any, text: str) -> None:
@@ -129,7 +155,10 @@ def test_invalid_frames_refused(make: Any, text: str) -> None:
     ("raw", "text"),
     [
         (header(0, 1, 0), "unknown frame type 0x00"),
-        (header(8, 1, 0), "unknown frame type 0x08"),
+        (header(9, 1, 0), "unknown frame type 0x09"),
+        (header(8, 1, 0), "METER payload must be 64"),
+        (header(8, 1, 63) + bytes(63), "METER payload must be 64"),
+        (header(8, 1, 65) + bytes(65), "METER payload must be 64"),
         (header(3, 1, MAX_PAYLOAD + 1), "exceeds"),
         (header(3, 1, 0xFFFFFFFF), "exceeds"),
         (header(2, 1, 0), "OPEN_RESULT payload must be 1"),
@@ -196,6 +225,7 @@ frames: st.SearchStrategy[Frame] = st.one_of(
     ),
     st.builds(ReceiptAck, stream_ids, u256),
     st.builds(Window, stream_ids, st.integers(0, 0xFFFFFFFF)),
+    st.builds(Meter, stream_ids, st.binary(min_size=32, max_size=32), u256),
 )
 
 

@@ -946,8 +946,13 @@ def test_provider_verifies_receipts_like_the_market(tmp_path: Path, caplog: pyte
         await until(lambda: fr.ReceiptAck(0, good.cumulative_amount) in handler.frames, 2)
         link.write(frame(good, sig))  # a replay
         await until(lambda: logged(caplog, "is not more than the"), 2)
-        # one acknowledgement, and nothing else but the provider's session confirmation (if it sends one)
-        assert [f for f in handler.frames if f != fr.Window(0, 0)] == [fr.ReceiptAck(0, good.cumulative_amount)]
+        # one acknowledgement with the provider's metered count (no stream: 0 bytes), and nothing else but
+        # the provider's session confirmation
+        await until(lambda: fr.Meter(0, oid, 0) in handler.frames, 2)
+        assert [f for f in handler.frames if f != fr.Window(0, 0)] == [
+            fr.ReceiptAck(0, good.cumulative_amount),
+            fr.Meter(0, oid, 0),
+        ]
         assert not handler.down.done() and len(server.sessions) == 1
         stored = t.book.latest(oid)
         assert stored is not None and (stored.receipt, stored.signature) == (good, sig)

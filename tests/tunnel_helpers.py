@@ -26,6 +26,7 @@ from flownet.core.receipts import MarketDomain, Order
 from flownet.pki import inspect, new_identity
 from flownet.tunnel.book import PaymentBook
 from flownet.tunnel.client import ClientConfig, ClientTunnel, ReceiptLog, provider_identity_check
+from flownet.tunnel.faults import Faults
 from flownet.tunnel.payment import ReceiptSigner
 from flownet.tunnel.policy import DestinationPolicy
 from flownet.tunnel.server import OrderAccount, ProviderConfig, ProviderServer
@@ -153,9 +154,13 @@ class Tunnel:
         return self
 
     async def start_provider(
-        self, allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128"), node: Node | None = None
+        self,
+        allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128"),
+        node: Node | None = None,
+        faults: Faults | None = None,
     ) -> ProviderServer:
-        """The provider's server; `node` serves under another identity than the order's provider."""
+        """The provider's server; `node` serves under another identity than the order's provider;
+        `faults` makes it misbehave (flownet.tunnel.faults)."""
         node = node or self.provider
         config = ProviderConfig(
             identity=node.identity,
@@ -168,6 +173,7 @@ class Tunnel:
             credit_window=self.credit_window,
             payment_timeout=self.payment_timeout,
             monitor_interval=self.monitor_interval,
+            faults=faults,
         )
         server = ProviderServer(config)
         await server.start()

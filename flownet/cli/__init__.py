@@ -101,10 +101,24 @@ def _register() -> None:
         provider,
         tools,
         tunnel,
+        verifier,
         wallet,
     )
 
-    for module in (tools, wallet, devnet, blob, cert, provider, heartbeat, client, tunnel, fullnode, fullnode_ops):
+    for module in (
+        tools,
+        wallet,
+        devnet,
+        blob,
+        cert,
+        provider,
+        heartbeat,
+        client,
+        tunnel,
+        fullnode,
+        fullnode_ops,
+        verifier,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -98,6 +98,14 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> No
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.05), help="Index poll, seconds.")
 @click.option("--fullnode", help="Send heartbeats to this full node API (e.g. http://127.0.0.1:8700).")
 @click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), help="Write host:port here when ready.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="FAULT",
+    help="FOR TESTING AND THE DEMO ONLY: misbehave on purpose so verifiers catch it (repeatable): "
+    "drop-streams[:every=N,after=BYTES] resets every Nth stream, over-meter[:factor=F] books F times the bytes.",
+)
 @pass_app
 def serve(
     app: App,
@@ -114,11 +122,13 @@ def serve(
     poll: float,
     fullnode: str | None,
     ready_file: Path | None,
+    faults: tuple[str, ...],
 ) -> None:
     """Serve the tunnel: mutual TLS, orders and certificates from the local index, metering, redemption."""
     from flownet.certstatus import CertificateRejected, check_certificate
     from flownet.chain.market import FlowNet
     from flownet.tunnel.book import PaymentBook
+    from flownet.tunnel.faults import Faults
     from flownet.tunnel.policy import DestinationPolicy
     from flownet.tunnel.redeem import Redeemer
     from flownet.tunnel.server import ProviderConfig, ProviderServer
@@ -130,6 +140,7 @@ def serve(
     _logging(app)
     host, port = _host_port(listen, "--listen")
     policy = DestinationPolicy.parse(allow)
+    injected = Faults.parse(faults) if faults else None
     threshold = parse_flow(redeem_threshold)
     name = app.wallet_name(wallet)
     app.keystores.info(name)
@@ -167,6 +178,7 @@ def serve(
         credit_window=int(credit_window * MIB),
         payment_timeout=payment_timeout,
         monitor_interval=min(0.25, poll),
+        faults=injected,
     )
     stop_threads = threading.Event()
     threads = [
@@ -186,6 +198,8 @@ def serve(
         if ready_file is not None:
             ready_file.write_text(f"{host}:{config.port}\n")
         app.say(f"provider {account.address} serving on {host}:{config.port}; index {path}; Ctrl-C stops")
+        if injected is not None:
+            app.say(f"FAULTS INJECTED (testing and demo only): {injected.describe()}")
         await stop.wait()
         log.info("stopping: closing sessions, then redeeming what is outstanding")
         await server.stop()

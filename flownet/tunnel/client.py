@@ -6,6 +6,8 @@ wallet and pass `provider_check` (registered and unrevoked), or the handshake fa
 the bytes of every stream in both directions and signs a cumulative receipt each `receipt_interval`
 bytes, and once traffic goes quiet, so the provider is paid for everything that flowed; its latest
 receipt is kept in `ReceiptLog` so a restarted client continues the count instead of starting at 0.
+The provider's own count for the order arrives in METER frames and is kept in `provider_metered`,
+so the client's count (`total`) can be compared with what the provider says it metered.
 """
 
 from __future__ import annotations
@@ -214,6 +216,11 @@ class ClientSession(Session):
             self.tunnel.opened(self, frame.stream_id, frame.status)
         elif isinstance(frame, fr.ReceiptAck):
             self.tunnel.acknowledged = max(self.tunnel.acknowledged, frame.cumulative_amount)
+        elif isinstance(frame, fr.Meter):
+            if frame.order_id != self.tunnel.order_id:
+                raise ProtocolError(f"METER for order 0x{frame.order_id.hex()}, not this session's order")
+            self.tunnel.provider_metered = frame.metered_bytes
+            self.tunnel.stats["meters"] += 1
         else:
             raise ProtocolError(f"unexpected {type(frame).__name__} frame from the provider")
 
@@ -236,8 +243,9 @@ class ClientTunnel:
         self.signed_bytes = self.total
         self.signed_amount = last.cumulative_amount if last else 0
         self.acknowledged = 0
+        self.provider_metered: int | None = None  # the provider's latest METER count for the order
         self.exhausted_warned = False
-        self.stats = {"streams": 0, "refused": 0, "receipts": 0}
+        self.stats = {"streams": 0, "refused": 0, "receipts": 0, "meters": 0}
 
     async def start(self) -> None:
         self._connecting = asyncio.Lock()

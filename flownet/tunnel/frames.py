@@ -22,6 +22,7 @@ __all__ = [
     "Frame",
     "FrameDecoder",
     "FrameType",
+    "Meter",
     "Open",
     "OpenResult",
     "OpenStatus",
@@ -48,6 +49,7 @@ class FrameType(IntEnum):
     RECEIPT = 5
     RECEIPT_ACK = 6
     WINDOW = 7
+    METER = 8
 
 
 class OpenStatus(IntEnum):
@@ -209,7 +211,29 @@ class Window:
         return self.credit.to_bytes(4, "big")
 
 
-Frame: TypeAlias = Open | OpenResult | Data | Close | ReceiptFrame | ReceiptAck | Window
+@dataclass(frozen=True)
+class Meter:
+    """The provider's own count of the bytes it metered for order `order_id` (both directions, cumulative).
+
+    Sent by the provider with every RECEIPT_ACK and whenever a stream ends, so the client (or a
+    verifier acting as one) can compare it with its own count: an honest provider's figure matches.
+    """
+
+    stream_id: int
+    order_id: bytes
+    metered_bytes: int
+
+    def __post_init__(self) -> None:
+        _check_stream_id(self.stream_id)
+        if len(self.order_id) != 32:
+            raise ProtocolError(f"METER order id must be 32 bytes (got {len(self.order_id)})")
+        _check_uint(self.metered_bytes, 256, "METER metered bytes")
+
+    def payload(self) -> bytes:
+        return self.order_id + self.metered_bytes.to_bytes(32, "big")
+
+
+Frame: TypeAlias = Open | OpenResult | Data | Close | ReceiptFrame | ReceiptAck | Window | Meter
 
 _TYPE_OF: dict[type[Frame], FrameType] = {
     Open: FrameType.OPEN,
@@ -219,6 +243,7 @@ _TYPE_OF: dict[type[Frame], FrameType] = {
     ReceiptFrame: FrameType.RECEIPT,
     ReceiptAck: FrameType.RECEIPT_ACK,
     Window: FrameType.WINDOW,
+    Meter: FrameType.METER,
 }
 
 
@@ -272,6 +297,9 @@ def decode_payload(frame_type: int, stream_id: int, payload: bytes) -> Frame:
     if frame_type == FrameType.WINDOW:
         _exact("WINDOW", payload, 4)
         return Window(stream_id, int.from_bytes(payload, "big"))
+    if frame_type == FrameType.METER:
+        _exact("METER", payload, 64)
+        return Meter(stream_id, payload[:32], int.from_bytes(payload[32:], "big"))
     raise ProtocolError(f"unknown frame type {frame_type:#04x}")
 
 

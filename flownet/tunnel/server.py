@@ -4,7 +4,8 @@ A client is served only if its certificate is registered on chain, unrevoked and
 in the TLS handshake's verify callback, from the index — no RPC call per connection), and each stream
 only if its order is open, belongs to this provider, names the certificate's wallet as its client and
 has escrow left. The server meters every byte in both directions per order, verifies each in-band
-receipt exactly as the market will, stores the latest in the payment book, and holds an order's
+receipt exactly as the market will, stores the latest in the payment book, tells the client its
+metered count (a METER frame with every RECEIPT_ACK and whenever a stream ends), and holds an order's
 streams (no reading, no window credit) once its unpaid bytes reach the credit window. A monitor task
 closes sessions whose certificate was revoked and streams whose order ended, as the index learns of it.
 """
@@ -31,6 +32,7 @@ from flownet.errors import ProtocolError, ReceiptError
 from flownet.pki import inspect
 from flownet.tunnel import frames as fr
 from flownet.tunnel.book import PaymentBook
+from flownet.tunnel.faults import Faults
 from flownet.tunnel.mux import CloseReason, Session, Stream
 from flownet.tunnel.payment import domain_separator, recover_signer
 from flownet.tunnel.policy import DestinationPolicy, DestinationRefused
@@ -60,6 +62,7 @@ class ProviderConfig:
     monitor_interval: float = 0.25
     max_streams: int = 1024  # per session
     clock: Callable[[], float] = time.time
+    faults: Faults | None = None  # deliberate misbehaviour, for tests and the demo only (flownet.tunnel.faults)
 
 
 class IndexView:
@@ -141,6 +144,7 @@ class ProviderStream(Stream):
         super().__init__(session, stream_id)
         self.account = account
         self.opened = False
+        self.doomed = False  # a fault will reset this stream (flownet.tunnel.faults)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -150,6 +154,19 @@ class ProviderStream(Stream):
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        faults = self.session.server.config.faults  # type: ignore[attr-defined]
+        if self.doomed and faults is not None:
+            left = faults.drop_after - (self.bytes_up + self.bytes_down)
+            if len(data) >= left:  # the fault: relay up to the limit, then reset the stream
+                self.doomed = False
+                if left > 0:
+                    self.session.local_data(self, data[:left])
+                log.warning("FAULT INJECTED: dropping stream %d after %d bytes", self.id, faults.drop_after)
+                self.session.reset(self, CloseReason.RESET)
+                return
+        super().data_received(data)
 
 
 class ProviderSession(Session):
@@ -198,9 +215,16 @@ class ProviderSession(Session):
     def _meter(self, stream: Stream, size: int) -> None:
         assert isinstance(stream, ProviderStream)
         account = stream.account
-        account.metered += size
+        faults = self.server.config.faults
+        account.metered += size if faults is None else faults.metered(size)
         if account.held_since is None and (account.unpaid >= self.server.config.credit_window or account.exhausted):
             self.server.hold(account)  # exhausted: the deposit cannot pay for more, whatever the window
+
+    def send_meter(self, account: OrderAccount) -> None:
+        """Tell the client what this provider metered for the order so far."""
+        if not self.closed:
+            self.send(fr.Meter(0, account.order.order_id, account.metered))
+            self.flush()
 
     def is_held(self, stream: Stream) -> bool:
         return isinstance(stream, ProviderStream) and (stream.account.held_since is not None or not stream.opened)
@@ -208,6 +232,8 @@ class ProviderSession(Session):
     def on_stream_end(self, stream: Stream) -> None:
         if isinstance(stream, ProviderStream):
             stream.account.streams.discard(stream)
+            if stream.opened:
+                self.send_meter(stream.account)
 
     # control frames
 
@@ -272,6 +298,8 @@ class ProviderSession(Session):
         self.streams[frame.stream_id] = stream
         account.streams.add(stream)
         stream.opened = True
+        if server.config.faults is not None:
+            stream.doomed = server.config.faults.doom_next_stream()
         server.stats["streams"] += 1
         self._answer(frame.stream_id, fr.OpenStatus.OK)
         self.update_reading(stream)
@@ -313,6 +341,8 @@ class ProviderServer:
         self._server: asyncio.Server | None = None
         self._monitor: asyncio.Task[None] | None = None
         self.stats = {"sessions": 0, "streams": 0, "receipts": 0, "refused_handshakes": 0}
+        if config.faults is not None and config.faults.active:
+            log.warning("FAULT INJECTION ON (testing and demo only): %s", config.faults.describe())
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -418,7 +448,7 @@ class ProviderServer:
                 log.error("could not store a receipt for order 0x%s: %s", receipt.order_id.hex(), done.exception())
             elif not session.closed:
                 session.send(fr.ReceiptAck(0, receipt.cumulative_amount))
-                session.flush()
+                session.send_meter(account)
 
         future.add_done_callback(stored)
         if account.held_since is not None and account.unpaid < self.config.credit_window and not account.exhausted:

@@ -1,0 +1,473 @@
+"""The verifier agent: probe providers as a client, attest failures, open and execute disputes.
+
+A thin loop over flownet.core.verdicts; all I/O sits behind three seams tests replace with fakes:
+`FullNodeApi` (the full node's HTTP API), `ChainPort` (SlashingManager and Staking) and a prober
+(an async callable from a provider's API row to its `Measurements`; `TunnelProber` in
+flownet/agents/tunnelprobe.py probes through a real in-process ClientTunnel).
+
+Each round, for every provider the full node lists (or those asked for):
+
+1. probe it (`Measurements`) in the current epoch and `judge` each kind;
+2. store an evidence document (provider, epoch, measurements, verdicts, verifier, timestamp) in the
+   blob store: its CID is this verifier's own evidence;
+3. for each FAILED kind: read the attestations the full node holds for (provider, kind) in this
+   epoch and the previous `adopt_epochs`, keep those whose signature recovers to a staked verifier,
+   pick the (epoch, CID) to sign with `choose_target` (the most-signed group; see
+   flownet.core.verdicts), check adopted evidence when it can be fetched, sign
+   Attestation(provider, epoch, kind, CID) and POST it;
+4. once `quorum` distinct verifiers signed one (provider, epoch, kind, CID) and no dispute is open
+   for (provider, epoch), open the dispute (whoever gets there first; the others find it open);
+5. look at the provider's heartbeats for equivocation (two signed heartbeats of one epoch naming
+   different endpoints) and submit the proof.
+
+Every round also re-checks the groups it signed (another verifier may have completed the quorum
+since) and executes the disputes it knows of whose challenge window has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from flownet.core.heartbeat import Heartbeat, SignedHeartbeat
+from flownet.core.verdicts import (
+    KINDS,
+    Attestation,
+    Measurements,
+    Thresholds,
+    Verdict,
+    choose_target,
+    judge,
+    quorum_signatures,
+)
+from flownet.errors import FlowNetError
+
+__all__ = ["ChainPort", "FullNodeApi", "Verifier", "VerifierSettings", "evidence_document"]
+
+log = logging.getLogger("flownet.verifier")
+
+KIND_NAMES = {v: k for k, v in KINDS.items()}
+DISPUTE_OPEN = 1
+
+
+class FullNodeApi(Protocol):
+    def providers(self) -> list[dict[str, Any]]: ...
+    def provider(self, address: str) -> dict[str, Any]: ...
+    def post_attestation(self, attestation: Attestation) -> None: ...
+    def attestations(self, provider: str, epoch: int, kind: int) -> list[Attestation]: ...
+
+
+class ChainPort(Protocol):
+    address: str
+
+    def current_epoch(self) -> int: ...
+    def quorum(self) -> int: ...
+    def chain_time(self) -> int: ...
+    def sign_attestation(self, provider: str, epoch: int, kind: int, evidence_cid: str) -> bytes: ...
+    def attestation_signer(self, attestation: Attestation) -> str | None: ...
+    def is_staked_verifier(self, address: str) -> bool: ...
+    def open_dispute_of(self, provider: str, epoch: int) -> int: ...
+    def is_epoch_slashed(self, provider: str, epoch: int) -> bool: ...
+    def open_dispute(self, provider: str, epoch: int, kind: int, evidence_cid: str, signatures: list[bytes]) -> int: ...
+    def dispute_state(self, dispute_id: int) -> tuple[int, int]: ...
+    def open_disputes(self) -> list[int]: ...
+    def execute(self, dispute_id: int) -> None: ...
+    def slash_equivocation(self, a: SignedHeartbeat, b: SignedHeartbeat, evidence_cid: str) -> None: ...
+
+
+class BlobPort(Protocol):
+    def put(self, data: bytes) -> str: ...
+    def get(self, cid: str) -> bytes: ...
+
+
+Prober = Callable[[dict[str, Any]], Awaitable[Measurements]]
+
+
+@dataclass(frozen=True)
+class VerifierSettings:
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    adopt_epochs: int = 1
+    providers: tuple[str, ...] = ()  # only these (lower-case); empty: every provider the full node lists
+    forget_epochs: int = 20  # stop re-checking a signed group this many epochs later
+    watch_equivocation: bool = True
+    max_failures: int = 5  # consecutive failed rounds (full node or chain down) before giving up
+
+
+def evidence_document(
+    provider: str, epoch: int, m: Measurements, verdicts: dict[str, Verdict], verifier: str, t: Thresholds, now: float
+) -> bytes:
+    """The evidence JSON a verifier stores (canonical: sorted keys, no spaces)."""
+    doc = {
+        "type": "flownet/verifier-evidence",
+        "version": 1,
+        "provider": provider,
+        "epoch": epoch,
+        "verifier": verifier,
+        "timestamp": now,
+        "measurements": m.to_json(),
+        "thresholds": {
+            "max_connect_seconds": t.max_connect_seconds,
+            "min_throughput": t.min_throughput,
+            "min_availability": t.min_availability,
+            "metering_tolerance": t.metering_tolerance,
+            "metering_slack": t.metering_slack,
+        },
+        "verdicts": {k: v.value for k, v in verdicts.items()},
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Verifier:
+    """One verifier's state across rounds: the groups it signed and the disputes it follows."""
+
+    def __init__(
+        self,
+        chain: ChainPort,
+        fullnode: FullNodeApi,
+        store: BlobPort,
+        prober: Prober,
+        settings: VerifierSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.chain = chain
+        self.fullnode = fullnode
+        self.store = store
+        self.prober = prober
+        self.settings = settings or VerifierSettings()
+        self.clock = clock
+        self.signed: dict[tuple[str, int, int], str] = {}  # (provider, epoch, kind) -> CID this verifier signed
+        self.disputes: set[int] = set()  # disputes to execute once their window passes
+        self.done: set[int] = set()
+        self.equivocations: set[tuple[str, int]] = set()
+        self.stats = {"probes": 0, "attestations": 0, "disputes_opened": 0, "executed": 0, "equivocations": 0}
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self, rounds: int | None, duration: float | None, interval: float, stop: asyncio.Event) -> None:
+        """Rounds until `rounds` are done, `duration` seconds passed or `stop` is set.
+
+        A round that fails as a whole (the full node or the chain unreachable) is retried after a
+        growing pause; `max_failures` failures in a row end the run with the last error.
+        """
+        start = self.clock()
+        done = 0
+        failures = 0
+        try:  # disputes opened before this run (by us or anyone) are executed once due, too
+            known = self.chain.open_disputes()
+        except Exception as exc:
+            log.warning("could not list open disputes: %s: %s", type(exc).__name__, exc)
+        else:
+            if known:
+                log.info("following %d open dispute(s): %s", len(known), ", ".join(map(str, known)))
+            self.disputes.update(known)
+        while not stop.is_set():
+            try:
+                await self.round()
+            except Exception as exc:
+                failures += 1
+                log.warning("round failed (%d in a row): %s: %s", failures, type(exc).__name__, exc)
+                if failures >= self.settings.max_failures:
+                    raise
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(60.0, max(interval, 1.0) * 2**failures))
+                continue
+            failures = 0
+            done += 1
+            if rounds is not None and done >= rounds:
+                break
+            if duration is not None and self.clock() - start >= duration:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+        log.info("verifier stopped after %d round(s): %s", done, self.stats)
+
+    async def round(self) -> None:
+        rows = self.fullnode.providers()
+        wanted = self.settings.providers
+        rows = [r for r in rows if not wanted or str(r.get("address", "")).lower() in wanted]
+        log.info("round: %d provider(s) to probe", len(rows))
+        for row in rows:
+            try:
+                await self.check_provider(row)
+            except FlowNetError as exc:
+                log.warning("provider %s: %s", row.get("address"), exc)
+            except Exception as exc:  # one provider's trouble (a web3 or HTTP error) must not stop the others
+                log.warning("provider %s: unexpected %s: %s", row.get("address"), type(exc).__name__, exc)
+        self.recheck_signed()
+        self.execute_due()
+
+    # ------------------------------------------------------------------ one provider
+
+    async def check_provider(self, row: dict[str, Any]) -> dict[str, Verdict]:
+        provider = str(row["address"])
+        epoch = self.chain.current_epoch()
+        log.info("probing provider %s (epoch %d)", provider, epoch)
+        m = await self.prober(row)
+        self.stats["probes"] += 1
+        t = self.settings.thresholds
+        verdicts = judge(m, t)
+        log.info(
+            "provider %s epoch %d: %s",
+            provider,
+            epoch,
+            ", ".join(f"{k} {v.value}" for k, v in verdicts.items()),
+        )
+        failed = [k for k, v in verdicts.items() if v is Verdict.FAIL]
+        if failed:
+            doc = evidence_document(provider, epoch, m, verdicts, self.chain.address, t, self.clock())
+            own_cid = self.store.put(doc)
+            log.info("provider %s: evidence stored as %s", provider, own_cid)
+            for name in failed:
+                self.attest(provider, epoch, KINDS[name], own_cid)
+        if self.settings.watch_equivocation:
+            self.watch_equivocation(provider)
+        return verdicts
+
+    def valid_attestations(self, provider: str, epoch: int, kind: int) -> list[Attestation]:
+        """The full node's attestations for (provider, epoch, kind) signed by the staked verifier they name."""
+        valid = []
+        for a in self.fullnode.attestations(provider, epoch, kind):
+            if a.provider.lower() != provider.lower() or a.epoch != epoch or a.kind != kind:
+                continue
+            signer = self.chain.attestation_signer(a)
+            if signer is None or signer.lower() != a.verifier.lower():
+                log.info("ignoring an attestation whose signature is not %s's", a.verifier)
+                continue
+            if not self.chain.is_staked_verifier(a.verifier):
+                log.info("ignoring an attestation of %s, not a staked verifier", a.verifier)
+                continue
+            valid.append(a)
+        return valid
+
+    def attest(self, provider: str, epoch: int, kind: int, own_cid: str) -> None:
+        """Sign and post the attestation for a failure of `kind` this verifier saw in `epoch`."""
+        name = KIND_NAMES[kind]
+        posted: dict[int, list[Attestation]] = {}
+        for e in range(max(0, epoch - self.settings.adopt_epochs), epoch + 1):
+            if self.chain.open_dispute_of(provider, e) or self.chain.is_epoch_slashed(provider, e):
+                continue  # already disputed or slashed: nothing to add
+            posted[e] = self.valid_attestations(provider, e, kind)
+        target_epoch, cid = choose_target(epoch, own_cid, posted, self.settings.adopt_epochs)
+        if (target_epoch, cid) != (epoch, own_cid):
+            if not self.evidence_agrees(cid, provider, target_epoch, name):
+                target_epoch, cid = epoch, own_cid
+            else:
+                log.info(
+                    "provider %s %s: adopting evidence %s of epoch %d (signed by others) after failing it myself",
+                    provider,
+                    name,
+                    cid,
+                    target_epoch,
+                )
+        if target_epoch == epoch and (
+            self.chain.open_dispute_of(provider, epoch) or self.chain.is_epoch_slashed(provider, epoch)
+        ):
+            log.info("provider %s epoch %d is already disputed or slashed: no attestation", provider, epoch)
+            self.try_dispute(provider, epoch, kind, cid)  # follows the open dispute, to execute it
+            return
+        self.sign_and_post(provider, target_epoch, kind, cid)
+        self.try_dispute(provider, target_epoch, kind, cid)
+
+    def evidence_agrees(self, cid: str, provider: str, epoch: int, kind_name: str) -> bool:
+        """False if the evidence at `cid` can be read and contradicts the group (wrong provider or epoch,
+        or that kind not failed); True if it agrees or cannot be fetched (our own probe confirmed it)."""
+        try:
+            doc = json.loads(self.store.get(cid))
+        except Exception as exc:  # unreachable store, unknown CID, not JSON: rely on our own measurement
+            log.info("evidence %s cannot be read here (%s); relying on my own probe", cid, exc)
+            return True
+        ok = (
+            isinstance(doc, dict)
+            and str(doc.get("provider", "")).lower() == provider.lower()
+            and doc.get("epoch") == epoch
+            and isinstance(doc.get("verdicts"), dict)
+            and doc["verdicts"].get(kind_name) == Verdict.FAIL.value
+        )
+        if not ok:
+            log.warning(
+                "evidence %s does not show %s failing %s in epoch %d: not adopting it", cid, provider, kind_name, epoch
+            )
+        return ok
+
+    def sign_and_post(self, provider: str, epoch: int, kind: int, cid: str) -> None:
+        key = (provider, epoch, kind)
+        if self.signed.get(key) == cid:
+            return
+        signature = self.chain.sign_attestation(provider, epoch, kind, cid)
+        attestation = Attestation(provider, epoch, kind, cid, self.chain.address, signature)
+        self.fullnode.post_attestation(attestation)
+        self.signed[key] = cid
+        self.stats["attestations"] += 1
+        log.info("attested: provider %s failed %s in epoch %d (evidence %s)", provider, KIND_NAMES[kind], epoch, cid)
+
+    def try_dispute(self, provider: str, epoch: int, kind: int, cid: str) -> int | None:
+        """Open the dispute if `cid` has a quorum and none is open for (provider, epoch); its id if open."""
+        existing = self.chain.open_dispute_of(provider, epoch)
+        if existing:
+            if existing not in self.disputes and existing not in self.done:
+                log.info("dispute %d against %s epoch %d is open (by another verifier)", existing, provider, epoch)
+                self.disputes.add(existing)
+            return existing
+        if self.chain.is_epoch_slashed(provider, epoch):
+            return None
+        quorum = self.chain.quorum()
+        valid = self.valid_attestations(provider, epoch, kind)
+        chosen = quorum_signatures(valid, cid, quorum)
+        if chosen is None:
+            have = len({a.verifier.lower() for a in valid if a.evidence_cid == cid})
+            log.info(
+                "provider %s %s epoch %d: %d of %d signatures on %s; waiting",
+                provider,
+                KIND_NAMES[kind],
+                epoch,
+                have,
+                quorum,
+                cid,
+            )
+            return None
+        try:
+            dispute_id = self.chain.open_dispute(provider, epoch, kind, cid, [a.signature for a in chosen])
+        except FlowNetError as exc:
+            existing = self.chain.open_dispute_of(provider, epoch)
+            if existing:
+                log.info("dispute %d against %s epoch %d was opened by another verifier", existing, provider, epoch)
+                self.disputes.add(existing)
+                return existing
+            log.warning("could not open a dispute against %s epoch %d: %s", provider, epoch, exc)
+            return None
+        self.disputes.add(dispute_id)
+        self.stats["disputes_opened"] += 1
+        log.info(
+            "DISPUTE %d opened against %s: %s in epoch %d, evidence %s, verifiers %s",
+            dispute_id,
+            provider,
+            KIND_NAMES[kind],
+            epoch,
+            cid,
+            ", ".join(a.verifier for a in chosen),
+        )
+        return dispute_id
+
+    def recheck_signed(self) -> None:
+        """Groups this verifier signed may have reached quorum since (another verifier posted)."""
+        if not self.signed:
+            return
+        current = self.chain.current_epoch()
+        for (provider, epoch, kind), cid in list(self.signed.items()):
+            if current - epoch > self.settings.forget_epochs:
+                del self.signed[(provider, epoch, kind)]
+                continue
+            if self.chain.open_dispute_of(provider, epoch) or self.chain.is_epoch_slashed(provider, epoch):
+                self.try_dispute(provider, epoch, kind, cid)  # records an open dispute to execute
+                continue
+            # convergence: if others gathered more signatures on another CID of this group (whose failure
+            # this verifier confirmed when it signed), join them
+            valid = self.valid_attestations(provider, epoch, kind)
+            target_epoch, best = choose_target(epoch, cid, {epoch: valid}, 0)
+            if best != cid and self.evidence_agrees(best, provider, epoch, KIND_NAMES[kind]):
+                log.info("provider %s %s epoch %d: converging on evidence %s", provider, KIND_NAMES[kind], epoch, best)
+                self.sign_and_post(provider, target_epoch, kind, best)
+                cid = best
+            self.try_dispute(provider, epoch, kind, cid)
+
+    def execute_due(self) -> None:
+        now = self.chain.chain_time()
+        for dispute_id in sorted(self.disputes):
+            status, challenge_ends = self.chain.dispute_state(dispute_id)
+            if status != DISPUTE_OPEN:
+                log.info("dispute %d is no longer open (status %d)", dispute_id, status)
+                self.disputes.discard(dispute_id)
+                self.done.add(dispute_id)
+                continue
+            if now < challenge_ends:
+                log.info("dispute %d: challenge window ends in %d s", dispute_id, challenge_ends - now)
+                continue
+            try:
+                self.chain.execute(dispute_id)
+            except FlowNetError as exc:
+                status, _ = self.chain.dispute_state(dispute_id)
+                if status == DISPUTE_OPEN:
+                    log.warning("could not execute dispute %d: %s", dispute_id, exc)
+                    continue
+                log.info("dispute %d was settled by someone else", dispute_id)
+            else:
+                self.stats["executed"] += 1
+                log.info("EXECUTED dispute %d: the provider was slashed", dispute_id)
+            self.disputes.discard(dispute_id)
+            self.done.add(dispute_id)
+
+    # ------------------------------------------------------------------ equivocation
+
+    def watch_equivocation(self, provider: str) -> None:
+        """Submit a proof for every epoch in which the provider signed heartbeats naming two endpoints."""
+        detail = self.fullnode.provider(provider)
+        epochs = [int(e) for e in detail.get("equivocating_epochs") or []]
+        if not epochs:
+            return
+        recent = detail.get("recent_heartbeats") or []
+        for epoch in epochs:
+            if (provider, epoch) in self.equivocations:
+                continue
+            pair = equivocation_pair(provider, epoch, recent)
+            if pair is None:
+                log.warning(
+                    "provider %s equivocated in epoch %d, but the full node's recent heartbeats no longer hold both "
+                    "statements: cannot prove it",
+                    provider,
+                    epoch,
+                )
+                self.equivocations.add((provider, epoch))
+                continue
+            if self.chain.is_epoch_slashed(provider, epoch):
+                log.info("provider %s epoch %d already slashed", provider, epoch)
+                self.equivocations.add((provider, epoch))
+                continue
+            a, b = pair
+            doc = {
+                "type": "flownet/equivocation-evidence",
+                "version": 1,
+                "provider": provider,
+                "epoch": epoch,
+                "reporter": self.chain.address,
+                "timestamp": self.clock(),
+                "heartbeats": [a.to_json(), b.to_json()],
+            }
+            cid = self.store.put(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+            try:
+                self.chain.slash_equivocation(a, b, cid)
+            except FlowNetError as exc:
+                log.warning("equivocation proof against %s epoch %d refused: %s", provider, epoch, exc)
+            else:
+                self.stats["equivocations"] += 1
+                log.info("SLASHED %s for equivocation in epoch %d (evidence %s)", provider, epoch, cid)
+            self.equivocations.add((provider, epoch))
+
+
+def equivocation_pair(
+    provider: str, epoch: int, recent: list[dict[str, Any]]
+) -> tuple[SignedHeartbeat, SignedHeartbeat] | None:
+    """Two signed heartbeats of `provider` in `epoch` naming different endpoints, from `GET /providers/{a}`'s
+    recent_heartbeats rows (epoch, endpoint_hash, load, timestamp, signature); None if they are not there."""
+    rows = [r for r in recent if int(r.get("epoch", -1)) == epoch]
+    for i, first in enumerate(rows):
+        for second in rows[i + 1 :]:
+            if str(first["endpoint_hash"]).lower() != str(second["endpoint_hash"]).lower():
+                return _signed(provider, first), _signed(provider, second)
+    return None
+
+
+def _signed(provider: str, row: dict[str, Any]) -> SignedHeartbeat:
+    hb = Heartbeat(
+        provider,
+        int(row["epoch"]),
+        bytes.fromhex(str(row["endpoint_hash"]).removeprefix("0x")),
+        int(row["load"]),
+        int(row["timestamp"]),
+    )
+    return SignedHeartbeat(hb, bytes.fromhex(str(row["signature"]).removeprefix("0x")))

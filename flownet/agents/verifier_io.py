@@ -1,0 +1,284 @@
+"""The verifier's real seams: the full node over HTTP, the chain (SlashingManager, Staking), the tunnel prober.
+
+`SlashingChain` uses `flownet.chain.slashing.Slashing` (imported when built) for signing and
+transactions and reads views straight from the contracts. `TunnelProber` buys a small order from a
+provider when this verifier has none usable, and probes it through an in-process `ClientTunnel`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import httpx
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from flownet.agents.probe import ProbeTarget, probe
+from flownet.chain.deploy import Deployment
+from flownet.core.heartbeat import SignedHeartbeat
+from flownet.core.metadata import parse_endpoint
+from flownet.core.receipts import Order
+from flownet.core.units import format_flow
+from flownet.core.verdicts import Attestation, Measurements
+from flownet.errors import ConfigError, FlowNetError, TunnelError
+from flownet.tunnel.tls import Identity
+
+__all__ = ["FullNodeError", "HttpFullNode", "SlashingChain", "TunnelProber"]
+
+log = logging.getLogger("flownet.verifier")
+
+SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
+ROLE_VERIFIER = 2
+
+
+class FullNodeError(FlowNetError):
+    """The full node could not be reached or refused a request."""
+
+    exit_code = 12
+
+
+class HttpFullNode:
+    """The full node API (`flownet fullnode serve`): providers, their heartbeats, attestations."""
+
+    def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
+        self.base = base_url.rstrip("/")
+        self.client = httpx.Client(base_url=self.base, transport=transport, timeout=timeout)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise FullNodeError(f"full node {self.base} unreachable ({method} {path}): {exc}") from None
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("message", response.text)
+            except ValueError:
+                message = response.text
+            raise FullNodeError(f"full node {self.base}: {method} {path} answered {response.status_code}: {message}")
+        try:
+            return response.json()
+        except ValueError:
+            raise FullNodeError(f"full node {self.base}: {method} {path} did not answer JSON") from None
+
+    def providers(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self._call("GET", "/providers", params={"limit": 100, "offset": offset})
+            found += page.get("items", [])
+            offset += 100
+            if offset >= int(page.get("total", 0)) or not page.get("items"):
+                return found
+
+    def provider(self, address: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/providers/{address}"))
+
+    def post_attestation(self, attestation: Attestation) -> None:
+        self._call("POST", "/attestations", json=attestation.to_json())
+
+    def attestations(self, provider: str, epoch: int, kind: int) -> list[Attestation]:
+        body = self._call("GET", "/attestations", params={"provider": provider, "epoch": epoch, "kind": kind})
+        found = []
+        for entry in body.get("attestations", []):
+            try:
+                found.append(Attestation.from_json(entry))
+            except ValueError as exc:
+                log.info("skipping a malformed attestation from the full node: %s", exc)
+        return found
+
+
+class SlashingChain:
+    """ChainPort over the deployment's SlashingManager and Staking for `account`."""
+
+    def __init__(self, w3: Web3, deployment: Deployment, account: LocalAccount) -> None:
+        from flownet.chain.slashing import Slashing  # issue 6 bindings (flownet/chain/slashing.py)
+
+        self.w3 = w3
+        self.deployment = deployment
+        self.account = account
+        self.address = account.address
+        self.slashing = Slashing(w3, deployment, account)
+        self.contract = deployment.contract(w3, "SlashingManager")
+        self.staking = deployment.contract(w3, "Staking")
+
+    def current_epoch(self) -> int:
+        return int(self.slashing.current_epoch())
+
+    def quorum(self) -> int:
+        return int(self.contract.functions.config().call()[8])
+
+    def chain_time(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def sign_attestation(self, provider: str, epoch: int, kind: int, evidence_cid: str) -> bytes:
+        return bytes(self.slashing.sign_attestation(self.account, _checksum(provider), epoch, kind, evidence_cid))
+
+    def attestation_signer(self, a: Attestation) -> str | None:
+        """Who signed `a` (None for a non-canonical or unrecoverable signature, which the contract refuses)."""
+        sig = a.signature
+        if len(sig) != 65 or sig[64] not in (27, 28) or not 0 < int.from_bytes(sig[32:64], "big") <= SECP256K1_HALF_N:
+            return None
+        try:
+            digest = self.slashing.attestation_digest(_checksum(a.provider), a.epoch, a.kind, a.evidence_cid)
+            return str(Account._recover_hash(bytes(digest), signature=sig))
+        except Exception:  # eth-keys raises several types for unrecoverable signatures
+            return None
+
+    def is_staked_verifier(self, address: str) -> bool:
+        active, _locked, _thaw_end, thawing, _price, role = self.staking.functions.stakeOf(_checksum(address)).call()
+        minimum = self.staking.functions.verifierMinStake().call()
+        return bool(role == ROLE_VERIFIER and active >= minimum and thawing == 0)
+
+    def open_dispute_of(self, provider: str, epoch: int) -> int:
+        return int(self.contract.functions.openDisputeOf(_checksum(provider), epoch).call())
+
+    def is_epoch_slashed(self, provider: str, epoch: int) -> bool:
+        return bool(self.contract.functions.isEpochSlashed(_checksum(provider), epoch).call())
+
+    def open_dispute(self, provider: str, epoch: int, kind: int, evidence_cid: str, signatures: list[bytes]) -> int:
+        dispute_id, sent = self.slashing.open_dispute(_checksum(provider), epoch, kind, evidence_cid, signatures)
+        log.info("openDispute tx %s", sent.tx_hash)
+        return int(dispute_id)
+
+    def dispute_state(self, dispute_id: int) -> tuple[int, int]:
+        d = self.contract.functions.disputeOf(dispute_id).call()
+        return int(d[4]), int(d[2])  # status, challengeEnds
+
+    def open_disputes(self) -> list[int]:
+        """Ids of every dispute still open, from the DisputeOpened events."""
+        from flownet.chain import logs
+
+        ids = sorted(
+            {int(e.args["disputeId"]) for e in logs.fetch(self.w3, self.deployment, "SlashingManager", "DisputeOpened")}
+        )
+        return [i for i in ids if self.dispute_state(i)[0] == 1]
+
+    def execute(self, dispute_id: int) -> None:
+        sent = self.slashing.execute(dispute_id)
+        log.info("executeDispute tx %s", sent.tx_hash)
+
+    def slash_equivocation(self, a: SignedHeartbeat, b: SignedHeartbeat, evidence_cid: str) -> None:
+        sent = self.slashing.slash_equivocation(a, b, evidence_cid)
+        log.info("slashEquivocation tx %s", sent.tx_hash)
+
+
+def _checksum(address: str) -> str:
+    return str(Web3.to_checksum_address(address))
+
+
+class TunnelProber:
+    """Probe a provider through an in-process ClientTunnel, on an order this verifier holds with it."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        deployment: Deployment,
+        account: LocalAccount,
+        identity: Identity,
+        target: ProbeTarget,
+        receipts: Any,  # flownet.tunnel.client.ReceiptLog
+        deposit: int,
+        order_seconds: int,
+        connects: int = 3,
+        downloads: int = 4,
+        timeout: float = 10.0,
+        order_wait: float = 3.0,
+    ) -> None:
+        from flownet.chain.market import FlowNet
+        from flownet.chain.registry import Registry
+
+        self.w3 = w3
+        self.deployment = deployment
+        self.net = FlowNet(w3, deployment, account)
+        self.registry = Registry(w3, deployment)
+        self.account = account
+        self.identity = identity
+        self.target = target
+        self.receipts = receipts
+        self.deposit = deposit
+        self.order_seconds = order_seconds
+        self.connects = connects
+        self.downloads = downloads
+        self.timeout = timeout
+        self.order_wait = order_wait
+
+    def usable_order(self, provider: str) -> Order | None:
+        """The newest open order of ours with `provider` that has time and escrow left."""
+        from flownet.chain import logs
+
+        now = time.time()
+        for order in reversed(logs.orders(self.w3, self.deployment, client=self.account.address, provider=provider)):
+            paid, status = self.net.order_state(order)
+            signed = self.receipts.latest(order.order_id)
+            spent = max(paid, signed.cumulative_amount if signed else 0)
+            if status == 1 and order.expiry > now + 60 and spent < order.deposit * 0.9:
+                return order
+        return None
+
+    def buy(self, provider: str) -> Order:
+        price = int(self.net.staking.functions.stakeOf(provider).call()[4])
+        if price == 0:
+            raise ConfigError(f"provider {provider} has no offer: cannot buy a probe order")
+        balance = self.net.balance()
+        if balance < self.deposit:
+            raise ConfigError(
+                f"verifier {self.account.address} holds {format_flow(balance)}, less than the probe deposit "
+                f"{format_flow(self.deposit)}"
+            )
+        order, sent = self.net.open_order_with_permit(
+            provider, self.deposit, self.order_seconds, price, int(time.time()) + 3600
+        )
+        log.info(
+            "bought probe order %d with %s: %s at %s/GiB (tx %s)",
+            order.nonce,
+            provider,
+            format_flow(self.deposit),
+            format_flow(price),
+            sent.tx_hash,
+        )
+        return order
+
+    async def __call__(self, row: dict[str, Any]) -> Measurements:
+        from flownet.tunnel.client import ClientConfig, ClientTunnel, provider_identity_check
+        from flownet.tunnel.payment import ReceiptSigner
+
+        provider = _checksum(str(row["address"]))
+        endpoint = (row.get("metadata") or {}).get("endpoint")
+        if not endpoint:
+            raise ConfigError(f"provider {provider} publishes no endpoint in its metadata: not probed")
+        host, _, port = parse_endpoint(endpoint).rpartition(":")
+        order = await asyncio.to_thread(self.usable_order, provider)
+        if order is None:
+            order = await asyncio.to_thread(self.buy, provider)
+            await asyncio.sleep(self.order_wait)  # the provider's local index must learn of the order first
+        else:
+            log.info("using probe order %d with %s", order.nonce, provider)
+        chain_id = self.deployment.chain_id
+        config = ClientConfig(
+            identity=self.identity,
+            order=order,
+            domain=self.net.domain,
+            signer=ReceiptSigner(bytes(self.account.key), self.net.domain),
+            provider_host=host.strip("[]"),
+            provider_port=int(port),
+            provider_check=provider_identity_check(order, chain_id, lambda h: self.registry.is_valid(h, provider)),
+            receipts=self.receipts,
+            listen_port=0,
+            receipt_interval=256 << 10,
+            connect_timeout=self.timeout,
+        )
+        tunnel = ClientTunnel(config)
+        await tunnel.start()
+        try:
+            return await probe(tunnel, self.target, self.connects, self.downloads, self.timeout)
+        except TunnelError as exc:
+            return Measurements(session_error=str(exc))
+        finally:
+            await tunnel.stop()
