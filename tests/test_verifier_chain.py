@@ -1,8 +1,6 @@
 """The verifier against the real SlashingManager and Staking on anvil.
 
-`flownet.chain.slashing` (the bindings written alongside on another branch) is not in this branch
-yet: `slashing_standin.StandIn` provides the few calls SlashingChain makes, straight on the contract, so this
-test checks what this branch owns: SlashingChain's views (config, disputeOf, openDisputeOf, stakeOf),
+It checks SlashingChain (over `flownet.chain.slashing`): its views (config, disputeOf, openDisputeOf, stakeOf),
 signature recovery against the contract's own attestation digest, and a whole round of two verifiers
 (attest, converge, open at quorum, execute after the challenge window) plus an equivocation proof.
 """
@@ -16,13 +14,13 @@ from typing import Any
 
 import pytest
 from conftest import new_account
-from slashing_standin import StandIn, install_stand_in
 
 from flownet.agents.verifier import Verifier, VerifierSettings
 from flownet.agents.verifier_io import SlashingChain
 from flownet.chain.connect import http_web3
 from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, deploy
 from flownet.chain.market import FlowNet, Role
+from flownet.chain.slashing import Slashing
 from flownet.chain.tx import Sender
 from flownet.core.heartbeat import Heartbeat, HeartbeatDomain, sign_heartbeat
 from flownet.core.verdicts import Attestation, Measurements, Thresholds
@@ -31,7 +29,6 @@ from flownet.devnet import Anvil
 
 @pytest.fixture
 def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    install_stand_in(monkeypatch)
     yield
 
 
@@ -107,7 +104,7 @@ def test_two_verifiers_slash_an_over_metering_provider_on_chain(anvil: Anvil, st
     epoch = c1.current_epoch()
     asyncio.run(verifier1.round())
     cid = board.posted[0].evidence_cid
-    forged = StandIn(w3, deployment).sign_attestation(outsider.account, provider.address, epoch, 3, cid)
+    forged = Slashing(w3, deployment).sign_attestation(outsider.account, provider.address, epoch, 3, cid)
     board.posted.append(Attestation(provider.address, epoch, 3, cid, outsider.address, forged))
     assert c1.attestation_signer(board.posted[0]) == v1.address  # recovers against the contract's digest
     assert [a.verifier for a in verifier1.valid_attestations(provider.address, epoch, 3)] == [v1.address]

@@ -1,15 +1,15 @@
 """`flownet verifier` end to end on a devnet against `flownet provider serve --fault over-meter`.
 
 The provider is a real process (LocalTunnelNet) that books 1.5 times the bytes it carries. Two
-verifier wallets register as verifiers and each runs `flownet verifier run --rounds 1` (in-process,
-so the stand-in for flownet.chain.slashing applies): each makes and registers its certificate, buys
+verifier wallets register as verifiers and each runs `flownet verifier run --rounds 1` (in-process):
+each makes and registers its certificate, buys
 a probe order, probes through its own tunnel client, finds the METER count 1.5 times its own, and
 attests; the second completes the quorum and opens the dispute on chain. After the challenge window
 (anvil's clock moved forward) a third run executes it and the provider's stake shrinks.
 
-The full node's attestation routes are being written on another branch, so `Board` serves the routes
-the verifier uses (`GET /providers`, `GET /providers/{address}`, `POST` and `GET /attestations`) over
-real HTTP from memory.
+`Board` serves the routes the verifier uses (`GET /providers`, `GET /providers/{address}`, `POST` and
+`GET /attestations`) over real HTTP from memory, so this test needs no full node; the network demo's
+test (`tests/test_netdemo.py`) runs the same agents against the real full node.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner
-from slashing_standin import install_stand_in
 from tunnel_helpers import LocalWeb, random_file
 
 from flownet.chain.connect import http_web3
@@ -100,7 +99,6 @@ def test_verifiers_dispute_and_slash_an_over_metering_provider(
     net: LocalTunnelNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    install_stand_in(monkeypatch)
     assert "FAULTS INJECTED (testing and demo only): over-meter x1.5" in net.log_of("provider")
     for name in ("v1", "v2"):
         net.flownet("wallet", "new", name)
@@ -120,7 +118,7 @@ def test_verifiers_dispute_and_slash_an_over_metering_provider(
                 args += ["--probe-url", f"http://127.0.0.1:{web.port}/probe.bin", "--order-wait", "1.5"]
                 # latency and throughput limits a loaded machine always meets: only the metering fault counts
                 args += ["--min-throughput", "0", "--max-connect-ms", "10000"]
-                result = runner.invoke(cli, args, env=net.env, catch_exceptions=False)
+                result = runner.invoke(cli, args, env=net.cli.env, catch_exceptions=False)
                 assert result.exit_code == 0, result.output
                 return result.output
 
