@@ -58,8 +58,8 @@ gas: build ## gas figures (snapshots/, .gas-snapshot) with each call in its own 
 	FOUNDRY_PROFILE=default $(FORGE) snapshot --isolate --snap .gas-snapshot
 	$(PY) benchmarks/gas_table.py
 
-demo: setup ## a market round on a fresh local anvil devnet
-	$(PY) -m flownet.demo
+demo: setup ## the whole network on a local devnet: providers, verifiers, a client, a dispute and its slash
+	$(PY) -m flownet.netdemo
 
 clean: ## remove build outputs (keeps .venv and node_modules)
 	rm -rf out cache .pytest_cache .ruff_cache .mypy_cache

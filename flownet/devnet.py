@@ -178,8 +178,15 @@ def is_our_anvil(state: DevnetState) -> bool:
     return bool(args) and Path(args[0]).name == "anvil" and str(state.port) in args
 
 
-def start_detached(directory: Path, chain_id: int = 31337, port: int | None = None) -> DevnetState:
-    """Start anvil in its own session (it outlives this process), logging to `directory`/anvil.log."""
+def start_detached(
+    directory: Path, chain_id: int = 31337, port: int | None = None, block_time: int | None = None
+) -> DevnetState:
+    """Start anvil in its own session (it outlives this process), logging to `directory`/anvil.log.
+
+    Anvil mines a block per transaction. With `block_time` it also mines an empty block every that
+    many seconds (mixed mining), so block timestamps keep up with the clock as on a real chain — which
+    time windows such as a dispute's challenge window need when nothing else is happening.
+    """
     existing = read_state(directory)
     if existing and is_our_anvil(existing):
         raise ConfigError(
@@ -190,6 +197,10 @@ def start_detached(directory: Path, chain_id: int = 31337, port: int | None = No
     port = port or free_port(host)
     log_path = directory / "anvil.log"
     cmd = [str(find_anvil()), "--host", host, "--port", str(port), "--chain-id", str(chain_id)]
+    if block_time is not None:
+        if block_time <= 0:
+            raise ConfigError(f"block time must be a positive number of seconds (not {block_time})")
+        cmd += ["--block-time", str(block_time), "--mixed-mining"]
     # posix_spawn with setsid: anvil gets its own session and outlives this process; no Popen object is
     # left behind to warn about a child that is meant to keep running.
     pid = os.posix_spawn(

@@ -71,7 +71,7 @@ class Board:
                         and a["epoch"] == int(query["epoch"])
                         and a["kind"] == int(query["kind"])
                     ]
-                    self._answer(200, {"attestations": found})
+                    self._answer(200, {"total": len(found), "limit": 200, "offset": 0, "items": found})
                 else:
                     self._answer(404, {"error": "not_found", "message": f"no route GET {url.path}"})
 

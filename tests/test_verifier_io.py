@@ -50,8 +50,9 @@ def test_attestations_post_and_get() -> None:
             assert request.url.path == "/attestations"
             posted.append(json.loads(request.content))
             return httpx.Response(201, json={"accepted": True})
-        assert dict(request.url.params) == {"provider": P, "epoch": "7", "kind": "3"}
-        return httpx.Response(200, json={"attestations": [*posted, {"provider": P, "epoch": "bad"}]})
+        assert dict(request.url.params) == {"provider": P, "epoch": "7", "kind": "3", "limit": "200", "offset": "0"}
+        items = [*posted, {"provider": P, "epoch": "bad"}]
+        return httpx.Response(200, json={"total": len(items), "limit": 200, "offset": 0, "items": items})
 
     n = node(handler)
     n.post_attestation(a)

@@ -41,6 +41,10 @@ class FullNodeError(FlowNetError):
     exit_code = 12
 
 
+#: Page size for list endpoints (the API's maximum is 500).
+PAGE = 200
+
+
 class HttpFullNode:
     """The full node API (`flownet fullnode serve`): providers, their heartbeats, attestations."""
 
@@ -84,13 +88,21 @@ class HttpFullNode:
         self._call("POST", "/attestations", json=attestation.to_json())
 
     def attestations(self, provider: str, epoch: int, kind: int) -> list[Attestation]:
-        body = self._call("GET", "/attestations", params={"provider": provider, "epoch": epoch, "kind": kind})
-        found = []
-        for entry in body.get("attestations", []):
-            try:
-                found.append(Attestation.from_json(entry))
-            except ValueError as exc:
-                log.info("skipping a malformed attestation from the full node: %s", exc)
+        """Every stored attestation of (provider, epoch, kind), page by page (the API answers `items`)."""
+        found: list[Attestation] = []
+        offset = 0
+        for _ in range(100):  # at most 100 pages of PAGE: bounded whatever the node answers
+            params = {"provider": provider, "epoch": epoch, "kind": kind, "limit": PAGE, "offset": offset}
+            body = self._call("GET", "/attestations", params=params)
+            items = body.get("items", [])
+            for entry in items:
+                try:
+                    found.append(Attestation.from_json(entry))
+                except ValueError as exc:
+                    log.info("skipping a malformed attestation from the full node: %s", exc)
+            offset += len(items)
+            if not items or offset >= int(body.get("total", 0)):
+                break
         return found
 
 
@@ -115,7 +127,12 @@ class SlashingChain:
         return int(self.contract.functions.config().call()[8])
 
     def chain_time(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        """The time the next block will carry, as well as we can tell: the latest block's timestamp, or
+        the wall clock when the chain has been idle (a devnet mines only for transactions, so its
+        latest timestamp can lag for minutes). Acting early is harmless: gas estimation refuses an
+        execute before the window ends, and nothing is sent."""
+        latest = int(self.w3.eth.get_block("latest")["timestamp"])
+        return max(latest, int(time.time()))
 
     def sign_attestation(self, provider: str, epoch: int, kind: int, evidence_cid: str) -> bytes:
         return bytes(self.slashing.sign_attestation(self.account, _checksum(provider), epoch, kind, evidence_cid))

@@ -51,8 +51,22 @@ def _fund(app: App, w3: Web3, deployment: Deployment, names: list[str], flow: in
     type=click.IntRange(1, 86_400),
     help="Dispute challenge window in seconds (implies --fast; at most the thaw period).",
 )
+@click.option(
+    "--block-time",
+    type=click.IntRange(1, 3600),
+    help="Also mine an empty block every this many seconds, so chain time follows the clock (default: only "
+    "when a transaction arrives).",
+)
 @pass_app
-def start(app: App, port: int | None, flow_text: str, eth: int, fast: bool, challenge_window: int | None) -> None:
+def start(
+    app: App,
+    port: int | None,
+    flow_text: str,
+    eth: int,
+    fast: bool,
+    challenge_window: int | None,
+    block_time: int | None,
+) -> None:
     """Start anvil, deploy the contracts, write the manifest and fund every wallet in FLOWNET_HOME."""
     flow = parse_flow(flow_text, "--flow")
     config = DeployConfig()
@@ -64,7 +78,7 @@ def start(app: App, port: int | None, flow_text: str, eth: int, fast: bool, chal
         config.validate()
     directory = app.settings.devnet_dir
     with app.status("starting anvil"):
-        state = start_detached(directory, port=port)
+        state = start_detached(directory, port=port, block_time=block_time)
     app.say(f"anvil pid {state.pid} on {state.rpc_url} (chain {state.chain_id}), log {state.log}")
     try:
         w3 = http_web3(state.rpc_url)

@@ -1,0 +1,43 @@
+"""`make demo` end to end: the whole network on a devnet, each outcome asserted.
+
+A full node, an honest and a faulty provider (`--fault drop-streams --fault over-meter`), three
+verifiers and a client run as separate `flownet` processes. The client's download through the honest
+provider must arrive intact; the verifiers must catch the faulty provider, open a dispute at quorum
+and execute it after the challenge window; the slash must take stake, pay the verifiers at most half
+and burn the rest; the faulty provider's network trust score must fall with the evidence as reason,
+and its certificate must be revoked; the honest provider must stay untouched; and `flownet fullnode
+reconcile` must find the ledger equal to the chain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flownet.netdemo import NetworkDemo, summary
+
+
+def test_the_whole_network(tmp_path: Path) -> None:
+    lines: list[str] = []
+    out = NetworkDemo(tmp_path, say=lines.append, challenge_window=15, file_mb=5, timeout=240).run()
+
+    assert out.fetched_ok and out.fetched_bytes == 5_000_000
+    dispute = out.dispute
+    assert dispute["provider"] == out.faulty
+    assert dispute["status"] == "executed"
+    assert len(set(dispute["verifiers"])) >= 2 and set(dispute["verifiers"]) <= set(out.verifiers)
+    assert dispute["kind_name"] in ("unreachable", "metering", "throughput", "latency")
+    slashed, reward, burned = int(dispute["slashed"]), int(dispute["reward"]), int(dispute["burned"])
+    assert slashed > 0 and reward + burned == slashed and reward * 2 <= slashed
+    history = out.faulty_trust["history"]
+    assert out.faulty_trust["score"] == 250 and history[0]["old"] == 500 and history[0]["new"] == 250
+    assert history[0]["reason_cid"] == dispute["evidence_cid"]
+    assert out.honest_trust["score"] == 500 and out.honest_disputes == 0
+    assert (
+        out.faulty_cert_exit == 11
+        and out.faulty_cert_status.startswith("revoked")
+        and "slashed" in out.faulty_cert_status
+    )
+    assert out.reconcile.startswith("ledger agrees with the chain")
+    table = summary(out)
+    assert "executed" in table and "revoked" in table and "500 → 250" in table
+    assert any("slash:" in line for line in lines) and any("reconcile:" in line for line in lines)
