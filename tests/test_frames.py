@@ -25,6 +25,7 @@ from flownet.tunnel.frames import (
     OpenStatus,
     ReceiptAck,
     ReceiptFrame,
+    ServiceProofFrame,
     Window,
     decode_payload,
     encode,
@@ -47,7 +48,7 @@ def decode_all(data: bytes) -> list[Frame]:
 
 
 def test_type_and_status_values() -> None:
-    assert [int(t) for t in FrameType] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [int(t) for t in FrameType] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert [int(s) for s in OpenStatus] == list(range(9))
     assert OpenStatus.PAYMENT_REQUIRED == 4 and OpenStatus.CERT_NOT_AUTHORISED == 8
 
@@ -99,6 +100,16 @@ def test_meter_known_answer() -> None:
     assert decode_all(encode(big)) == [big]
 
 
+def test_service_proof_known_answer() -> None:
+    frame = ServiceProofFrame(0, ORDER, 1_234_567, 5 * (1 << 20) + 3, SIG)
+    payload = ORDER + (1_234_567).to_bytes(8, "big") + (5 * (1 << 20) + 3).to_bytes(32, "big") + SIG
+    assert len(payload) == 137
+    assert encode(frame) == header(9, 0, 137) + payload
+    assert decode_all(encode(frame)) == [frame]
+    extremes = ServiceProofFrame(7, ORDER, (1 << 64) - 1, (1 << 256) - 1, SIG)
+    assert decode_all(encode(extremes)) == [extremes]
+
+
 def test_meter_between_other_frames() -> None:
     batch = [ReceiptAck(0, 10**18), Meter(0, ORDER, 12345), Data(1, b"x"), Meter(0, ORDER, 12346)]
     raw = b"".join(encode(f) for f in batch)
@@ -144,6 +155,11 @@ def test_max_payload_data() -> None:
         (lambda: Meter(0, ORDER, -1), "METER metered bytes"),
         (lambda: Meter(0, ORDER, 1 << 256), "METER metered bytes"),
         (lambda: Meter(0, ORDER[:31], 0), "METER order id"),
+        (lambda: ServiceProofFrame(0, ORDER[:31], 1, 1, SIG), "SERVICE_PROOF order id"),
+        (lambda: ServiceProofFrame(0, ORDER, -1, 1, SIG), "SERVICE_PROOF epoch"),
+        (lambda: ServiceProofFrame(0, ORDER, 1 << 64, 1, SIG), "SERVICE_PROOF epoch"),
+        (lambda: ServiceProofFrame(0, ORDER, 1, 1 << 256, SIG), "SERVICE_PROOF bytes served"),
+        (lambda: ServiceProofFrame(0, ORDER, 1, 1, SIG[:64]), "SERVICE_PROOF signature"),
     ],
 )
 def test_invalid_frames_refused(make: Any, text: str) -> None:
@@ -155,7 +171,10 @@ def test_invalid_frames_refused(make: Any, text: str) -> None:
     ("raw", "text"),
     [
         (header(0, 1, 0), "unknown frame type 0x00"),
-        (header(9, 1, 0), "unknown frame type 0x09"),
+        (header(10, 1, 0), "unknown frame type 0x0a"),
+        (header(9, 1, 0), "SERVICE_PROOF payload must be 137"),
+        (header(9, 1, 136) + bytes(136), "SERVICE_PROOF payload must be 137"),
+        (header(9, 1, 138) + bytes(138), "SERVICE_PROOF payload must be 137"),
         (header(8, 1, 0), "METER payload must be 64"),
         (header(8, 1, 63) + bytes(63), "METER payload must be 64"),
         (header(8, 1, 65) + bytes(65), "METER payload must be 64"),
@@ -226,6 +245,14 @@ frames: st.SearchStrategy[Frame] = st.one_of(
     st.builds(ReceiptAck, stream_ids, u256),
     st.builds(Window, stream_ids, st.integers(0, 0xFFFFFFFF)),
     st.builds(Meter, stream_ids, st.binary(min_size=32, max_size=32), u256),
+    st.builds(
+        ServiceProofFrame,
+        stream_ids,
+        st.binary(min_size=32, max_size=32),
+        st.integers(0, (1 << 64) - 1),
+        u256,
+        st.binary(min_size=65, max_size=65),
+    ),
 )
 
 

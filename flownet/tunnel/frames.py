@@ -28,6 +28,7 @@ __all__ = [
     "OpenStatus",
     "ReceiptAck",
     "ReceiptFrame",
+    "ServiceProofFrame",
     "Window",
     "decode_payload",
     "encode",
@@ -39,6 +40,7 @@ MAX_STREAM_ID = 0xFFFFFFFF
 MAX_UINT256 = (1 << 256) - 1
 SIGNATURE_SIZE = 65
 RECEIPT_PAYLOAD_SIZE = 32 + 32 + 32 + SIGNATURE_SIZE
+SERVICE_PROOF_PAYLOAD_SIZE = 32 + 8 + 32 + SIGNATURE_SIZE
 
 
 class FrameType(IntEnum):
@@ -50,6 +52,7 @@ class FrameType(IntEnum):
     RECEIPT_ACK = 6
     WINDOW = 7
     METER = 8
+    SERVICE_PROOF = 9
 
 
 class OpenStatus(IntEnum):
@@ -233,7 +236,31 @@ class Meter:
         return self.order_id + self.metered_bytes.to_bytes(32, "big")
 
 
-Frame: TypeAlias = Open | OpenResult | Data | Close | ReceiptFrame | ReceiptAck | Window | Meter
+@dataclass(frozen=True)
+class ServiceProofFrame:
+    """A client's signed EIP-712 ServiceProof: `bytes_served` (both directions) for order `order_id` in
+    SlashingManager epoch `epoch`, which the provider keeps to rebut a dispute about that epoch."""
+
+    stream_id: int
+    order_id: bytes
+    epoch: int
+    bytes_served: int
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        _check_stream_id(self.stream_id)
+        if len(self.order_id) != 32:
+            raise ProtocolError(f"SERVICE_PROOF order id must be 32 bytes (got {len(self.order_id)})")
+        _check_uint(self.epoch, 64, "SERVICE_PROOF epoch")
+        _check_uint(self.bytes_served, 256, "SERVICE_PROOF bytes served")
+        if len(self.signature) != SIGNATURE_SIZE:
+            raise ProtocolError(f"SERVICE_PROOF signature must be {SIGNATURE_SIZE} bytes (got {len(self.signature)})")
+
+    def payload(self) -> bytes:
+        return self.order_id + self.epoch.to_bytes(8, "big") + self.bytes_served.to_bytes(32, "big") + self.signature
+
+
+Frame: TypeAlias = Open | OpenResult | Data | Close | ReceiptFrame | ReceiptAck | Window | Meter | ServiceProofFrame
 
 _TYPE_OF: dict[type[Frame], FrameType] = {
     Open: FrameType.OPEN,
@@ -244,6 +271,7 @@ _TYPE_OF: dict[type[Frame], FrameType] = {
     ReceiptAck: FrameType.RECEIPT_ACK,
     Window: FrameType.WINDOW,
     Meter: FrameType.METER,
+    ServiceProofFrame: FrameType.SERVICE_PROOF,
 }
 
 
@@ -300,6 +328,15 @@ def decode_payload(frame_type: int, stream_id: int, payload: bytes) -> Frame:
     if frame_type == FrameType.METER:
         _exact("METER", payload, 64)
         return Meter(stream_id, payload[:32], int.from_bytes(payload[32:], "big"))
+    if frame_type == FrameType.SERVICE_PROOF:
+        _exact("SERVICE_PROOF", payload, SERVICE_PROOF_PAYLOAD_SIZE)
+        return ServiceProofFrame(
+            stream_id,
+            payload[:32],
+            int.from_bytes(payload[32:40], "big"),
+            int.from_bytes(payload[40:72], "big"),
+            payload[72:],
+        )
     raise ProtocolError(f"unknown frame type {frame_type:#04x}")
 
 
