@@ -124,6 +124,7 @@ def test_file_through_curl_is_metered_and_paid(tmp_path: Path) -> None:
                 "streams": 1,
                 "receipts": client.stats["receipts"],
                 "refused_handshakes": 0,
+                "proofs": 0,
             }
         await client.stop()
         await server.stop()

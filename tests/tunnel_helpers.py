@@ -27,7 +27,7 @@ from flownet.pki import inspect, new_identity
 from flownet.tunnel.book import PaymentBook
 from flownet.tunnel.client import ClientConfig, ClientTunnel, ReceiptLog, provider_identity_check
 from flownet.tunnel.faults import Faults
-from flownet.tunnel.payment import ReceiptSigner
+from flownet.tunnel.payment import ReceiptSigner, ServiceProofSigner
 from flownet.tunnel.policy import DestinationPolicy
 from flownet.tunnel.server import OrderAccount, ProviderConfig, ProviderServer
 from flownet.tunnel.tls import Identity
@@ -35,6 +35,7 @@ from indexer.store import Ledger
 
 CHAIN_ID = 31337
 MARKET = "0x" + "ab" * 20
+SLASHING = "0x" + "5c" * 20
 GIB = 1 << 30
 
 
@@ -137,6 +138,10 @@ class Tunnel:
     provider: Node = field(default_factory=make_node)
     client: Node = field(default_factory=make_node)
     nonce: int = 1
+    # ServiceProofs: the SlashingManager address both sides use (None: off) and the epoch length
+    slashing_manager: str | None = None
+    epoch_seconds: int = 60
+    client_clock: object = None  # a callable returning unix time for the client's epochs (default time.time)
 
     def __post_init__(self) -> None:
         self.index = FakeIndex(self.tmp / "index.sqlite")
@@ -174,6 +179,7 @@ class Tunnel:
             payment_timeout=self.payment_timeout,
             monitor_interval=self.monitor_interval,
             faults=faults,
+            slashing_manager=self.slashing_manager,
         )
         server = ProviderServer(config)
         await server.start()
@@ -207,6 +213,11 @@ class Tunnel:
             receipt_interval=self.receipt_interval,
             pay=self.pay,
         )
+        if self.slashing_manager is not None:
+            config.proofs = ServiceProofSigner(bytes(node.account.key), CHAIN_ID, self.slashing_manager)  # type: ignore[attr-defined]
+            config.epoch_seconds = self.epoch_seconds
+            if self.client_clock is not None:
+                config.clock = self.client_clock  # type: ignore[assignment]
         tunnel = ClientTunnel(config)
         await tunnel.start()
         return tunnel

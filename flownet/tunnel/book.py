@@ -1,5 +1,9 @@
 """The provider's payment book: the latest signed receipt of every order, kept in SQLite.
 
+It also keeps the clients' ServiceProofs (bytes served for an order in a SlashingManager epoch, signed
+by the order's client): the one with the most bytes per (order, epoch), the provider's defence
+against a dispute about that epoch.
+
 A receipt is the provider's only claim to its money until it is redeemed, so each accepted receipt
 is committed before it is acknowledged to the client (WAL, synchronous=FULL: it survives a crash of
 the process or the machine). `redeemed_amount` records what the market has paid for the order, so the
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from flownet.core.receipts import Order, Receipt
 
-__all__ = ["PaymentBook", "StoredReceipt"]
+__all__ = ["PaymentBook", "StoredProof", "StoredReceipt"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -33,6 +37,21 @@ CREATE TABLE IF NOT EXISTS receipts (
     redeemed_amount   TEXT NOT NULL DEFAULT '0',
     updated_at        REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS service_proofs (
+    order_id      TEXT NOT NULL,          -- 0x hex
+    epoch         INTEGER NOT NULL,       -- SlashingManager epoch
+    nonce         INTEGER NOT NULL,
+    client        TEXT NOT NULL,
+    provider      TEXT NOT NULL,
+    deposit       TEXT NOT NULL,
+    price         TEXT NOT NULL,
+    expiry        INTEGER NOT NULL,
+    bytes_served  INTEGER NOT NULL,       -- below 2**63 (the server refuses larger claims)
+    signature     BLOB NOT NULL,
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (order_id, epoch)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS service_proofs_provider ON service_proofs (provider, epoch);
 """
 
 
@@ -46,6 +65,16 @@ class StoredReceipt:
     @property
     def outstanding(self) -> int:
         return self.receipt.cumulative_amount - self.redeemed_amount
+
+
+@dataclass(frozen=True)
+class StoredProof:
+    """A client's signed ServiceProof: `bytes_served` for `order` in SlashingManager epoch `epoch`."""
+
+    order: Order
+    epoch: int
+    bytes_served: int
+    signature: bytes
 
 
 class PaymentBook:
@@ -100,6 +129,63 @@ class PaymentBook:
             self._conn.execute(
                 "UPDATE receipts SET redeemed_amount = ? WHERE order_id = ?", (str(amount), "0x" + order_id.hex())
             )
+
+    def record_proof(self, order: Order, epoch: int, bytes_served: int, signature: bytes) -> bool:
+        """Keep this proof if it claims more bytes than the one held for (order, epoch); True if kept."""
+        with self._lock:
+            cursor = self._conn.execute(
+                "INSERT INTO service_proofs (order_id, epoch, nonce, client, provider, deposit, price, expiry,"
+                " bytes_served, signature, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (order_id, epoch) DO UPDATE SET bytes_served = excluded.bytes_served,"
+                " signature = excluded.signature, updated_at = excluded.updated_at"
+                " WHERE excluded.bytes_served > service_proofs.bytes_served",
+                (
+                    "0x" + order.order_id.hex(),
+                    epoch,
+                    order.nonce,
+                    order.client,
+                    order.provider,
+                    str(order.deposit),
+                    str(order.price_per_gib),
+                    order.expiry,
+                    bytes_served,
+                    signature,
+                    time.time(),
+                ),
+            )
+            return cursor.rowcount > 0
+
+    def proof(self, provider: str, epoch: int) -> StoredProof | None:
+        """The proof with the most bytes that `provider` holds for `epoch` (over all its orders)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT nonce, client, provider, deposit, price, expiry, epoch, bytes_served, signature"
+                " FROM service_proofs WHERE lower(provider) = lower(?) AND epoch = ? AND bytes_served > 0"
+                " ORDER BY bytes_served DESC LIMIT 1",
+                (provider, epoch),
+            ).fetchone()
+        if row is None:
+            return None
+        order = Order(int(row[0]), str(row[1]), str(row[2]), int(row[3]), int(row[4]), int(row[5]))
+        return StoredProof(order, int(row[6]), int(row[7]), bytes(row[8]))
+
+    def proofs(self, order_id: bytes) -> list[StoredProof]:
+        """Every proof held for the order, by epoch."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT nonce, client, provider, deposit, price, expiry, epoch, bytes_served, signature"
+                " FROM service_proofs WHERE order_id = ? ORDER BY epoch",
+                ("0x" + order_id.hex(),),
+            ).fetchall()
+        return [
+            StoredProof(
+                Order(int(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4]), int(r[5])),
+                int(r[6]),
+                int(r[7]),
+                bytes(r[8]),
+            )
+            for r in rows
+        ]
 
     def close(self) -> None:
         with self._lock:

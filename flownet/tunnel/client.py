@@ -8,6 +8,11 @@ bytes, and once traffic goes quiet, so the provider is paid for everything that 
 receipt is kept in `ReceiptLog` so a restarted client continues the count instead of starting at 0.
 The provider's own count for the order arrives in METER frames and is kept in `provider_metered`,
 so the client's count (`total`) can be compared with what the provider says it metered.
+
+With `proofs` set (a `ServiceProofSigner` for the deployment's SlashingManager) and `epoch_seconds`,
+the client also counts the bytes carried in each SlashingManager epoch and sends the provider a
+signed ServiceProof (SERVICE_PROOF frame) for every epoch in which bytes flowed: when the epoch rolls
+over, when traffic goes quiet and on stop. The provider keeps them to rebut disputes about those epochs.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from flownet.errors import ProtocolError, TunnelError
 from flownet.tunnel import frames as fr
 from flownet.tunnel import socks5
 from flownet.tunnel.mux import CloseReason, Session, Stream
-from flownet.tunnel.payment import ReceiptSigner
+from flownet.tunnel.payment import ReceiptSigner, ServiceProofSigner
 from flownet.tunnel.tls import CertCheck, Identity, TlsLink, make_context
 
 __all__ = ["ClientConfig", "ClientTunnel", "ReceiptLog"]
@@ -93,6 +98,10 @@ class ClientConfig:
     settle_delay: float = 0.05  # seconds of quiet after which the traffic so far is paid
     connect_timeout: float = 10.0
     pay: bool = True  # False only in tests: a client that stops paying
+    # ServiceProofs for the SlashingManager (None: none are sent); both must be set for the feature
+    proofs: ServiceProofSigner | None = None
+    epoch_seconds: int | None = None
+    clock: Callable[[], float] = time.time  # the chain's epochs are unix time // epoch_seconds
 
 
 class ClientStream(Stream):
@@ -245,7 +254,10 @@ class ClientTunnel:
         self.acknowledged = 0
         self.provider_metered: int | None = None  # the provider's latest METER count for the order
         self.exhausted_warned = False
-        self.stats = {"streams": 0, "refused": 0, "receipts": 0, "meters": 0}
+        self.stats = {"streams": 0, "refused": 0, "receipts": 0, "meters": 0, "proofs": 0}
+        self.proving = config.proofs is not None and bool(config.epoch_seconds)
+        self.epoch_bytes: dict[int, int] = {}  # bytes carried per SlashingManager epoch (this run)
+        self.proved: dict[int, int] = {}  # per epoch, the bytes of the last proof sent
 
     async def start(self) -> None:
         self._connecting = asyncio.Lock()
@@ -270,6 +282,7 @@ class ClientTunnel:
             self._quiet.cancel()
             self._quiet = None
         self.settle()
+        self.prove()
         session = self.session
         if session is not None:
             for stream in list(session.streams.values()):
@@ -369,8 +382,19 @@ class ClientTunnel:
 
     # payment
 
+    def epoch(self) -> int:
+        assert self.config.epoch_seconds
+        return int(self.config.clock()) // self.config.epoch_seconds
+
     def count(self, size: int) -> None:
         self.total += size
+        if self.proving:
+            epoch = self.epoch()
+            if epoch not in self.epoch_bytes and self.epoch_bytes:
+                self.epoch_bytes[epoch] = size
+                self.prove()  # the epoch rolled over: prove the ones before
+            else:
+                self.epoch_bytes[epoch] = self.epoch_bytes.get(epoch, 0) + size
         if self.total - self.signed_bytes >= self.config.receipt_interval:
             self.pay()
         elif self._quiet is None:
@@ -383,8 +407,10 @@ class ClientTunnel:
         if self.total != self._quiet_mark:  # still flowing: look again later
             self._quiet_mark = self.total
             self._quiet = asyncio.get_running_loop().call_later(self.config.settle_delay, self._when_quiet)
-        elif self.total > self.signed_bytes:
-            self.pay()
+        else:
+            if self.total > self.signed_bytes:
+                self.pay()
+            self.prove()
 
     def settle_soon(self) -> None:
         if self._settle is None:
@@ -395,6 +421,29 @@ class ClientTunnel:
         self._settle = None
         if self.total > self.signed_bytes:
             self.pay()
+        self.prove()
+
+    def prove(self) -> None:
+        """Sign and send a ServiceProof for each epoch whose bytes have grown since its last proof."""
+        session = self.session
+        proofs = self.config.proofs
+        if not self.proving or proofs is None or session is None or session.closed:
+            return
+        current = self.epoch()
+        sent = False
+        for epoch, carried in sorted(self.epoch_bytes.items()):
+            if carried > self.proved.get(epoch, 0):
+                signature = proofs.sign(self.order_id, epoch, carried)
+                session.send(fr.ServiceProofFrame(0, self.order_id, epoch, carried, signature))
+                self.proved[epoch] = carried
+                self.stats["proofs"] += 1
+                sent = True
+                log.debug("service proof: order 0x%s… epoch %d, %d bytes", self.order_id.hex()[:12], epoch, carried)
+        for epoch in [e for e in self.epoch_bytes if e < current and self.proved.get(e) == self.epoch_bytes[e]]:
+            del self.epoch_bytes[epoch]  # proved and over: nothing more can flow in it
+            self.proved.pop(epoch, None)
+        if sent:
+            session.flush()
 
     def pay(self) -> None:
         """Sign and send a receipt for all bytes so far (capped by the deposit)."""

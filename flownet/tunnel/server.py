@@ -8,6 +8,9 @@ receipt exactly as the market will, stores the latest in the payment book, tells
 metered count (a METER frame with every RECEIPT_ACK and whenever a stream ends), and holds an order's
 streams (no reading, no window credit) once its unpaid bytes reach the credit window. A monitor task
 closes sessions whose certificate was revoked and streams whose order ended, as the index learns of it.
+With `slashing_manager` set it also verifies the clients' ServiceProofs (signed by the order's client
+under the SlashingManager's EIP-712 domain) and keeps the best per (order, epoch) in the payment book,
+for rebutting disputes (flownet.tunnel.defence).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from flownet.tunnel import frames as fr
 from flownet.tunnel.book import PaymentBook
 from flownet.tunnel.faults import Faults
 from flownet.tunnel.mux import CloseReason, Session, Stream
-from flownet.tunnel.payment import domain_separator, recover_signer
+from flownet.tunnel.payment import domain_separator, recover_proof_signer, recover_signer, service_proof_separator
 from flownet.tunnel.policy import DestinationPolicy, DestinationRefused
 from flownet.tunnel.tls import Identity, TlsLink, make_context
 
@@ -63,6 +66,7 @@ class ProviderConfig:
     max_streams: int = 1024  # per session
     clock: Callable[[], float] = time.time
     faults: Faults | None = None  # deliberate misbehaviour, for tests and the demo only (flownet.tunnel.faults)
+    slashing_manager: str | None = None  # SlashingManager address: keep clients' ServiceProofs (None: ignore them)
 
 
 class IndexView:
@@ -245,6 +249,8 @@ class ProviderSession(Session):
             asyncio.get_running_loop().create_task(self._open(frame))
         elif isinstance(frame, fr.ReceiptFrame):
             self._receipt(frame)
+        elif isinstance(frame, fr.ServiceProofFrame):
+            self._service_proof(frame)
         else:
             raise ProtocolError(f"unexpected {type(frame).__name__} frame from a client")
 
@@ -326,6 +332,32 @@ class ProviderSession(Session):
             return
         self.server.accept(account, receipt, frame.signature, self)
 
+    def _service_proof(self, frame: fr.ServiceProofFrame) -> None:
+        separator = self.server.proof_separator
+        if separator is None:
+            log.debug("service proof from %s ignored: no SlashingManager configured", self.client)
+            return
+        account = self.server.account(frame.order_id)
+        if (
+            account is None
+            or account.order.client != self.client
+            or account.order.provider != self.server.config.provider
+        ):
+            log.warning(
+                "service proof from %s for order 0x%s it is not party to; ignored", self.client, frame.order_id.hex()
+            )
+            return
+        try:
+            if not 0 < frame.bytes_served < 1 << 63:
+                raise ReceiptError(f"bytes served {frame.bytes_served} is outside 1..2**63-1")
+            signer = recover_proof_signer(separator, frame.order_id, frame.epoch, frame.bytes_served, frame.signature)
+            if signer != account.order.client:
+                raise ReceiptError(f"service proof signed by {signer}, not the order's client {account.order.client}")
+        except ReceiptError as exc:
+            log.warning("service proof from %s rejected: %s", self.client, exc)
+            return
+        self.server.keep_proof(account.order, frame)
+
 
 class ProviderServer:
     """Listens for clients; owns the order accounts, the payment book writer and the monitor."""
@@ -333,6 +365,11 @@ class ProviderServer:
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         self.separator = domain_separator(config.domain)
+        self.proof_separator = (
+            service_proof_separator(config.domain.chain_id, config.slashing_manager)
+            if config.slashing_manager
+            else None
+        )
         self.sessions: set[ProviderSession] = set()
         self.accounts: dict[bytes, OrderAccount] = {}
         self.index = IndexView(config.index_path, config.domain.chain_id, config.clock)
@@ -340,7 +377,7 @@ class ProviderServer:
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="payment-book")
         self._server: asyncio.Server | None = None
         self._monitor: asyncio.Task[None] | None = None
-        self.stats = {"sessions": 0, "streams": 0, "receipts": 0, "refused_handshakes": 0}
+        self.stats = {"sessions": 0, "streams": 0, "receipts": 0, "refused_handshakes": 0, "proofs": 0}
         if config.faults is not None and config.faults.active:
             log.warning("FAULT INJECTION ON (testing and demo only): %s", config.faults.describe())
 
@@ -457,6 +494,27 @@ class ProviderServer:
                 if not stream.done:
                     stream.session.flush_pending(stream)
                     stream.session.acknowledge(stream, force=True)
+
+    def keep_proof(self, order: Order, frame: fr.ServiceProofFrame) -> None:
+        """Store a verified ServiceProof in the book (from the writer thread, like receipts)."""
+        self.stats["proofs"] += 1
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            self._writer, self.config.book.record_proof, order, frame.epoch, frame.bytes_served, frame.signature
+        )
+
+        def stored(done: asyncio.Future[bool]) -> None:
+            if done.exception() is not None:
+                log.error("could not store a service proof for order 0x%s: %s", order.order_id.hex(), done.exception())
+            elif done.result():
+                log.debug(
+                    "service proof: order 0x%s… epoch %d, %d bytes",
+                    order.order_id.hex()[:12],
+                    frame.epoch,
+                    frame.bytes_served,
+                )
+
+        future.add_done_callback(stored)
 
     # the monitor: revocations, ended orders, unpaid orders
 
