@@ -243,3 +243,80 @@ def test_indexed_slashes_journal_and_reconcile(setup: Setup, tmp_path: Path) -> 
     assert f"trust score of {setup.provider.address} in domain 0: ledger 999 != chain 125" in diffs
     assert f"dispute {executed}: status ledger open != chain code 3" in diffs
     assert any(d.startswith("token supply (minted - burned)") for d in diffs)
+
+
+@pytest.mark.parametrize("w3", ["anvil"], indirect=True)  # index_once needs a real eth_getLogs
+def test_provider_rebuts_with_a_proof_from_the_tunnel(setup: Setup, tmp_path: Path) -> None:
+    """Traffic through the in-process tunnel leaves a client-signed ServiceProof in the provider's book;
+    the provider's Defender finds the open dispute about that epoch in its index and rebuts it with it."""
+    import asyncio
+
+    from tunnel_helpers import EchoServer, Tunnel, make_node, run, socks_connect
+
+    from flownet.tunnel.defence import Defender
+
+    s = setup.slashing()
+    chain_id = setup.deployment.chain_id
+    order, _ = setup.client.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
+    chain_now = setup.now()
+    t = Tunnel(
+        tmp_path,
+        slashing_manager=s.address,
+        epoch_seconds=s.epoch_seconds(),
+        client_clock=lambda: chain_now,  # the client's epochs follow the chain's clock
+        chain_id=chain_id,
+        provider=make_node(chain_id=chain_id, account=setup.provider.account),
+        client=make_node(chain_id=chain_id, account=setup.client.account),
+    )
+    t.order = order
+    t.standard()
+
+    async def main() -> None:
+        server = await t.start_provider()
+        client = await t.start_client()
+        async with EchoServer() as echo:
+            status, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", echo.port)
+            assert status == 0
+            writer.write(b"p" * 30_000)
+            assert await asyncio.wait_for(reader.readexactly(30_000), 10) == b"p" * 30_000
+            writer.close()
+            await client.stop()
+        await server.stop()
+
+    run(main(), 60)
+    epoch = s.current_epoch()
+    assert epoch == chain_now // s.epoch_seconds()
+    proof = t.book.proof(setup.provider.address, epoch)
+    assert proof is not None and proof.order == order and proof.bytes_served >= 60_000
+    cid = "bafkreiunfairdispute"
+    dispute_id, _ = s.open_dispute(setup.provider.address, epoch, 0, cid, _attest(setup, s, epoch, 0, cid))
+    ledger = Ledger(tmp_path / "provider-index.db", setup.deployment.addresses, chain_id)
+    index_once(setup.w3, setup.deployment, ledger)
+    defender = Defender(
+        t.book,
+        Slashing(setup.w3, setup.deployment, setup.provider.account),
+        setup.provider.address,
+        index_path=ledger.path,
+        clock=lambda: float(setup.now()),
+    )
+    assert defender.open_disputes() == [(dispute_id, epoch, s.dispute(dispute_id).challenge_ends)]
+    stakes = [setup.stake_of(v) for v in setup.verifiers[:2]]
+    assert defender.check_once() == [dispute_id]
+    assert s.dispute(dispute_id).status == "rebutted"
+    assert [setup.stake_of(v) for v in setup.verifiers[:2]] == [stake - stake // 20 for stake in stakes]
+    assert defender.check_once() == []  # done, even before the index learns of it
+    # a dispute about an epoch with no proof cannot be rebutted
+    advance(setup.w3, s.epoch_seconds())
+    later = s.current_epoch()
+    cid2 = "bafkreinoproof"
+    other, _ = s.open_dispute(setup.provider.address, later, 0, cid2, _attest(setup, s, later, 0, cid2))
+    with pytest.raises(ConfigError, match=f"no client's service proof for epoch {later}"):
+        defender.rebut(other)
+    ledger.close()
+    fresh = Ledger(tmp_path / "provider-index-2.db", setup.deployment.addresses, chain_id)
+    index_once(setup.w3, setup.deployment, fresh)  # the index now has the first as rebutted, the second open
+    defender.index_path = fresh.path
+    assert [d[0] for d in defender.open_disputes()] == [other]
+    assert defender.check_once() == []
+    assert s.dispute(other).status == "open"
+    fresh.close()

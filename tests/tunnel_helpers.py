@@ -50,8 +50,9 @@ class Node:
         return str(self.account.address)  # type: ignore[attr-defined]
 
 
-def make_node(days: int = 30, chain_id: int = CHAIN_ID) -> Node:
-    account = Account.create()
+def make_node(days: int = 30, chain_id: int = CHAIN_ID, account: object = None) -> Node:
+    """A wallet (new, or `account`) with its own certificate for `chain_id`."""
+    account = account or Account.create()
     key, certificate = new_identity(account.address, chain_id, days)
     return Node(account, Identity.of(certificate, key), inspect(certificate).cert_hash)
 
@@ -142,6 +143,7 @@ class Tunnel:
     slashing_manager: str | None = None
     epoch_seconds: int = 60
     client_clock: object = None  # a callable returning unix time for the client's epochs (default time.time)
+    chain_id: int = CHAIN_ID  # the nodes' certificates must be made for this chain
 
     def __post_init__(self) -> None:
         self.index = FakeIndex(self.tmp / "index.sqlite")
@@ -170,7 +172,7 @@ class Tunnel:
         config = ProviderConfig(
             identity=node.identity,
             provider=node.address,
-            domain=MarketDomain(CHAIN_ID, MARKET),
+            domain=MarketDomain(self.chain_id, MARKET),
             index_path=self.index.path,
             book=self.book,
             policy=DestinationPolicy.parse(allow),
@@ -203,18 +205,18 @@ class Tunnel:
         config = ClientConfig(
             identity=node.identity,
             order=order,
-            domain=MarketDomain(CHAIN_ID, MARKET),
-            signer=ReceiptSigner(bytes(node.account.key), MarketDomain(CHAIN_ID, MARKET)),  # type: ignore[attr-defined]
+            domain=MarketDomain(self.chain_id, MARKET),
+            signer=ReceiptSigner(bytes(node.account.key), MarketDomain(self.chain_id, MARKET)),  # type: ignore[attr-defined]
             provider_host="127.0.0.1",
             provider_port=self.server.config.port,
-            provider_check=provider_identity_check(order, CHAIN_ID, self.registered),
+            provider_check=provider_identity_check(order, self.chain_id, self.registered),
             receipts=self.receipts,
             listen_port=0,
             receipt_interval=self.receipt_interval,
             pay=self.pay,
         )
         if self.slashing_manager is not None:
-            config.proofs = ServiceProofSigner(bytes(node.account.key), CHAIN_ID, self.slashing_manager)  # type: ignore[attr-defined]
+            config.proofs = ServiceProofSigner(bytes(node.account.key), self.chain_id, self.slashing_manager)  # type: ignore[attr-defined]
             config.epoch_seconds = self.epoch_seconds
             if self.client_clock is not None:
                 config.clock = self.client_clock  # type: ignore[assignment]
