@@ -207,3 +207,13 @@ def test_bad_input_is_named(sh: Shell, tmp_path: Path) -> None:
         "alice",
         hash_,
     )
+
+
+def test_provider_rebut_refuses_what_it_cannot_defend(sh: Shell) -> None:
+    """`flownet provider rebut` (its happy path: tests/test_slashing.py) names why it cannot rebut."""
+    from flownet.tunnel.book import PaymentBook
+
+    carol = sh.ok("wallet", "address", "carol").strip()
+    sh.fails(2, "no payment book", "provider", "rebut", "1", "--wallet", "carol")
+    PaymentBook(sh.home / "provider" / f"{carol}.payments.sqlite").close()
+    sh.fails(2, "dispute 1 is none, not open", "provider", "rebut", "1", "--wallet", "carol")

@@ -99,6 +99,13 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> No
 @click.option("--fullnode", help="Send heartbeats to this full node API (e.g. http://127.0.0.1:8700).")
 @click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), help="Write host:port here when ready.")
 @click.option(
+    "--dispute-watch",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds between looks for open disputes against us (rebutted with clients' service proofs).",
+)
+@click.option(
     "--fault",
     "faults",
     multiple=True,
@@ -122,6 +129,7 @@ def serve(
     poll: float,
     fullnode: str | None,
     ready_file: Path | None,
+    dispute_watch: float,
     faults: tuple[str, ...],
 ) -> None:
     """Serve the tunnel: mutual TLS, orders and certificates from the local index, metering, redemption."""
@@ -179,6 +187,7 @@ def serve(
         payment_timeout=payment_timeout,
         monitor_interval=min(0.25, poll),
         faults=injected,
+        slashing_manager=deployment.addresses.get("SlashingManager"),
     )
     stop_threads = threading.Event()
     threads = [
@@ -187,6 +196,16 @@ def serve(
             target=Redeemer(book, net, threshold).run, args=(stop_threads, redeem_interval), name="redeemer"
         ),
     ]
+    if config.slashing_manager is not None:
+        from flownet.chain.slashing import Slashing
+        from flownet.tunnel.defence import Defender
+
+        defender = Defender(book, Slashing(app.w3, deployment, account), account.address, index_path=path)
+        threads.append(
+            threading.Thread(target=defender.run, args=(stop_threads, dispute_watch), name="defence", daemon=True)
+        )
+    else:
+        log.info("the deployment has no SlashingManager: clients' service proofs are ignored")
     if fullnode:
         threads.append(threading.Thread(target=_heartbeats, args=(app, account, fullnode, stop_threads), daemon=True))
 
@@ -316,6 +335,13 @@ def connect(
         listen_port=listen_port,
         receipt_interval=int(receipt_interval * MIB),
     )
+    manager = app.deployment.addresses.get("SlashingManager")
+    if manager is not None:  # sign the bytes of each epoch so the provider can rebut disputes about it
+        from flownet.chain.slashing import Slashing
+        from flownet.tunnel.payment import ServiceProofSigner
+
+        config.proofs = ServiceProofSigner(bytes(account.key), app.deployment.chain_id, manager)
+        config.epoch_seconds = Slashing(app.w3, app.deployment).epoch_seconds()
 
     async def main(stop: asyncio.Event) -> None:
         tunnel = ClientTunnel(config)
@@ -338,6 +364,34 @@ def connect(
         _run_until_signalled(main)
     finally:
         config.receipts.close()
+
+
+@provider_group.command("rebut")
+@click.argument("dispute_id", type=click.IntRange(1))
+@click.option("--wallet", help=WALLET_HELP)
+@pass_app
+def rebut(app: App, dispute_id: int, wallet: str | None) -> None:
+    """Rebut dispute DISPUTE_ID against you with a client's service proof for its epoch (from your book)."""
+    from flownet.chain.slashing import Slashing
+    from flownet.tunnel.book import PaymentBook
+    from flownet.tunnel.defence import Defender
+
+    _logging(app)
+    name = app.wallet_name(wallet)
+    app.keystores.info(name)
+    account = app.keystores.unlock(name, resolve_password(f"wallet {name!r}", app.password_file))
+    if "SlashingManager" not in app.deployment.addresses:
+        raise ConfigError("the deployment has no SlashingManager: there is nothing to rebut")
+    book_path = app.settings.home / "provider" / f"{account.address}.payments.sqlite"
+    if not book_path.exists():
+        raise ConfigError(f"no payment book at {book_path}: this wallet has not served as a provider here")
+    book = PaymentBook(book_path)
+    try:
+        slashing = Slashing(app.w3, app.deployment, account)
+        sent = Defender(book, slashing, account.address).rebut(dispute_id)
+    finally:
+        book.close()
+    app.say(f"dispute {dispute_id} rebutted in {sent.tx_hash} (gas {sent.gas_used:,})")
 
 
 COMMANDS: list[click.Command] = []  # the commands join the provider and client groups
