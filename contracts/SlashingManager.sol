@@ -26,12 +26,16 @@ contract SlashingManager is ISlashingManager, EIP712 {
     bytes32 public constant SERVICE_PROOF_TYPEHASH =
         keccak256("ServiceProof(bytes32 orderId,uint64 epoch,uint256 bytesServed)");
 
-    /// @notice Highest reward share: at least half of every slash is burned, so a reporter (or a
-    /// ring of verifiers) never gains as much as the slashed provider loses.
+    /// @notice Highest equivocation reward share: at least half of every slash is burned, so a
+    /// reporter never gains as much as the slashed provider loses.
     uint16 public constant MAX_REWARD_BPS = 5_000;
 
-    /// @notice Most attestations one dispute takes; bounds the distinctness check and the penalty loop.
+    /// @notice Most attestations one dispute takes; bounds the distinctness check and the hold loops
+    /// (and fits the `struck` bit set).
     uint256 public constant MAX_ATTESTATIONS = 16;
+
+    /// @notice Most open disputes one verifier accuses in at a time.
+    uint256 public constant MAX_OPEN_PER_VERIFIER = 4;
 
     /// @notice Highest failure kind (0 Unreachable, 1 Latency, 2 Throughput, 3 Metering).
     uint8 public constant MAX_KIND = 3;
@@ -56,14 +60,14 @@ contract SlashingManager is ISlashingManager, EIP712 {
     uint96 private immutable _capPerPeriod;
     uint16 private immutable _slashBps;
     uint16 private immutable _rewardBps;
-    uint16 private immutable _accuserPenaltyBps;
     uint8 private immutable _quorum;
 
     uint256 private _nextDisputeId = 1;
     mapping(uint256 disputeId => Dispute) private _disputes;
     mapping(address provider => mapping(uint64 epoch => uint256 disputeId)) private _openDisputes;
     mapping(address provider => mapping(uint64 epoch => bool)) private _slashedEpochs;
-    mapping(bytes32 evidenceHash => bool) private _usedEvidence;
+    mapping(bytes32 digest => bool) private _usedAttestations;
+    mapping(address verifier => uint256) private _openCount;
     mapping(address provider => mapping(uint256 periodIndex => uint256)) private _periodSlashed;
 
     /// @param staking_ The Staking contract; it must name this contract as its slasher. Its market
@@ -93,9 +97,6 @@ contract SlashingManager is ISlashingManager, EIP712 {
             revert SlashingInvalidConfig("slashBps", config_.slashBps);
         }
         if (config_.rewardBps > MAX_REWARD_BPS) revert SlashingInvalidConfig("rewardBps", config_.rewardBps);
-        if (config_.accuserPenaltyBps == 0 || config_.accuserPenaltyBps > BPS) {
-            revert SlashingInvalidConfig("accuserPenaltyBps", config_.accuserPenaltyBps);
-        }
         if (config_.quorum == 0 || config_.quorum > MAX_ATTESTATIONS) {
             revert SlashingInvalidConfig("quorum", config_.quorum);
         }
@@ -110,7 +111,6 @@ contract SlashingManager is ISlashingManager, EIP712 {
         _capPerPeriod = config_.capPerPeriod;
         _slashBps = config_.slashBps;
         _rewardBps = config_.rewardBps;
-        _accuserPenaltyBps = config_.accuserPenaltyBps;
         _quorum = config_.quorum;
     }
 
@@ -132,9 +132,14 @@ contract SlashingManager is ISlashingManager, EIP712 {
         // Many heartbeats per epoch are normal; only two different endpoints contradict each other.
         if (a.endpointHash == b.endpointHash) revert SlashingNotEquivocation(provider, epoch, a.endpointHash);
         _checkEpoch(provider, epoch);
-        _useEvidence(evidenceCid);
+        _checkCid(evidenceCid);
         _checkSigner(heartbeatDigest(a), sigA, provider);
         _checkSigner(heartbeatDigest(b), sigB, provider);
+        // Only a staked provider's equivocation is a slash; any other signer's is refused outright,
+        // so nothing (no epoch, no evidence) is consumed by a slash that takes nothing.
+        if (_staking.stakeOf(provider).role != IStaking.Role.Provider || _stakeOf(provider) == 0) {
+            revert SlashingNothingToSlash(provider, epoch);
+        }
 
         slashed = _slashEquivocator(provider, epoch, a.endpointHash, b.endpointHash, evidenceCid);
     }
@@ -147,21 +152,42 @@ contract SlashingManager is ISlashingManager, EIP712 {
         bytes32 endpointB,
         string calldata evidenceCid
     ) private returns (uint256 slashed) {
-        // An open dispute for the same (provider, epoch) can no longer slash: this route wins.
+        // An open dispute for the same (provider, epoch) is superseded; its holds end first so the
+        // slash below sees the provider's whole stake.
         uint256 disputeId = _openDisputes[provider][epoch];
+        address[] memory rewarded;
         if (disputeId != 0) {
-            delete _openDisputes[provider][epoch];
-            _disputes[disputeId].status = DisputeStatus.Superseded;
-            emit DisputeSuperseded(disputeId, provider, epoch);
+            Dispute storage d = _disputes[disputeId];
+            d.status = DisputeStatus.Superseded;
+            rewarded = _close(d);
         }
-        slashed = _slashProvider(provider, epoch);
-        // Safe: rewardBps <= 5,000, so reward <= slashed.
+        slashed = _slashProvider(provider, epoch, _stakeOf(provider) * _slashBps / BPS);
+        if (slashed == 0) revert SlashingNothingToSlash(provider, epoch);
         uint256 reward = slashed * _rewardBps / BPS;
+        uint256 rewardEach;
+        if (disputeId != 0) {
+            // The reporter may be the accused itself (from another account) pre-empting its dispute:
+            // the reward goes to the accusers that stood, never to the reporter.
+            uint256 n = rewarded.length;
+            // Safe: n >= quorum >= 1 (the dispute was open); rewardEach * n <= reward.
+            rewardEach = reward / n;
+            reward = rewardEach * n;
+            emit DisputeSuperseded(disputeId, provider, epoch, rewarded, rewardEach);
+        }
+        // Safe: reward <= slashed * rewardBps / BPS <= slashed.
         uint256 burned = slashed - reward;
         emit EquivocationSlashed(
             provider, epoch, msg.sender, endpointA, endpointB, evidenceCid, slashed, reward, burned
         );
-        if (reward != 0) _token.safeTransfer(msg.sender, reward);
+        if (disputeId != 0) {
+            if (rewardEach != 0) {
+                for (uint256 i; i < rewarded.length; ++i) {
+                    _token.safeTransfer(rewarded[i], rewardEach);
+                }
+            }
+        } else if (reward != 0) {
+            _token.safeTransfer(msg.sender, reward);
+        }
         _burn(burned);
         _trust.onSlash(provider, slashed, evidenceCid);
     }
@@ -182,9 +208,12 @@ contract SlashingManager is ISlashingManager, EIP712 {
         _checkEpoch(provider, epoch);
         uint256 open = _openDisputes[provider][epoch];
         if (open != 0) revert SlashingDisputeAlreadyOpen(provider, epoch, open);
-        _useEvidence(evidenceCid);
-        address[] memory verifiers =
-            _checkAttestations(attestationDigest(provider, epoch, kind, evidenceCid), signatures);
+        _checkCid(evidenceCid);
+        bytes32 digest = attestationDigest(provider, epoch, kind, evidenceCid);
+        if (_usedAttestations[digest]) revert SlashingAttestationUsed(digest);
+        _usedAttestations[digest] = true;
+        (address[] memory verifiers, uint256 smallestFree) = _checkAttestations(digest, signatures);
+        uint256 due = _due(provider, epoch, smallestFree);
 
         disputeId = _nextDisputeId++;
         // Safe: challengeWindow <= 365 days (Staking's thaw bound) and timestamps fit uint64 for ages.
@@ -195,10 +224,36 @@ contract SlashingManager is ISlashingManager, EIP712 {
         d.challengeEnds = challengeEnds;
         d.kind = kind;
         d.status = DisputeStatus.Open;
+        // Safe: n <= MAX_ATTESTATIONS = 16 and due <= a uint96 stake.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        d.remaining = uint8(verifiers.length);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        d.due = uint96(due);
         d.verifiers = verifiers;
         d.evidenceCid = evidenceCid;
         _openDisputes[provider][epoch] = disputeId;
-        emit DisputeOpened(disputeId, provider, epoch, kind, evidenceCid, verifiers, msg.sender, challengeEnds);
+        emit DisputeOpened(disputeId, provider, epoch, kind, evidenceCid, verifiers, msg.sender, challengeEnds, due);
+        _staking.hold(provider, due);
+        for (uint256 i; i < verifiers.length; ++i) {
+            _openCount[verifiers[i]] += 1;
+            _staking.hold(verifiers[i], due);
+        }
+    }
+
+    /// @dev What a dispute about (provider, epoch) holds: slashBps of the provider's unheld stake,
+    /// at most what the period's cap leaves and what the poorest accuser can bond.
+    function _due(address provider, uint64 epoch, uint256 smallestFree) private view returns (uint256 due) {
+        uint256 stake = _stakeOf(provider);
+        uint256 held = _staking.heldOf(provider);
+        due = stake > held ? (stake - held) * _slashBps / BPS : 0;
+        uint256 periodIndex = block.timestamp / _period;
+        uint256 already = _periodSlashed[provider][periodIndex];
+        if (already >= _capPerPeriod) revert SlashingCapReached(provider, periodIndex, already, _capPerPeriod);
+        // Safe: already < capPerPeriod.
+        uint256 room = _capPerPeriod - already;
+        if (due > room) due = room;
+        if (due > smallestFree) due = smallestFree;
+        if (due == 0) revert SlashingNothingToSlash(provider, epoch);
     }
 
     /// @inheritdoc ISlashingManager
@@ -220,22 +275,29 @@ contract SlashingManager is ISlashingManager, EIP712 {
         if (bytesServed == 0) revert SlashingZeroBytesServed(orderId);
         uint256 epochStart = uint256(epoch) * _epochSeconds;
         if (epochStart >= order.expiry) revert SlashingEpochAfterExpiry(orderId, epoch, epochStart, order.expiry);
-        _checkSigner(serviceProofDigest(orderId, epoch, bytesServed), clientSignature, order.client);
+        // Only an accuser's own proof contradicts the accusation; a proof by any other client (a
+        // sybil order of the provider's own) says nothing about what the accusers saw.
+        address client = order.client;
+        uint256 index = _accuserIndex(d, client);
+        if (index == type(uint256).max) revert SlashingProofNotFromAccuser(disputeId, client);
+        _checkSigner(serviceProofDigest(orderId, epoch, bytesServed), clientSignature, client);
 
-        d.status = DisputeStatus.Rebutted;
-        delete _openDisputes[provider][epoch];
-        address[] memory verifiers = d.verifiers;
-        uint256 n = verifiers.length;
-        uint256[] memory penalties = new uint256[](n);
-        uint256 burned;
-        for (uint256 i; i < n; ++i) {
-            uint256 penalty = _stakeOf(verifiers[i]) * _accuserPenaltyBps / BPS;
-            if (penalty != 0) penalty = _staking.slash(verifiers[i], penalty);
-            penalties[i] = penalty;
-            burned += penalty;
+        // Safe: index < verifiers.length <= 16; remaining >= 1 (this accuser had not been struck).
+        // forge-lint: disable-next-line(unsafe-typecast)
+        d.struck |= uint16(1 << index);
+        uint8 remaining = d.remaining - 1;
+        d.remaining = remaining;
+        uint256 due = d.due;
+        _openCount[client] -= 1;
+        _staking.release(client, due);
+        uint256 penalty = _staking.penalize(client, due);
+        emit AccuserStruck(disputeId, client, orderId, bytesServed, penalty, remaining);
+        if (remaining < _quorum) {
+            d.status = DisputeStatus.Rebutted;
+            address[] memory left = _close(d);
+            emit DisputeRebutted(disputeId, provider, left.length);
         }
-        emit DisputeRebutted(disputeId, provider, orderId, bytesServed, verifiers, penalties, burned);
-        _burn(burned);
+        _burn(penalty);
     }
 
     /// @inheritdoc ISlashingManager
@@ -248,23 +310,44 @@ contract SlashingManager is ISlashingManager, EIP712 {
         address provider = d.provider;
         uint64 epoch = d.epoch;
         d.status = DisputeStatus.Executed;
-        delete _openDisputes[provider][epoch];
-        slashed = _slashProvider(provider, epoch);
+        _close(d);
+        slashed = _slashProvider(provider, epoch, d.due);
+        // No reward: see ISlashingManager (a reward for an unrebuttable claim is a reward for a lie).
+        emit DisputeExecuted(disputeId, provider, msg.sender, slashed, 0, 0, slashed);
+        _burn(slashed);
+        _trust.onSlash(provider, slashed, d.evidenceCid);
+    }
 
+    /// @dev Ends an open dispute's holds: the provider's `due` and the bond of every accuser not
+    /// struck (whose open count drops). Returns those accusers. The caller sets the status.
+    function _close(Dispute storage d) private returns (address[] memory left) {
+        address provider = d.provider;
+        delete _openDisputes[provider][d.epoch];
+        uint256 due = d.due;
+        uint256 struck = d.struck;
         address[] memory verifiers = d.verifiers;
         uint256 n = verifiers.length;
-        // Safe: n >= quorum >= 1; rewardEach * n <= slashed * rewardBps / BPS <= slashed.
-        uint256 rewardEach = slashed * _rewardBps / BPS / n;
-        uint256 reward = rewardEach * n;
-        uint256 burned = slashed - reward;
-        emit DisputeExecuted(disputeId, provider, msg.sender, slashed, reward, rewardEach, burned);
-        if (rewardEach != 0) {
-            for (uint256 i; i < n; ++i) {
-                _token.safeTransfer(verifiers[i], rewardEach);
-            }
+        left = new address[](d.remaining);
+        uint256 k;
+        _staking.release(provider, due);
+        for (uint256 i; i < n; ++i) {
+            if (struck & (1 << i) != 0) continue;
+            address v = verifiers[i];
+            left[k++] = v;
+            _openCount[v] -= 1;
+            _staking.release(v, due);
         }
-        _burn(burned);
-        _trust.onSlash(provider, slashed, d.evidenceCid);
+    }
+
+    /// @dev The index of `account` among `d`'s accusers not struck, or type(uint256).max.
+    function _accuserIndex(Dispute storage d, address account) private view returns (uint256) {
+        uint256 struck = d.struck;
+        address[] storage verifiers = d.verifiers;
+        uint256 n = verifiers.length;
+        for (uint256 i; i < n; ++i) {
+            if (verifiers[i] == account && struck & (1 << i) == 0) return i;
+        }
+        return type(uint256).max;
     }
 
     // ---------------------------------------------------------------- views
@@ -318,8 +401,13 @@ contract SlashingManager is ISlashingManager, EIP712 {
     }
 
     /// @inheritdoc ISlashingManager
-    function isEvidenceUsed(bytes32 evidenceHash) external view returns (bool) {
-        return _usedEvidence[evidenceHash];
+    function isAttestationUsed(bytes32 digest) external view returns (bool) {
+        return _usedAttestations[digest];
+    }
+
+    /// @inheritdoc ISlashingManager
+    function openDisputesOf(address verifier) external view returns (uint256) {
+        return _openCount[verifier];
     }
 
     /// @inheritdoc ISlashingManager
@@ -344,7 +432,6 @@ contract SlashingManager is ISlashingManager, EIP712 {
             capPerPeriod: _capPerPeriod,
             slashBps: _slashBps,
             rewardBps: _rewardBps,
-            accuserPenaltyBps: _accuserPenaltyBps,
             quorum: _quorum
         });
     }
@@ -371,14 +458,13 @@ contract SlashingManager is ISlashingManager, EIP712 {
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev Marks (provider, epoch) slashed and takes min(slashBps of the stake, what the period's cap
-    /// leaves) through Staking; the tokens arrive here. Refuses when the cap is exhausted.
-    function _slashProvider(address provider, uint64 epoch) private returns (uint256 slashed) {
+    /// @dev Marks (provider, epoch) slashed and takes min(`amount`, what the period's cap leaves)
+    /// through Staking; the tokens arrive here. Refuses when the cap is exhausted.
+    function _slashProvider(address provider, uint64 epoch, uint256 amount) private returns (uint256 slashed) {
         uint256 periodIndex = block.timestamp / _period;
         uint256 already = _periodSlashed[provider][periodIndex];
         if (already >= _capPerPeriod) revert SlashingCapReached(provider, periodIndex, already, _capPerPeriod);
         _slashedEpochs[provider][epoch] = true;
-        uint256 amount = _stakeOf(provider) * _slashBps / BPS;
         // Safe: already < capPerPeriod.
         uint256 room = _capPerPeriod - already;
         if (amount > room) amount = room;
@@ -407,26 +493,26 @@ contract SlashingManager is ISlashingManager, EIP712 {
         if (_slashedEpochs[provider][epoch]) revert SlashingEpochAlreadySlashed(provider, epoch);
     }
 
-    /// @dev Checks the CID and marks it used; every CID serves one slash or dispute, ever.
-    function _useEvidence(string calldata evidenceCid) private {
+    /// @dev Refuses an empty or oversized evidence CID. A CID is only a pointer to the evidence
+    /// document: what is single-use is the slash of an epoch and each set of attestations.
+    function _checkCid(string calldata evidenceCid) private pure {
         uint256 length = bytes(evidenceCid).length;
         if (length == 0 || length > MAX_CID_LENGTH) revert SlashingInvalidEvidenceCid(length, MAX_CID_LENGTH);
-        bytes32 evidenceHash = keccak256(bytes(evidenceCid));
-        if (_usedEvidence[evidenceHash]) revert SlashingEvidenceUsed(evidenceHash);
-        _usedEvidence[evidenceHash] = true;
     }
 
-    /// @dev The distinct staked verifiers that signed `digest`, in signature order.
+    /// @dev The distinct staked verifiers that signed `digest`, in signature order, and the smallest
+    /// unheld stake among them (what each can bond).
     function _checkAttestations(bytes32 digest, bytes[] calldata signatures)
         private
         view
-        returns (address[] memory verifiers)
+        returns (address[] memory verifiers, uint256 smallestFree)
     {
         uint256 n = signatures.length;
         if (n < _quorum) revert SlashingTooFewAttestations(n, _quorum);
         if (n > MAX_ATTESTATIONS) revert SlashingTooManyAttestations(n, MAX_ATTESTATIONS);
         uint256 minimum = _staking.verifierMinStake();
         verifiers = new address[](n);
+        smallestFree = type(uint256).max;
         for (uint256 i; i < n; ++i) {
             address signer = _recover(digest, signatures[i]);
             for (uint256 j; j < i; ++j) {
@@ -436,6 +522,13 @@ contract SlashingManager is ISlashingManager, EIP712 {
             if (s.role != IStaking.Role.Verifier || s.active < minimum || s.thawing != 0) {
                 revert SlashingNotStakedVerifier(signer, uint8(s.role), s.active, minimum, s.thawing);
             }
+            uint256 open = _openCount[signer];
+            if (open >= MAX_OPEN_PER_VERIFIER) revert SlashingTooManyOpenDisputes(signer, open);
+            uint256 held = _staking.heldOf(signer);
+            if (held >= s.active) revert SlashingVerifierStakeHeld(signer, held);
+            // Safe: held < active.
+            uint256 free = s.active - held;
+            if (free < smallestFree) smallestFree = free;
             verifiers[i] = signer;
         }
     }

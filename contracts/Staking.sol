@@ -26,6 +26,7 @@ contract Staking is IStaking {
 
     mapping(address account => StakeInfo) private _stakes;
     mapping(address provider => string) private _metadataCids;
+    mapping(address account => uint256) private _held;
 
     /// @param token_ The staked token.
     /// @param slasher_ The only address allowed to slash (the slashing contract).
@@ -111,17 +112,28 @@ contract Staking is IStaking {
     /// @inheritdoc IStaking
     function withdraw() external returns (uint256 amount) {
         StakeInfo storage s = _stakes[msg.sender];
-        amount = s.thawing;
-        if (amount == 0) revert StakingNothingToWithdraw(msg.sender);
+        uint256 thawing = s.thawing;
+        if (thawing == 0) revert StakingNothingToWithdraw(msg.sender);
         if (block.timestamp < s.thawEnd) revert StakingStillThawing(msg.sender, s.thawEnd, block.timestamp);
+        // Held stake must stay in the contract; active stake covers it first, thawed stake the rest.
+        uint256 active = s.active;
+        uint256 held = _held[msg.sender];
+        uint256 keep = held > active ? held - active : 0;
+        if (keep >= thawing) revert StakingWithdrawalHeld(msg.sender, thawing, held, active);
+        // Safe: keep < thawing.
+        amount = thawing - keep;
 
-        s.thawing = 0;
-        s.thawEnd = 0;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.thawing = uint96(keep);
+        // The kept part has thawed already: its thawEnd stays, so it is withdrawable once released.
+        if (keep == 0) s.thawEnd = 0;
         emit Withdrawn(msg.sender, amount);
         // Nothing thaws any more; with no active stake either the account has fully unbonded.
         // `active` shares its slot with the thawEnd just written, so the check costs a warm read and
         // a partial withdrawal makes no external call.
-        if (s.active == 0) _revokeCertificates(msg.sender, ICertificateRegistry.RevocationReason.Unbonded);
+        if (keep == 0 && active == 0) {
+            _revokeCertificates(msg.sender, ICertificateRegistry.RevocationReason.Unbonded);
+        }
         _token.safeTransfer(msg.sender, amount);
     }
 
@@ -143,36 +155,48 @@ contract Staking is IStaking {
 
     /// @inheritdoc IStaking
     function slash(address account, uint256 amount) external returns (uint256 slashed) {
+        slashed = _take(account, amount);
+        // Any actual slash, even a partial one, revokes all the account's certificates: it was caught
+        // misbehaving, so peers must stop trusting the TLS identities it published. It may register
+        // new ones afterwards (under new hashes) if it still has stake. Nothing taken means nothing
+        // happened, so the slasher cannot revoke the certificates of an address that has no stake.
+        if (slashed != 0) {
+            _revokeCertificates(account, ICertificateRegistry.RevocationReason.Slashed);
+            _token.safeTransfer(msg.sender, slashed);
+        }
+    }
+
+    /// @inheritdoc IStaking
+    function penalize(address account, uint256 amount) external returns (uint256 penalized) {
+        penalized = _take(account, amount);
+        if (penalized != 0) _token.safeTransfer(msg.sender, penalized);
+    }
+
+    /// @inheritdoc IStaking
+    function hold(address account, uint256 amount) external {
         if (msg.sender != _slasher) revert StakingUnauthorized(msg.sender, _slasher);
         if (amount == 0) revert StakingZeroAmount();
         StakeInfo storage s = _stakes[account];
-        uint256 active = s.active;
-        uint256 thawing = s.thawing;
-        uint256 fromActive = amount < active ? amount : active;
-        // Safe: fromActive <= amount.
-        uint256 rest = amount - fromActive;
-        uint256 fromThawing = rest < thawing ? rest : thawing;
-        slashed = fromActive + fromThawing;
-        // Nothing to take means nothing happened: no event, no revocation. The certificates of an
-        // account are revoked only for an actual slash, so the slasher cannot revoke the
-        // certificates of an address that has no stake (it was never a bonded node peers rely on).
-        if (slashed == 0) return 0;
+        uint256 total = uint256(s.active) + s.thawing;
+        uint256 held = _held[account];
+        uint256 free = total > held ? total - held : 0;
+        if (amount > free) revert StakingHoldExceedsStake(account, amount, free);
+        // Safe: held + amount <= total < 2^97.
+        held += amount;
+        _held[account] = held;
+        emit StakeHeld(account, amount, held);
+    }
 
-        // Safe: fromActive <= active and fromThawing <= thawing. The thaw clock is left as it is:
-        // a slash never extends or resets anyone's thaw.
-        active -= fromActive;
-        thawing -= fromThawing;
-        // forge-lint: disable-next-line(unsafe-typecast)
-        s.active = uint96(active);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        s.thawing = uint96(thawing);
-        if (thawing == 0) s.thawEnd = 0;
-        emit Slashed(account, msg.sender, fromActive, fromThawing, active, thawing);
-        // Any actual slash, even a partial one, revokes all the account's certificates: it was caught
-        // misbehaving, so peers must stop trusting the TLS identities it published. It may register
-        // new ones afterwards (under new hashes) if it still has stake.
-        _revokeCertificates(account, ICertificateRegistry.RevocationReason.Slashed);
-        _token.safeTransfer(msg.sender, slashed);
+    /// @inheritdoc IStaking
+    function release(address account, uint256 amount) external {
+        if (msg.sender != _slasher) revert StakingUnauthorized(msg.sender, _slasher);
+        if (amount == 0) revert StakingZeroAmount();
+        uint256 held = _held[account];
+        if (amount > held) revert StakingReleaseExceedsHeld(account, amount, held);
+        // Safe: amount <= held.
+        held -= amount;
+        _held[account] = held;
+        emit StakeReleased(account, amount, held);
     }
 
     /// @inheritdoc IStaking
@@ -210,6 +234,11 @@ contract Staking is IStaking {
     /// @inheritdoc IStaking
     function stakeOf(address account) external view returns (StakeInfo memory) {
         return _stakes[account];
+    }
+
+    /// @inheritdoc IStaking
+    function heldOf(address account) external view returns (uint256) {
+        return _held[account];
     }
 
     /// @inheritdoc IStaking
@@ -271,6 +300,35 @@ contract Staking is IStaking {
     function _revokeCertificates(address account, ICertificateRegistry.RevocationReason reason) private {
         address registry = _certificateRegistry;
         if (registry.code.length != 0) ICertificateRegistry(registry).revokeAllOf(account, uint8(reason));
+    }
+
+    /// @dev Takes up to `amount` of `account`'s stake, active first, then thawing, for the slasher;
+    /// returns what was taken (the caller transfers it). Held stake is not reduced: holds are a
+    /// withdrawal floor, and the slasher releases them as its disputes end.
+    function _take(address account, uint256 amount) private returns (uint256 taken) {
+        if (msg.sender != _slasher) revert StakingUnauthorized(msg.sender, _slasher);
+        if (amount == 0) revert StakingZeroAmount();
+        StakeInfo storage s = _stakes[account];
+        uint256 active = s.active;
+        uint256 thawing = s.thawing;
+        uint256 fromActive = amount < active ? amount : active;
+        // Safe: fromActive <= amount.
+        uint256 rest = amount - fromActive;
+        uint256 fromThawing = rest < thawing ? rest : thawing;
+        taken = fromActive + fromThawing;
+        // Nothing to take means nothing happened: no event.
+        if (taken == 0) return 0;
+
+        // Safe: fromActive <= active and fromThawing <= thawing. The thaw clock is left as it is:
+        // a slash never extends or resets anyone's thaw.
+        active -= fromActive;
+        thawing -= fromThawing;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.active = uint96(active);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        s.thawing = uint96(thawing);
+        if (thawing == 0) s.thawEnd = 0;
+        emit Slashed(account, msg.sender, fromActive, fromThawing, active, thawing);
     }
 
     function _unlocked(StakeInfo storage s) private view returns (uint256) {

@@ -5,39 +5,60 @@ import {IBandwidthMarket} from "./IBandwidthMarket.sol";
 
 /// @title FlowNet slashing manager
 /// @notice Staking's only slasher. Two routes slash a provider, each at most once per (provider,
-/// epoch), where `epoch = timestamp / epochSeconds`:
+/// epoch), where `epoch = timestamp / epochSeconds`. The rules below are one mechanism with one aim:
+/// a provider that cheats loses stake, and nobody can hurt an honest provider or an honest verifier
+/// at a profit. README.md ("Disputes") gives the argument for each rule.
 ///
 /// 1. Equivocation, checked on chain, no trust needed: anyone submits two EIP-712 heartbeats
 ///    `Heartbeat(address provider,uint64 epoch,bytes32 endpointHash,uint32 load,uint64 timestamp)`
 ///    (domain "FlowNet Heartbeat", version "1", this chain, verifyingContract = Staking) signed by the
 ///    same provider for the same epoch that name DIFFERENT endpoint hashes. Several heartbeats per
-///    epoch with different timestamps or loads are normal liveness reports and prove nothing; only
-///    two endpoints at once contradict each other. The provider loses `slashBps` of its stake
-///    (active + thawing) at once; the reporter gets `rewardBps` of that, the rest is burned.
+///    epoch with different timestamps or loads are normal liveness reports and prove nothing. Only a
+///    signer that is a provider with stake to take can be slashed: anything else is refused
+///    (`SlashingNothingToSlash`) and consumes nothing. The provider loses `slashBps` of its stake
+///    (active + thawing); `rewardBps` of that is paid, the rest burned. The reward goes to the caller,
+///    except when a dispute about the same (provider, epoch) is open: then the dispute is superseded
+///    and the reward is split among its remaining accusers, so an accused provider that reports its
+///    own equivocation from another account to pre-empt its dispute gains nothing.
 /// 2. Quorum disputes: at least `quorum` distinct staked verifiers sign EIP-712
 ///    `Attestation(address provider,uint64 epoch,uint8 kind,string evidenceCid)` (domain
-///    "FlowNet SlashingManager", "1", this chain, this contract). Anyone opens the dispute with their
-///    signatures; during `challengeWindow` seconds anyone may rebut it with a client-signed
-///    `ServiceProof(bytes32 orderId,uint64 epoch,uint256 bytesServed)` (same domain) for an order of
-///    the accused provider that the market knows, bytesServed > 0, and the epoch starting before the
-///    order's expiry. A rebuttal burns `accuserPenaltyBps` of each accusing verifier's stake (burned,
-///    not paid to the provider, so a provider colluding with a client of its own gains nothing from
-///    rebutting). After the window anyone executes the slash: `slashBps` of the provider's stake,
-///    `rewardBps` of it split equally among the accusing verifiers, the rest burned.
+///    "FlowNet SlashingManager", "1", this chain, this contract); anyone opens the dispute with their
+///    signatures. Each set of signatures opens at most one dispute, ever (the attestation digest is
+///    used up), and one dispute per (provider, epoch) is open at a time.
+///    - Holds. Opening computes `due = min(slashBps of the provider's unheld stake, what the
+///      period's cap leaves, each accuser's unheld stake)` (> 0, else `SlashingNothingToSlash`) and
+///      has Staking hold `due` of the provider's stake and a bond of `due` from EACH accuser. Held stake
+///      cannot be withdrawn, so what was slashable at opening is still there at execution, and no
+///      accuser can leave before a rebuttal. A verifier takes part in at most
+///      `MAX_OPEN_PER_VERIFIER` open disputes.
+///    - Rebuttal (strikes). During `challengeWindow` seconds anyone may present a client-signed
+///      `ServiceProof(bytes32 orderId,uint64 epoch,uint256 bytesServed)` (same domain), for the
+///      disputed epoch, bytesServed > 0, for an order of the accused provider that the market knows
+///      and whose expiry is after the epoch's start, whose client is one of the dispute's accusers.
+///      A verifier signs a service proof for an epoch only when it judged the provider's service in
+///      it acceptable on every kind it measured, so its proof contradicts its own attestation of any
+///      kind: the accuser is struck, its whole bond is burned (`Staking.penalize`: its certificates
+///      are not revoked), and the dispute is rebutted once fewer than `quorum` accusers remain. A
+///      proof signed by anyone else (a client of the provider's own, a sybil order) proves nothing
+///      against the accusers and is refused. A struck colluder therefore always loses at least what
+///      the provider would have lost.
+///    - Execution. After the window anyone executes: the provider loses min(due, what the cap
+///      leaves now); all of it is burned, the accusers' bonds are released. Quorum disputes pay no
+///      reward: no evidence on chain can show that a provider served a verifier that never tried
+///      to reach it, so a reward for an unrebutted claim would be a reward for a lie. A coalition
+///      of verifiers therefore gains nothing from any dispute, and loses its bonds if it accuses a
+///      provider that served it.
 ///
 /// Guards on both routes: epochs more than `statuteEpochs` before the current one, and future epochs,
-/// are refused (checked when evidence is submitted: at the equivocation slash, at openDispute); each
-/// evidence CID is used once, ever; the amount slashed from one provider in one period
-/// (`timestamp / period`) never exceeds `capPerPeriod`: a slash takes min(slashBps of the stake, what
-/// the cap leaves) and is refused while the cap is exhausted (the evidence stays unused and may be
-/// submitted again in a later period, statute permitting). Every slash also halves the provider's
-/// Network score in the TrustRegistry, with the evidence CID as the reason.
+/// are refused when evidence is submitted (the equivocation slash, openDispute); the amount slashed
+/// from one provider in one period (`timestamp / period`) never exceeds `capPerPeriod`; a slash is
+/// refused while the cap is exhausted (a dispute stays open and can be executed in a later period).
+/// Every slash halves the provider's Network score in the TrustRegistry, with the evidence CID as the
+/// reason. The gas of each call is bounded: at most MAX_ATTESTATIONS accusers, one strike per rebut
+/// call, and no certificate revocations on the verifier side.
 ///
-/// A verifier counts for a dispute when, at the block the dispute is opened (signatures are only
-/// ever checked then), it has the Verifier role, active stake at least Staking's verifier minimum and
-/// nothing thawing. Because `challengeWindow <= Staking.thawPeriod()` (checked at deployment), a
-/// verifier that starts unbonding after signing still has its stake in Staking, as thawing stake,
-/// when a rebuttal comes, so its penalty cannot be dodged by leaving.
+/// A verifier counts for a dispute when, at the block the dispute is opened, it has the Verifier role,
+/// active stake at least Staking's verifier minimum, nothing thawing, and unheld stake for its bond.
 /// @dev Every state change emits an event carrying everything an indexer needs.
 interface ISlashingManager {
     /// @notice A provider's signed liveness statement (see flownet/core/heartbeat.py).
@@ -56,8 +77,7 @@ interface ISlashingManager {
     /// @param period Length in seconds of the period the per-provider cap applies to.
     /// @param capPerPeriod Most tokens slashed from one provider in one period.
     /// @param slashBps Share of the provider's stake (active + thawing) a slash takes (1..10,000).
-    /// @param rewardBps Share of a slash paid to the reporter or verifiers (0..MAX_REWARD_BPS).
-    /// @param accuserPenaltyBps Share of each accusing verifier's stake burned on a rebuttal (1..10,000).
+    /// @param rewardBps Share of an equivocation slash paid to its reporter (0..MAX_REWARD_BPS).
     /// @param quorum Distinct verifier signatures a dispute needs (1..MAX_ATTESTATIONS).
     struct Config {
         uint64 challengeWindow;
@@ -67,7 +87,6 @@ interface ISlashingManager {
         uint96 capPerPeriod;
         uint16 slashBps;
         uint16 rewardBps;
-        uint16 accuserPenaltyBps;
         uint8 quorum;
     }
 
@@ -86,6 +105,9 @@ interface ISlashingManager {
     /// @param challengeEnds Unix time from which the dispute can be executed and no longer rebutted.
     /// @param kind What failed (0 Unreachable, 1 Latency, 2 Throughput, 3 Metering).
     /// @param status Open, Rebutted, Executed or Superseded (by an equivocation slash of the same epoch).
+    /// @param remaining Accusers not struck (yet).
+    /// @param struck Bit i set: `verifiers[i]` was struck by its own service proof.
+    /// @param due The provider's stake held for this dispute, and each accuser's bond.
     /// @param verifiers The accusing verifiers, in signature order.
     /// @param evidenceCid IPFS CID of the verifiers' evidence.
     struct Dispute {
@@ -94,6 +116,9 @@ interface ISlashingManager {
         uint64 challengeEnds;
         uint8 kind;
         DisputeStatus status;
+        uint8 remaining;
+        uint16 struck;
+        uint96 due;
         address[] verifiers;
         string evidenceCid;
     }
@@ -114,7 +139,8 @@ interface ISlashingManager {
     );
 
     /// @notice Dispute `disputeId` against `provider` for `epoch` was opened by `opener` with the
-    /// signatures of `verifiers`; it can be rebutted until `challengeEnds`.
+    /// signatures of `verifiers`; it can be rebutted until `challengeEnds`. `due` of the provider's
+    /// stake is held, and a bond of `due` from each verifier.
     event DisputeOpened(
         uint256 indexed disputeId,
         address indexed provider,
@@ -123,23 +149,29 @@ interface ISlashingManager {
         string evidenceCid,
         address[] verifiers,
         address opener,
-        uint64 challengeEnds
+        uint64 challengeEnds,
+        uint256 due
     );
 
-    /// @notice Dispute `disputeId` against `provider` was rebutted with `order`'s client-signed proof
-    /// of `bytesServed`; each of `verifiers` lost the matching entry of `penalties`, `burned` in total.
-    event DisputeRebutted(
+    /// @notice Accuser `verifier` of dispute `disputeId` was struck by its own service proof for
+    /// `orderId` (`bytesServed` in the disputed epoch); `penalty` of its stake was burned and
+    /// `remaining` accusers are left.
+    event AccuserStruck(
         uint256 indexed disputeId,
-        address indexed provider,
+        address indexed verifier,
         bytes32 indexed orderId,
         uint256 bytesServed,
-        address[] verifiers,
-        uint256[] penalties,
-        uint256 burned
+        uint256 penalty,
+        uint256 remaining
     );
 
-    /// @notice Dispute `disputeId` was executed by `executor`: `slashed` was taken from `provider`,
-    /// `reward` paid in total to the accusing verifiers (`rewardEach` each) and `burned` burned.
+    /// @notice Dispute `disputeId` against `provider` was rebutted: only `remaining` accusers (fewer
+    /// than the quorum) were left after strikes. Every hold of the dispute was released.
+    event DisputeRebutted(uint256 indexed disputeId, address indexed provider, uint256 remaining);
+
+    /// @notice Dispute `disputeId` was executed by `executor`: `slashed` was taken from `provider` and
+    /// `burned` burned. `reward` and `rewardEach` are always 0 (quorum disputes pay no reward; the
+    /// fields stay so that every slash event has the same shape).
     event DisputeExecuted(
         uint256 indexed disputeId,
         address indexed provider,
@@ -150,9 +182,16 @@ interface ISlashingManager {
         uint256 burned
     );
 
-    /// @notice Dispute `disputeId` against `provider` for `epoch` was closed without effect because an
-    /// equivocation slash of the same (provider, epoch) came first.
-    event DisputeSuperseded(uint256 indexed disputeId, address indexed provider, uint64 indexed epoch);
+    /// @notice Dispute `disputeId` against `provider` for `epoch` was closed because an equivocation
+    /// slash of the same (provider, epoch) came first; its holds were released and the equivocation
+    /// reward went to its remaining accusers `rewarded`, `rewardEach` each.
+    event DisputeSuperseded(
+        uint256 indexed disputeId,
+        address indexed provider,
+        uint64 indexed epoch,
+        address[] rewarded,
+        uint256 rewardEach
+    );
 
     /// @notice A constructor argument is invalid; `name` says which and `value` is what was given
     /// (an address as a number).
@@ -165,8 +204,22 @@ interface ISlashingManager {
     /// @notice The evidence CID is empty or longer than `maxLength` bytes.
     error SlashingInvalidEvidenceCid(uint256 length, uint256 maxLength);
 
-    /// @notice The evidence CID (keccak256 `evidenceHash`) was already used.
-    error SlashingEvidenceUsed(bytes32 evidenceHash);
+    /// @notice These signatures (over attestation digest `digest`) already opened a dispute.
+    error SlashingAttestationUsed(bytes32 digest);
+
+    /// @notice Nothing can be taken from `provider` for `epoch`: it is not a staked provider, or its
+    /// stake is all held by other open disputes.
+    error SlashingNothingToSlash(address provider, uint64 epoch);
+
+    /// @notice `verifier`'s whole stake is held (`held`) by other open disputes: it has no bond to give.
+    error SlashingVerifierStakeHeld(address verifier, uint256 held);
+
+    /// @notice `verifier` already accuses in `open` open disputes, the most allowed.
+    error SlashingTooManyOpenDisputes(address verifier, uint256 open);
+
+    /// @notice Dispute `disputeId`'s accusers do not include `client` (not struck yet): only an
+    /// accuser's own service proof rebuts.
+    error SlashingProofNotFromAccuser(uint256 disputeId, address client);
 
     /// @notice `provider` was already slashed for `epoch`.
     error SlashingEpochAlreadySlashed(address provider, uint64 epoch);
@@ -246,7 +299,9 @@ interface ISlashingManager {
 
     /// @notice Anyone: slash `a.provider` for signing `a` and `b` (same provider and epoch, different
     /// endpoint hashes; `sigA`/`sigB` are 65-byte r‖s‖v signatures, low s, v 27 or 28). The caller is
-    /// the reporter and gets the reward. Returns what was slashed.
+    /// the reporter and gets the reward, unless a dispute about the same (provider, epoch) is open
+    /// (then its remaining accusers share it). `evidenceCid` names the reporter's evidence document
+    /// (the reason recorded in the TrustRegistry). Returns what was slashed.
     function slashEquivocation(
         Heartbeat calldata a,
         bytes calldata sigA,
@@ -257,7 +312,7 @@ interface ISlashingManager {
 
     /// @notice Anyone: open a dispute against `provider` for `epoch` with at least `quorum`
     /// signatures of distinct staked verifiers over Attestation(provider, epoch, kind, evidenceCid).
-    /// Returns the dispute's id (1, 2, ...).
+    /// Holds `due` of the provider's stake and of each verifier's. Returns the dispute's id (1, 2, ...).
     function openDispute(
         address provider,
         uint64 epoch,
@@ -266,9 +321,10 @@ interface ISlashingManager {
         bytes[] calldata signatures
     ) external returns (uint256 disputeId);
 
-    /// @notice Anyone, before the dispute's challengeEnds: rebut dispute `disputeId` with `order`'s
-    /// client's signature `clientSignature` over ServiceProof(keccak256(abi.encode(order)), epoch,
-    /// bytesServed). Burns each accuser's penalty; the dispute can never be executed.
+    /// @notice Anyone, before the dispute's challengeEnds: strike the accuser that is `order`'s client
+    /// with its signature `clientSignature` over ServiceProof(keccak256(abi.encode(order)), epoch,
+    /// bytesServed). Burns that accuser's bond; once fewer than `quorum` accusers remain the dispute is
+    /// rebutted and can never be executed. One strike per call, so its gas is bounded.
     function rebut(
         uint256 disputeId,
         IBandwidthMarket.Order calldata order,
@@ -303,8 +359,11 @@ interface ISlashingManager {
     /// @notice Whether `provider` was slashed for `epoch`.
     function isEpochSlashed(address provider, uint64 epoch) external view returns (bool);
 
-    /// @notice Whether the evidence CID with keccak256 `evidenceHash` was used.
-    function isEvidenceUsed(bytes32 evidenceHash) external view returns (bool);
+    /// @notice Whether the attestation digest `digest` already opened a dispute.
+    function isAttestationUsed(bytes32 digest) external view returns (bool);
+
+    /// @notice How many open disputes `verifier` accuses in.
+    function openDisputesOf(address verifier) external view returns (uint256);
 
     /// @notice What was slashed from `provider` in period `periodIndex` (timestamp / period).
     function slashedInPeriod(address provider, uint256 periodIndex) external view returns (uint256);

@@ -8,6 +8,9 @@ pragma solidity 0.8.28;
 /// proportion to the value of its open orders, so it cannot leave while it owes service.
 /// A slash, or a withdrawal that leaves an account with nothing bonded, revokes every certificate
 /// the account holds in the CertificateRegistry fixed at deployment.
+/// The slasher can also hold part of an account's stake while a dispute about it is open: held stake
+/// stays slashable (it cannot be withdrawn) until the slasher releases it, so stake that was
+/// slashable when a dispute opened is still there when the dispute is executed or rebutted.
 /// @dev Every state change emits an event carrying the resulting totals, so an indexer never reads
 /// storage.
 interface IStaking {
@@ -64,6 +67,13 @@ interface IStaking {
         uint256 thawing
     );
 
+    /// @notice The slasher held `amount` more of `account`'s stake for an open dispute; `held` is the
+    /// new total. Held stake cannot be withdrawn.
+    event StakeHeld(address indexed account, uint256 amount, uint256 held);
+
+    /// @notice The slasher released `amount` of `account`'s held stake; `held` is the new total.
+    event StakeReleased(address indexed account, uint256 amount, uint256 held);
+
     /// @notice An amount argument was zero.
     error StakingZeroAmount();
 
@@ -97,6 +107,17 @@ interface IStaking {
     /// @notice The market asked to release more than is locked.
     error StakingUnlockExceedsLocked(address provider, uint256 amount, uint256 locked);
 
+    /// @notice The slasher asked to hold `amount` of `account`'s stake but only `free` (active +
+    /// thawing - held) is not held already.
+    error StakingHoldExceedsStake(address account, uint256 amount, uint256 free);
+
+    /// @notice The slasher asked to release more than is held.
+    error StakingReleaseExceedsHeld(address account, uint256 amount, uint256 held);
+
+    /// @notice All of `account`'s thawed stake (`thawing`) is held for open disputes (`held` in total,
+    /// `active` of it covered by active stake): nothing can be withdrawn until they end.
+    error StakingWithdrawalHeld(address account, uint256 thawing, uint256 held, uint256 active);
+
     /// @notice A constructor argument is invalid; `name` says which.
     error StakingInvalidConfig(string name);
 
@@ -110,9 +131,10 @@ interface IStaking {
     /// The remaining active stake must be zero or at least the role's minimum.
     function requestUnstake(uint256 amount) external;
 
-    /// @notice Send your whole thawed stake to you once the thawing period is over. If you then have
-    /// no active stake left either (a full unbond), every certificate you hold in the certificate
-    /// registry is revoked with reason Unbonded.
+    /// @notice Send your thawed stake to you once the thawing period is over, except the part held for
+    /// open disputes that your active stake does not cover (it stays thawing, withdrawable once
+    /// released). If you then have nothing bonded at all (a full unbond), every certificate you hold in
+    /// the certificate registry is revoked with reason Unbonded.
     function withdraw() external returns (uint256 amount);
 
     /// @notice Publish your offer as a provider. `pricePerGiB` 0 withdraws the offer (no new orders).
@@ -123,6 +145,19 @@ interface IStaking {
     /// certificate `account` holds in the certificate registry is revoked with reason Slashed.
     function slash(address account, uint256 amount) external returns (uint256 slashed);
 
+    /// @notice Slasher only: take up to `amount` from `account` like `slash` (same `Slashed` event),
+    /// but leave its certificates alone. For a verifier's forfeited dispute bond: a wrong accusation
+    /// says nothing about the TLS identities it holds, and revoking them would let whoever rebuts
+    /// pay for up to 8 revocations per accuser.
+    function penalize(address account, uint256 amount) external returns (uint256 penalized);
+
+    /// @notice Slasher only: hold `amount` more of `account`'s stake (active + thawing - held must
+    /// cover it) so that it cannot be withdrawn while a dispute is open.
+    function hold(address account, uint256 amount) external;
+
+    /// @notice Slasher only: release `amount` of `account`'s held stake.
+    function release(address account, uint256 amount) external;
+
     /// @notice Market only: lock `amount` of `provider`'s unlocked active stake for a new order and
     /// return the provider's current price per GiB.
     function lockForOrder(address provider, uint256 amount) external returns (uint256 pricePerGiB);
@@ -132,6 +167,9 @@ interface IStaking {
 
     /// @notice The stake record of `account`.
     function stakeOf(address account) external view returns (StakeInfo memory);
+
+    /// @notice Stake of `account` held for open disputes (it may exceed active + thawing after a slash).
+    function heldOf(address account) external view returns (uint256);
 
     /// @notice The metadata CID `provider` last published ("" if none).
     function metadataCid(address provider) external view returns (string memory);

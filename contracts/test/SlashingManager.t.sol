@@ -32,7 +32,6 @@ contract SlashingManagerTest is SlashingFixture {
         assertEq(c.capPerPeriod, CAP_PER_PERIOD, "capPerPeriod");
         assertEq(c.slashBps, SLASH_BPS, "slashBps");
         assertEq(c.rewardBps, REWARD_BPS, "rewardBps");
-        assertEq(c.accuserPenaltyBps, ACCUSER_PENALTY_BPS, "accuserPenaltyBps");
         assertEq(c.quorum, QUORUM, "quorum");
         assertEq(slashing.staking(), address(staking), "staking");
         assertEq(slashing.market(), address(market), "market");
@@ -128,11 +127,6 @@ contract SlashingManagerTest is SlashingFixture {
         c = slashingConfig();
         c.rewardBps = 5_001;
         _expectConfigRevert(c, _bad("rewardBps", 5_001));
-        c = slashingConfig();
-        c.accuserPenaltyBps = 0;
-        _expectConfigRevert(c, _bad("accuserPenaltyBps", 0));
-        c.accuserPenaltyBps = 10_001;
-        _expectConfigRevert(c, _bad("accuserPenaltyBps", 10_001));
     }
 
     function test_RevertWhen_constructor_quorumOutOfRange() public {
@@ -529,7 +523,7 @@ contract SlashingManagerTest is SlashingFixture {
         (uint256 id, bytes32 orderId, IBandwidthMarket.Order memory order, bytes memory sig) = _proofFor(epoch);
         uint256 supply = token.totalSupply();
         uint256 providerStake = stakeOf(provider);
-        uint256 penalty = VERIFIER_MIN * ACCUSER_PENALTY_BPS / 10_000;
+        uint256 penalty = VERIFIER_MIN * 10_000 / 10_000;
         address[] memory accusers = new address[](2);
         (accusers[0], accusers[1]) = (verifier, verifier2);
         uint256[] memory penalties = new uint256[](2);
@@ -827,8 +821,8 @@ contract SlashingManagerTest is SlashingFixture {
         uint256 id = openDisputeOf(epoch, 0, CID);
         uint256 supply = token.totalSupply();
         slashing.rebut(id, order, 1, signServiceProof(CLIENT_KEY, orderId, epoch, 1));
-        uint256 p1 = (VERIFIER_MIN + extra1) * ACCUSER_PENALTY_BPS / 10_000;
-        uint256 p2 = (VERIFIER_MIN + extra2) * ACCUSER_PENALTY_BPS / 10_000;
+        uint256 p1 = (VERIFIER_MIN + extra1) * 10_000 / 10_000;
+        uint256 p2 = (VERIFIER_MIN + extra2) * 10_000 / 10_000;
         assertEq(stakeOf(verifier), VERIFIER_MIN + extra1 - p1, "verifier 1");
         assertEq(stakeOf(verifier2), VERIFIER_MIN + extra2 - p2, "verifier 2");
         assertEq(supply - token.totalSupply(), p1 + p2, "burned");

@@ -36,7 +36,6 @@ abstract contract MarketFixture is BaseTest {
     uint96 internal constant CAP_PER_PERIOD = 5_000e18;
     uint16 internal constant SLASH_BPS = 1_000;
     uint16 internal constant REWARD_BPS = 5_000;
-    uint16 internal constant ACCUSER_PENALTY_BPS = 500;
     uint8 internal constant QUORUM = 2;
     uint64 internal constant MIN_INTERVAL = 1 hours;
     address internal constant NETWORK_AUTHORITY = address(0xA0);
@@ -115,7 +114,6 @@ abstract contract MarketFixture is BaseTest {
             capPerPeriod: CAP_PER_PERIOD,
             slashBps: SLASH_BPS,
             rewardBps: REWARD_BPS,
-            accuserPenaltyBps: ACCUSER_PENALTY_BPS,
             quorum: QUORUM
         });
     }
