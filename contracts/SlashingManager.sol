@@ -214,7 +214,23 @@ contract SlashingManager is ISlashingManager, EIP712 {
         _usedAttestations[digest] = true;
         (address[] memory verifiers, uint256 smallestFree) = _checkAttestations(digest, signatures);
         uint256 due = _due(provider, epoch, smallestFree);
+        disputeId = _record(provider, epoch, kind, evidenceCid, verifiers, due);
+        _staking.hold(provider, due);
+        for (uint256 i; i < verifiers.length; ++i) {
+            _openCount[verifiers[i]] += 1;
+            _staking.hold(verifiers[i], due);
+        }
+    }
 
+    /// @dev Stores a new open dispute and emits DisputeOpened (split off openDispute for the stack).
+    function _record(
+        address provider,
+        uint64 epoch,
+        uint8 kind,
+        string calldata evidenceCid,
+        address[] memory verifiers,
+        uint256 due
+    ) private returns (uint256 disputeId) {
         disputeId = _nextDisputeId++;
         // Safe: challengeWindow <= 365 days (Staking's thaw bound) and timestamps fit uint64 for ages.
         uint64 challengeEnds = uint64(block.timestamp) + _challengeWindow;
@@ -233,11 +249,6 @@ contract SlashingManager is ISlashingManager, EIP712 {
         d.evidenceCid = evidenceCid;
         _openDisputes[provider][epoch] = disputeId;
         emit DisputeOpened(disputeId, provider, epoch, kind, evidenceCid, verifiers, msg.sender, challengeEnds, due);
-        _staking.hold(provider, due);
-        for (uint256 i; i < verifiers.length; ++i) {
-            _openCount[verifiers[i]] += 1;
-            _staking.hold(verifiers[i], due);
-        }
     }
 
     /// @dev What a dispute about (provider, epoch) holds: slashBps of the provider's unheld stake,
@@ -267,9 +278,22 @@ contract SlashingManager is ISlashingManager, EIP712 {
         if (block.timestamp >= d.challengeEnds) {
             revert SlashingChallengeWindowOver(disputeId, d.challengeEnds, block.timestamp);
         }
+        (bytes32 orderId, uint256 index) = _checkProof(disputeId, d, order, bytesServed, clientSignature);
+        _strike(disputeId, d, order.client, index, orderId, bytesServed);
+    }
+
+    /// @dev Checks a service proof against dispute `d`; returns the order's id and the index of its
+    /// client among the accusers not struck.
+    function _checkProof(
+        uint256 disputeId,
+        Dispute storage d,
+        IBandwidthMarket.Order calldata order,
+        uint256 bytesServed,
+        bytes calldata clientSignature
+    ) private view returns (bytes32 orderId, uint256 index) {
         address provider = d.provider;
         uint64 epoch = d.epoch;
-        bytes32 orderId = keccak256(abi.encode(order));
+        orderId = keccak256(abi.encode(order));
         if (order.provider != provider) revert SlashingOrderNotForProvider(orderId, order.provider, provider);
         if (_market.orderState(orderId).status == IBandwidthMarket.Status.None) revert SlashingUnknownOrder(orderId);
         if (bytesServed == 0) revert SlashingZeroBytesServed(orderId);
@@ -277,11 +301,21 @@ contract SlashingManager is ISlashingManager, EIP712 {
         if (epochStart >= order.expiry) revert SlashingEpochAfterExpiry(orderId, epoch, epochStart, order.expiry);
         // Only an accuser's own proof contradicts the accusation; a proof by any other client (a
         // sybil order of the provider's own) says nothing about what the accusers saw.
-        address client = order.client;
-        uint256 index = _accuserIndex(d, client);
-        if (index == type(uint256).max) revert SlashingProofNotFromAccuser(disputeId, client);
-        _checkSigner(serviceProofDigest(orderId, epoch, bytesServed), clientSignature, client);
+        index = _accuserIndex(d, order.client);
+        if (index == type(uint256).max) revert SlashingProofNotFromAccuser(disputeId, order.client);
+        _checkSigner(serviceProofDigest(orderId, epoch, bytesServed), clientSignature, order.client);
+    }
 
+    /// @dev Strikes accuser `client` (at `index`) from dispute `d`: burns its bond, and rebuts the
+    /// dispute once fewer than quorum accusers remain.
+    function _strike(
+        uint256 disputeId,
+        Dispute storage d,
+        address client,
+        uint256 index,
+        bytes32 orderId,
+        uint256 bytesServed
+    ) private {
         // Safe: index < verifiers.length <= 16; remaining >= 1 (this accuser had not been struck).
         // forge-lint: disable-next-line(unsafe-typecast)
         d.struck |= uint16(1 << index);
@@ -295,7 +329,7 @@ contract SlashingManager is ISlashingManager, EIP712 {
         if (remaining < _quorum) {
             d.status = DisputeStatus.Rebutted;
             address[] memory left = _close(d);
-            emit DisputeRebutted(disputeId, provider, left.length);
+            emit DisputeRebutted(disputeId, d.provider, left.length);
         }
         _burn(penalty);
     }
