@@ -236,7 +236,7 @@ class NetworkDemo:
         out.dispute = executed
         self.step(
             f"slash: {executed['slashed_flow']} taken from the faulty provider; "
-            f"reward {int(executed['reward']) / 1e18:g} FLOW to the verifiers, the rest burned"
+            f"all of it burned (a quorum dispute pays no reward; {int(executed['reward']) / 1e18:g} FLOW to the verifiers)"
         )
 
     def _verdict(self) -> None:

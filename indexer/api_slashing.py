@@ -47,6 +47,13 @@ class TrustDetail(TrustOut):
     history: list[ScoreChangeOut] = Field(description="Network score changes, newest first (at most 50).")
 
 
+class StrikeOut(BaseModel):
+    verifier: str = Field(description="The struck accuser.")
+    order_id: str = Field(description="Its order whose service proof struck it.")
+    bytes_served: str = Field(description="Bytes it signed as served in the disputed epoch.")
+    penalty: str = Field(description="Its bond, burned.")
+
+
 class DisputeOut(BaseModel):
     id: int
     provider: str
@@ -61,10 +68,18 @@ class DisputeOut(BaseModel):
     slashed: str = Field(description="Executed: token units taken from the provider.")
     slashed_flow: str
     reward: str
-    burned: str = Field(description="Executed: burned part of the slash; rebutted: verifier penalties burned.")
-    penalties: list[str] | None = Field(description="Rebutted: each verifier's penalty, in verifier order.")
-    rebut_order_id: str | None
-    bytes_served: str | None
+    burned: str = Field(
+        description="Executed: the slash (all of it is burned); otherwise: struck accusers' bonds burned."
+    )
+    due: str = Field(description="The provider's stake held while the dispute is open, and each accuser's bond.")
+    remaining: int = Field(
+        description="Accusers not struck; the dispute is rebutted when fewer than the quorum remain."
+    )
+    struck: list[StrikeOut] = Field(description="Accusers struck by their own service proofs, in order.")
+    rewarded: list[str] | None = Field(description="Superseded: the accusers that shared the equivocation reward.")
+    penalties: list[str] | None = Field(description="The bond burned for each strike, in strike order.")
+    rebut_order_id: str | None = Field(description="The order of the latest strike's service proof.")
+    bytes_served: str | None = Field(description="The bytes the latest struck accuser signed for.")
     executor: str | None
     opened_block: int
     closed_block: int | None
@@ -140,6 +155,10 @@ def dispute_json(row: dict[str, Any]) -> dict[str, Any]:
         "slashed_flow": format_flow(int(row["slashed"])),
         "reward": str(int(row["reward"])),
         "burned": str(int(row["burned"])),
+        "due": str(int(row["due"])),
+        "remaining": row["remaining"],
+        "struck": json.loads(row["struck"]),
+        "rewarded": json.loads(row["rewarded"]) if row["rewarded"] else None,
         "penalties": json.loads(row["penalties"]) if row["penalties"] else None,
         "rebut_order_id": row["rebut_order_id"],
         "bytes_served": str(int(row["bytes_served"])) if row["bytes_served"] is not None else None,

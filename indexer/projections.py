@@ -88,6 +88,7 @@ def _staker(state: State, address: str, block: int) -> dict[str, Any]:
         "price": amt(0),
         "metadata_cid": None,
         "slashed": amt(0),
+        "held": amt(0),
         "updated_block": block,
     }
 
@@ -122,13 +123,24 @@ def unstake_requested(state: State, ev: Event, _: dict[str, str]) -> list[Change
 
 
 def withdrawn(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    """A withdrawal takes the thawed stake not needed to cover holds; the rest stays thawing with its
+    thaw end (Staking.withdraw)."""
     a = ev.args
     row = _staker(state, a["account"], ev.block_number)
-    row.update(thawing=amt(0), thaw_end=0)
+    left = int(row["thawing"]) - a["amount"]
+    row.update(thawing=amt(left), thaw_end=row["thaw_end"] if left else 0)
     return [
         _put_staker(row, ev.block_number),
         _entry(ev, 0, "withdraw", f"stake:thawing:{a['account']}", f"wallet:{a['account']}", a["amount"]),
     ]
+
+
+def stake_held(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    """StakeHeld and StakeReleased both carry the new held total (no tokens move)."""
+    a = ev.args
+    row = _staker(state, a["account"], ev.block_number)
+    row["held"] = amt(a["held"])
+    return [_put_staker(row, ev.block_number)]
 
 
 def offer_published(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
@@ -337,6 +349,10 @@ def dispute_opened(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
         "opener": a["opener"],
         "challenge_ends": a["challengeEnds"],
         "status": "open",
+        "due": amt(a["due"]),
+        "remaining": len(a["verifiers"]),
+        "struck": "[]",
+        "rewarded": None,
         "slashed": amt(0),
         "reward": amt(0),
         "burned": amt(0),
@@ -360,17 +376,36 @@ def _closed_dispute(state: State, ev: Event, status: str, **fields: Any) -> list
     return [Put("disputes", key, row)]
 
 
-def dispute_rebutted(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+def accuser_struck(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    """An accuser's own service proof struck it: its bond (penalty) was burned."""
     a = ev.args
-    return _closed_dispute(
-        state,
-        ev,
-        "rebutted",
-        burned=amt(a["burned"]),
-        penalties=json.dumps([str(p) for p in a["penalties"]]),
+    key = str(a["disputeId"])
+    current = state.get("disputes", key)
+    if current is None:  # cannot happen on a real chain: only open disputes are rebutted
+        return []
+    row = dict(current)
+    strikes = json.loads(row["struck"])
+    strikes.append(
+        {
+            "verifier": a["verifier"],
+            "order_id": a["orderId"],
+            "bytes_served": str(a["bytesServed"]),
+            "penalty": str(a["penalty"]),
+        }
+    )
+    row.update(
+        struck=json.dumps(strikes),
+        remaining=a["remaining"],
+        burned=amt(int(row["burned"]) + a["penalty"]),
+        penalties=json.dumps([s["penalty"] for s in strikes]),
         rebut_order_id=a["orderId"],
         bytes_served=amt(a["bytesServed"]),
     )
+    return [Put("disputes", key, row)]
+
+
+def dispute_rebutted(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    return _closed_dispute(state, ev, "rebutted")
 
 
 def dispute_executed(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
@@ -396,7 +431,12 @@ def dispute_executed(state: State, ev: Event, _: dict[str, str]) -> list[Change]
 
 
 def dispute_superseded(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
-    return _closed_dispute(state, ev, "superseded")
+    """Closed by an equivocation slash of the same epoch, whose reward its remaining accusers shared."""
+    a = ev.args
+    rewarded = list(a["rewarded"])
+    return _closed_dispute(
+        state, ev, "superseded", rewarded=json.dumps(rewarded), reward=amt(a["rewardEach"] * len(rewarded))
+    )
 
 
 # ----------------------------------------------------------------------------------------- TrustRegistry
@@ -462,6 +502,8 @@ REDUCERS: dict[tuple[str, str], Reducer] = {
     ("Staking", "StakeLocked"): stake_locked,
     ("Staking", "StakeUnlocked"): stake_locked,
     ("Staking", "Slashed"): slashed,
+    ("Staking", "StakeHeld"): stake_held,
+    ("Staking", "StakeReleased"): stake_held,
     ("BandwidthMarket", "OrderOpened"): order_opened,
     ("BandwidthMarket", "Redeemed"): redeemed,
     ("BandwidthMarket", "OrderClosed"): order_closed,
@@ -470,6 +512,7 @@ REDUCERS: dict[tuple[str, str], Reducer] = {
     ("CertificateRegistry", "CertificateRevoked"): certificate_revoked,
     ("SlashingManager", "EquivocationSlashed"): equivocation_slashed,
     ("SlashingManager", "DisputeOpened"): dispute_opened,
+    ("SlashingManager", "AccuserStruck"): accuser_struck,
     ("SlashingManager", "DisputeRebutted"): dispute_rebutted,
     ("SlashingManager", "DisputeExecuted"): dispute_executed,
     ("SlashingManager", "DisputeSuperseded"): dispute_superseded,

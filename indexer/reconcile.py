@@ -101,6 +101,7 @@ def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: 
         check(f"{who}: thaw end", int(row["thaw_end"]), thaw_end, money=False)
         check(f"{who}: price", int(row["price"]), price)
         check(f"{who}: role", ROLE_CODES.get(row["role"], -1), role, money=False)
+        check(f"{who}: held", int(row["held"]), staking.functions.heldOf(row["address"]).call(block_identifier=block))
         if row["metadata_cid"] is not None:
             cid = staking.functions.metadataCid(row["address"]).call(block_identifier=block)
             if cid != row["metadata_cid"]:
@@ -153,12 +154,19 @@ def _compare_slashing(conn: sqlite3.Connection, w3: Web3, deployment: Deployment
     diffs: list[str] = []
     for row in conn.execute("SELECT * FROM disputes ORDER BY id"):
         chain = manager.functions.disputeOf(row["id"]).call(block_identifier=block)
-        provider, epoch, challenge_ends, kind, status, verifiers = chain[:6]
-        ledger = (row["provider"], row["epoch"], row["challenge_ends"], row["kind"], json.loads(row["verifiers"]))
-        if ledger != (provider, epoch, challenge_ends, kind, list(verifiers)):
-            diffs.append(
-                f"dispute {row['id']}: ledger terms {ledger} != chain {(provider, epoch, challenge_ends, kind)}"
-            )
+        provider, epoch, challenge_ends, kind, status, remaining, _struck, due, verifiers = chain[:9]
+        ledger = (
+            row["provider"],
+            row["epoch"],
+            row["challenge_ends"],
+            row["kind"],
+            int(row["due"]),
+            row["remaining"],
+            json.loads(row["verifiers"]),
+        )
+        on_chain = (provider, epoch, challenge_ends, kind, due, remaining, list(verifiers))
+        if ledger != on_chain:
+            diffs.append(f"dispute {row['id']}: ledger terms {ledger} != chain {on_chain}")
         if DISPUTE_CODES.get(row["status"], -1) != status:
             diffs.append(f"dispute {row['id']}: status ledger {row['status']} != chain code {status}")
     for row in conn.execute("SELECT * FROM slashes ORDER BY block_number, log_index"):
@@ -167,10 +175,12 @@ def _compare_slashing(conn: sqlite3.Connection, w3: Web3, deployment: Deployment
             diffs.append(f"{what}: amount {row['amount']} != reward {row['reward']} + burned {row['burned']}")
         if not manager.functions.isEpochSlashed(row["provider"], row["epoch"]).call(block_identifier=block):
             diffs.append(f"{what}: the chain does not mark that epoch slashed")
-    # What the slash rows say was taken equals the slash journal entries to the manager, less verifier
-    # penalties on rebuttals (also slashes through the manager, recorded in their disputes).
+    # What the slash rows say was taken equals the slash journal entries to the manager, less the bonds
+    # of struck accusers (also taken through the manager, recorded in their disputes' strikes).
     taken = sum(int(r[0]) for r in conn.execute("SELECT amount FROM slashes"))
-    penalties = sum(int(r[0]) for r in conn.execute("SELECT burned FROM disputes WHERE status = 'rebutted'"))
+    penalties = sum(
+        int(strike["penalty"]) for (text,) in conn.execute("SELECT struck FROM disputes") for strike in json.loads(text)
+    )
     booked = sum(
         int(r[0])
         for r in conn.execute(

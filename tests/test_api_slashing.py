@@ -47,19 +47,17 @@ def fill(db: Path) -> None:
                  oldScore=500, newScore=900, reasonCid="bafkreiaudit"),
         make_log("SlashingManager", "DisputeOpened", 3, 0, disputeId=1, provider=BAD.address, epoch=EPOCH - 5,
                  kind=0, evidenceCid="bafkreiprobe", verifiers=[V1.address, V2.address], opener=V1.address,
-                 challengeEnds=NOW - 100),
+                 challengeEnds=NOW - 100, due=100 * E18),
         make_log("Staking", "Slashed", 4, 0, account=BAD.address, slasher=MANAGER, fromActive=100 * E18,
                  fromThawing=0, active=900 * E18, thawing=0),
-        make_log("FlowToken", "Transfer", 4, 1, **{"from": MANAGER, "to": V1.address, "value": 25 * E18}),
-        make_log("FlowToken", "Transfer", 4, 2, **{"from": MANAGER, "to": V2.address, "value": 25 * E18}),
-        make_log("FlowToken", "Transfer", 4, 3, **{"from": MANAGER, "to": ZERO, "value": 50 * E18}),
+        make_log("FlowToken", "Transfer", 4, 3, **{"from": MANAGER, "to": ZERO, "value": 100 * E18}),
         make_log("TrustRegistry", "ScoreChanged", 4, 4, subject=BAD.address, domain=0, scorer=MANAGER,
                  oldScore=500, newScore=250, reasonCid="bafkreiprobe"),
         make_log("SlashingManager", "DisputeExecuted", 4, 5, disputeId=1, provider=BAD.address, executor=V2.address,
-                 slashed=100 * E18, reward=50 * E18, rewardEach=25 * E18, burned=50 * E18),
+                 slashed=100 * E18, reward=0, rewardEach=0, burned=100 * E18),
         make_log("SlashingManager", "DisputeOpened", 5, 0, disputeId=2, provider=GOOD.address, epoch=EPOCH - 1,
                  kind=1, evidenceCid="bafkreislow", verifiers=[V2.address, V1.address], opener=V2.address,
-                 challengeEnds=NOW + 3600),
+                 challengeEnds=NOW + 3600, due=100 * E18),
     ]  # fmt: skip
     ledger = Ledger(db, CONTRACTS, CHAIN_ID)
     blocks = [Block(n, f"0x{n:064x}", f"0x{n - 1:064x}") for n in range(1, 6)]
@@ -105,7 +103,8 @@ def test_disputes_list_and_detail(client: InProcessClient) -> None:
     executed = client.get("/disputes/1").json()
     assert executed["status"] == "executed" and executed["slashed"] == str(100 * E18)
     assert executed["verifiers"] == [V1.address, V2.address] and executed["kind_name"] == "unreachable"
-    assert executed["executor"] == V2.address and executed["reward"] == str(50 * E18)
+    assert executed["executor"] == V2.address and executed["reward"] == "0" and executed["burned"] == str(100 * E18)
+    assert executed["due"] == str(100 * E18) and executed["remaining"] == 2 and executed["struck"] == []
     assert [d["id"] for d in client.get("/disputes?status=open").json()["items"]] == [2]
     assert client.get(f"/disputes?provider={BAD.address.lower()}").json()["total"] == 1
     assert client.get("/disputes/7").status_code == 404

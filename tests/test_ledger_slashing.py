@@ -36,9 +36,21 @@ def _transfer(block: int, index: int, frm: str, to: str, value: int):  # type: i
     return make_log("FlowToken", "Transfer", block, index, **{"from": frm, "to": to, "value": value})
 
 
+def _held(block: int, index: int, who: str, amount: int, held: int, released: bool = False):  # type: ignore[no-untyped-def]
+    name = "StakeReleased" if released else "StakeHeld"
+    return make_log("Staking", name, block, index, account=who, amount=amount, held=held)
+
+
+#: The superseding equivocation of block 8: 10% of 8,190, half of it shared by the two accusers.
+SLASH_8 = 819 * E18
+REWARD_EACH_8 = SLASH_8 // 2 // 2
+
+
 def story() -> list:
-    """Stake a provider and two verifiers (block 1); a scorer (2); dispute 1 opened (3), rebutted (4);
-    dispute 2 opened (5) and executed (6); an equivocation slash (7); dispute 3 superseded (8)."""
+    """Stake a provider and two verifiers (block 1); a scorer (2); dispute 1 opened, holding 100 of each
+    (3), V1 struck by its own proof and the dispute rebutted (4); dispute 2 opened (5) and executed with
+    no reward (6); an equivocation slash (7); dispute 3 opened and superseded by an equivocation whose
+    reward its accusers share (8)."""
     logs = [
         _transfer(1, 0, ZERO, P, 10_000 * E18),
         _transfer(1, 1, ZERO, V1, 1_000 * E18),
@@ -50,41 +62,68 @@ def story() -> list:
         make_log("TrustRegistry", "ScoreChanged", 2, 1, subject=P, domain=0, scorer=SCORER, oldScore=500,
                  newScore=800, reasonCid="bafkreigood"),
         make_log("SlashingManager", "DisputeOpened", 3, 0, disputeId=1, provider=P, epoch=100, kind=1,
-                 evidenceCid="bafkreione", verifiers=[V1, V2], opener=R, challengeEnds=5000),
-        # Rebuttal: each verifier loses 5% of its stake, burned by the manager.
-        make_log("Staking", "Slashed", 4, 0, account=V1, slasher=MANAGER, fromActive=50 * E18, fromThawing=0,
-                 active=950 * E18, thawing=0),
-        make_log("Staking", "Slashed", 4, 1, account=V2, slasher=MANAGER, fromActive=50 * E18, fromThawing=0,
-                 active=950 * E18, thawing=0),
-        _transfer(4, 2, MANAGER, ZERO, 100 * E18),
-        make_log("SlashingManager", "DisputeRebutted", 4, 3, disputeId=1, provider=P, orderId=OID,
-                 bytesServed=5_000_000, verifiers=[V1, V2], penalties=[50 * E18, 50 * E18], burned=100 * E18),
+                 evidenceCid="bafkreione", verifiers=[V1, V2], opener=R, challengeEnds=5000, due=100 * E18),
+        _held(3, 1, P, 100 * E18, 100 * E18),
+        _held(3, 2, V1, 100 * E18, 100 * E18),
+        _held(3, 3, V2, 100 * E18, 100 * E18),
+        # V1's own proof strikes it: its bond is released, taken and burned; one accuser left, below quorum.
+        _held(4, 0, V1, 100 * E18, 0, released=True),
+        make_log("Staking", "Slashed", 4, 1, account=V1, slasher=MANAGER, fromActive=100 * E18, fromThawing=0,
+                 active=900 * E18, thawing=0),
+        make_log("SlashingManager", "AccuserStruck", 4, 2, disputeId=1, verifier=V1, orderId=OID,
+                 bytesServed=5_000_000, penalty=100 * E18, remaining=1),
+        _held(4, 3, P, 100 * E18, 0, released=True),
+        _held(4, 4, V2, 100 * E18, 0, released=True),
+        make_log("SlashingManager", "DisputeRebutted", 4, 5, disputeId=1, provider=P, remaining=1),
+        _transfer(4, 6, MANAGER, ZERO, 100 * E18),
         make_log("SlashingManager", "DisputeOpened", 5, 0, disputeId=2, provider=P, epoch=101, kind=0,
-                 evidenceCid="bafkreitwo", verifiers=[V2, V1], opener=R, challengeEnds=6000),
-        # Execution: 1000 slashed, 250 to each verifier, 500 burned, score halved.
-        make_log("Staking", "Slashed", 6, 0, account=P, slasher=MANAGER, fromActive=1_000 * E18, fromThawing=0,
-                 active=9_000 * E18, thawing=0),
-        _transfer(6, 1, MANAGER, V2, 250 * E18),
-        _transfer(6, 2, MANAGER, V1, 250 * E18),
-        _transfer(6, 3, MANAGER, ZERO, 500 * E18),
-        make_log("TrustRegistry", "ScoreChanged", 6, 4, subject=P, domain=0, scorer=MANAGER, oldScore=800,
+                 evidenceCid="bafkreitwo", verifiers=[V2, V1], opener=R, challengeEnds=6000, due=900 * E18),
+        _held(5, 1, P, 900 * E18, 900 * E18),
+        _held(5, 2, V2, 900 * E18, 900 * E18),
+        _held(5, 3, V1, 900 * E18, 900 * E18),
+        # Execution: the holds end, 900 slashed and all of it burned, score halved.
+        _held(6, 0, P, 900 * E18, 0, released=True),
+        _held(6, 1, V2, 900 * E18, 0, released=True),
+        _held(6, 2, V1, 900 * E18, 0, released=True),
+        make_log("Staking", "Slashed", 6, 3, account=P, slasher=MANAGER, fromActive=900 * E18, fromThawing=0,
+                 active=9_100 * E18, thawing=0),
+        make_log("SlashingManager", "DisputeExecuted", 6, 4, disputeId=2, provider=P, executor=R,
+                 slashed=900 * E18, reward=0, rewardEach=0, burned=900 * E18),
+        _transfer(6, 5, MANAGER, ZERO, 900 * E18),
+        make_log("TrustRegistry", "ScoreChanged", 6, 6, subject=P, domain=0, scorer=MANAGER, oldScore=800,
                  newScore=400, reasonCid="bafkreitwo"),
-        make_log("SlashingManager", "DisputeExecuted", 6, 5, disputeId=2, provider=P, executor=R,
-                 slashed=1_000 * E18, reward=500 * E18, rewardEach=250 * E18, burned=500 * E18),
-        # Equivocation: 900 slashed, 450 to the reporter, 450 burned.
-        make_log("Staking", "Slashed", 7, 0, account=P, slasher=MANAGER, fromActive=900 * E18, fromThawing=0,
-                 active=8_100 * E18, thawing=0),
-        _transfer(7, 1, MANAGER, R, 450 * E18),
-        _transfer(7, 2, MANAGER, ZERO, 450 * E18),
-        make_log("TrustRegistry", "ScoreChanged", 7, 3, subject=P, domain=0, scorer=MANAGER, oldScore=400,
-                 newScore=200, reasonCid="bafkreiequiv"),
-        make_log("SlashingManager", "EquivocationSlashed", 7, 4, provider=P, epoch=102, reporter=R,
+        # Equivocation: 910 slashed, 455 to the reporter, 455 burned.
+        make_log("Staking", "Slashed", 7, 0, account=P, slasher=MANAGER, fromActive=910 * E18, fromThawing=0,
+                 active=8_190 * E18, thawing=0),
+        make_log("SlashingManager", "EquivocationSlashed", 7, 1, provider=P, epoch=102, reporter=R,
                  endpointA="0x" + "0a" * 32, endpointB="0x" + "0b" * 32, evidenceCid="bafkreiequiv",
-                 slashed=900 * E18, reward=450 * E18, burned=450 * E18),
-        make_log("SlashingManager", "DisputeOpened", 8, 0, disputeId=3, provider=P, epoch=102, kind=2,
-                 evidenceCid="bafkreithree", verifiers=[V1, V2], opener=R, challengeEnds=7000),
-        make_log("SlashingManager", "DisputeSuperseded", 8, 1, disputeId=3, provider=P, epoch=102),
-        make_log("TrustRegistry", "AuthorityTransferStarted", 8, 2, domain=1, current=SCORER, pending=R),
+                 slashed=910 * E18, reward=455 * E18, burned=455 * E18),
+        _transfer(7, 2, MANAGER, R, 455 * E18),
+        _transfer(7, 3, MANAGER, ZERO, 455 * E18),
+        make_log("TrustRegistry", "ScoreChanged", 7, 4, subject=P, domain=0, scorer=MANAGER, oldScore=400,
+                 newScore=200, reasonCid="bafkreiequiv"),
+        make_log("SlashingManager", "DisputeOpened", 8, 0, disputeId=3, provider=P, epoch=103, kind=2,
+                 evidenceCid="bafkreithree", verifiers=[V1, V2], opener=R, challengeEnds=7000, due=SLASH_8),
+        _held(8, 1, P, SLASH_8, SLASH_8),
+        _held(8, 2, V1, SLASH_8, SLASH_8),
+        _held(8, 3, V2, SLASH_8, SLASH_8),
+        # The accused reports its own equivocation of epoch 103 from R: the reward goes to V1 and V2.
+        _held(8, 4, P, SLASH_8, 0, released=True),
+        _held(8, 5, V1, SLASH_8, 0, released=True),
+        _held(8, 6, V2, SLASH_8, 0, released=True),
+        make_log("Staking", "Slashed", 8, 7, account=P, slasher=MANAGER, fromActive=SLASH_8, fromThawing=0,
+                 active=8_190 * E18 - SLASH_8, thawing=0),
+        make_log("SlashingManager", "DisputeSuperseded", 8, 8, disputeId=3, provider=P, epoch=103, rewarded=[V1, V2],
+                 rewardEach=REWARD_EACH_8),
+        make_log("SlashingManager", "EquivocationSlashed", 8, 9, provider=P, epoch=103, reporter=R,
+                 endpointA="0x" + "0a" * 32, endpointB="0x" + "0b" * 32, evidenceCid="bafkreiequiv",
+                 slashed=SLASH_8, reward=2 * REWARD_EACH_8, burned=SLASH_8 - 2 * REWARD_EACH_8),
+        _transfer(8, 10, MANAGER, V1, REWARD_EACH_8),
+        _transfer(8, 11, MANAGER, V2, REWARD_EACH_8),
+        _transfer(8, 12, MANAGER, ZERO, SLASH_8 - 2 * REWARD_EACH_8),
+        make_log("TrustRegistry", "ScoreChanged", 8, 13, subject=P, domain=0, scorer=MANAGER, oldScore=200,
+                 newScore=100, reasonCid="bafkreiequiv"),
+        make_log("TrustRegistry", "AuthorityTransferStarted", 8, 14, domain=1, current=SCORER, pending=R),
     ]  # fmt: skip
     return logs
 
@@ -107,9 +146,9 @@ def test_fast_decoder_matches_eth_abi_on_arrays() -> None:
     for log in story():
         fast = decode(log, CONTRACT_OF)
         assert fast is not None and fast == decode_slow(log, CONTRACT_OF), log
-    rebutted = decode(story()[12], CONTRACT_OF)
-    assert rebutted is not None and rebutted.name == "DisputeRebutted"
-    assert rebutted.args["verifiers"] == [V1, V2] and rebutted.args["penalties"] == [50 * E18, 50 * E18]
+    superseded = decode(next(log for log in story() if log.block_number == 8 and log.log_index == 8), CONTRACT_OF)
+    assert superseded is not None and superseded.name == "DisputeSuperseded"
+    assert superseded.args["rewarded"] == [V1, V2] and superseded.args["rewardEach"] == REWARD_EACH_8
 
 
 def test_disputes_slashes_scores_projected(tmp_path: Path) -> None:
@@ -118,23 +157,32 @@ def test_disputes_slashes_scores_projected(tmp_path: Path) -> None:
     disputes = {d["id"]: d for d in _rows(ledger, "SELECT * FROM disputes")}
     assert [disputes[i]["status"] for i in (1, 2, 3)] == ["rebutted", "executed", "superseded"]
     assert json.loads(disputes[1]["verifiers"]) == [V1, V2] and disputes[1]["rebut_order_id"] == OID
-    assert int(disputes[1]["burned"]) == 100 * E18 and json.loads(disputes[1]["penalties"]) == [str(50 * E18)] * 2
+    assert int(disputes[1]["burned"]) == 100 * E18 and json.loads(disputes[1]["penalties"]) == [str(100 * E18)]
+    strike = {"verifier": V1, "order_id": OID, "bytes_served": "5000000", "penalty": str(100 * E18)}
+    assert json.loads(disputes[1]["struck"]) == [strike] and disputes[1]["remaining"] == 1
+    assert [int(disputes[i]["due"]) // E18 for i in (1, 2)] == [100, 900]
     d2 = disputes[2]
-    assert (int(d2["slashed"]), int(d2["reward"]), int(d2["burned"])) == (1_000 * E18, 500 * E18, 500 * E18)
+    assert (int(d2["slashed"]), int(d2["reward"]), int(d2["burned"])) == (900 * E18, 0, 900 * E18)
     assert d2["executor"] == R and d2["closed_block"] == 6 and d2["challenge_ends"] == 6000
+    d3 = disputes[3]
+    assert json.loads(d3["rewarded"]) == [V1, V2] and int(d3["reward"]) == 2 * REWARD_EACH_8
     slashes = _rows(ledger, "SELECT * FROM slashes ORDER BY block_number")
     assert [(s["route"], s["epoch"], s["dispute_id"], int(s["amount"]) // E18) for s in slashes] == [
-        ("dispute", 101, 2, 1000),
-        ("equivocation", 102, None, 900),
+        ("dispute", 101, 2, 900),
+        ("equivocation", 102, None, 910),
+        ("equivocation", 103, None, 819),
     ]
     assert slashes[1]["evidence_cid"] == "bafkreiequiv" and slashes[0]["evidence_cid"] == "bafkreitwo"
-    assert _rows(ledger, "SELECT score FROM scores") == [{"score": 200}]
+    assert _rows(ledger, "SELECT score FROM scores") == [{"score": 100}]
     history = _rows(ledger, "SELECT old_score, new_score, scorer FROM score_history ORDER BY block_number")
     assert [(h["old_score"], h["new_score"], h["scorer"]) for h in history] == [
         (500, 800, SCORER),
         (800, 400, MANAGER),
         (400, 200, MANAGER),
+        (200, 100, MANAGER),
     ]
+    held = {r["address"]: int(r["held"]) for r in _rows(ledger, "SELECT address, held FROM stakers")}
+    assert held == {P: 0, V1: 0, V2: 0}
     assert _rows(ledger, "SELECT allowed FROM scorers") == [{"allowed": 1}]
     assert _rows(ledger, "SELECT authority, pending FROM trust_authorities") == [{"authority": SCORER, "pending": R}]
 
@@ -144,15 +192,24 @@ def test_slash_journal_goes_stake_to_reporter_and_burned(tmp_path: Path) -> None
     _apply(ledger, story(), 8)
     entries = _rows(ledger, "SELECT kind, debit, credit, amount FROM journal WHERE block_number = 7 ORDER BY log_index")
     assert [(e["kind"], e["debit"], e["credit"], int(e["amount"]) // E18) for e in entries] == [
-        ("slash", f"stake:active:{P}", f"wallet:{MANAGER}", 900),
-        ("transfer", f"wallet:{MANAGER}", f"wallet:{R}", 450),
-        ("burn", f"wallet:{MANAGER}", "burned", 450),
+        ("slash", f"stake:active:{P}", f"wallet:{MANAGER}", 910),
+        ("transfer", f"wallet:{MANAGER}", f"wallet:{R}", 455),
+        ("burn", f"wallet:{MANAGER}", "burned", 455),
+    ]
+    entries = _rows(ledger, "SELECT kind, debit, credit, amount FROM journal WHERE block_number = 8 ORDER BY log_index")
+    assert [(e["kind"], e["debit"], e["credit"], int(e["amount"])) for e in entries] == [
+        ("slash", f"stake:active:{P}", f"wallet:{MANAGER}", SLASH_8),
+        ("transfer", f"wallet:{MANAGER}", f"wallet:{V1}", REWARD_EACH_8),
+        ("transfer", f"wallet:{MANAGER}", f"wallet:{V2}", REWARD_EACH_8),
+        ("burn", f"wallet:{MANAGER}", "burned", SLASH_8 - 2 * REWARD_EACH_8),
     ]
     balances = {r["account"]: int(r["balance"]) for r in _rows(ledger, "SELECT * FROM balances")}
     assert balances[f"wallet:{MANAGER}"] == 0  # the manager passes every slashed token on
-    assert balances["burned"] == (100 + 500 + 450) * E18
+    assert balances["burned"] == (100 + 900 + 455) * E18 + SLASH_8 - 2 * REWARD_EACH_8
+    assert balances.get(f"wallet:{R}", 0) == 455 * E18  # R reported epoch 103 too, but under dispute: nothing
     assert balances["external"] == -12_000 * E18  # minted; burns do not touch it
-    assert balances[f"stake:active:{P}"] == 8_100 * E18
+    assert balances[f"stake:active:{P}"] == 8_190 * E18 - SLASH_8
+    assert balances[f"stake:active:{V1}"] == 900 * E18
     assert sum(balances.values()) == 0
 
 

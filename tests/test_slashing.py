@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,8 +127,32 @@ def test_equivocation_slash_pays_reporter_burns_rest_and_halves_score(setup: Set
         s.slash_equivocation(a, a, "bafkreiequivocation3")
 
 
-def _attest(setup: Setup, s: Slashing, epoch: int, kind: int, cid: str, n: int = 2) -> list[bytes]:
-    return [s.sign_attestation(v.account, setup.provider.address, epoch, kind, cid) for v in setup.verifiers[:n]]
+def test_equivocation_of_an_unstaked_key_is_refused_and_consumes_nothing(setup: Setup) -> None:
+    """Attack 2: conflicting heartbeats of a key with nothing at stake used to "slash" zero and burn the
+    evidence CID everywhere; now they are refused, and the same CID still serves a real dispute."""
+    s = setup.slashing()
+    domain = HeartbeatDomain(setup.deployment.chain_id, setup.deployment.addresses["Staking"])
+    nobody = Account.create()
+    now = setup.now()
+    a = sign_heartbeat(nobody, domain, Heartbeat.create(nobody.address, "tls://a:443", 1, now))
+    b = sign_heartbeat(nobody, domain, Heartbeat.create(nobody.address, "tls://b:443", 1, now))
+    cid = "bafkreiverifiersevidence"
+    with pytest.raises(TransactionFailed, match=f"nothing can be taken from {nobody.address}.*SlashingNothingToSlash"):
+        s.slash_equivocation(a, b, cid)
+    verifier = setup.verifiers[2]  # staked, but as a verifier: not a provider's heartbeat
+    a = sign_heartbeat(verifier.account, domain, Heartbeat.create(verifier.address, "tls://a:443", 1, now))
+    b = sign_heartbeat(verifier.account, domain, Heartbeat.create(verifier.address, "tls://b:443", 1, now))
+    with pytest.raises(TransactionFailed, match="SlashingNothingToSlash"):
+        s.slash_equivocation(a, b, cid)
+    assert not s.is_epoch_slashed(nobody.address, a.heartbeat.epoch)
+    epoch = s.current_epoch()
+    dispute_id, _ = s.open_dispute(setup.provider.address, epoch, 0, cid, _attest(setup, s, epoch, 0, cid))
+    assert s.dispute(dispute_id).status == "open" and s.dispute(dispute_id).evidence_cid == cid
+
+
+def _attest(setup: Setup, s: Slashing, epoch: int, kind: int, cid: str, n: int = 2, first: int = 0) -> list[bytes]:
+    accusers = setup.verifiers[first : first + n]
+    return [s.sign_attestation(v.account, setup.provider.address, epoch, kind, cid) for v in accusers]
 
 
 def test_dispute_opened_then_executed_after_window(setup: Setup) -> None:
@@ -144,36 +169,64 @@ def test_dispute_opened_then_executed_after_window(setup: Setup) -> None:
     assert view.provider == setup.provider.address and view.challenge_ends > setup.now()
     with pytest.raises(TransactionFailed, match="SlashingChallengeWindowOpen"):
         s.execute(dispute_id)
+    due = PROVIDER_STAKE // 10  # slash_bps 1000, below each verifier's free stake
+    assert view.due == due and view.remaining == 2 and view.struck == ()
+    held = [int(setup.owner.staking.functions.heldOf(a).call()) for a in (setup.provider.address, *view.verifiers)]
+    assert held == [due, due, due]
     advance(setup.w3, 61)
     stake_before = setup.stake_of(setup.provider)
     balances = [v.balance() for v in setup.verifiers[:2]]
     sent = s.execute(dispute_id)
     args = s.events(sent, "DisputeExecuted")[0]
-    slashed = stake_before // 10
-    assert args["slashed"] == slashed and args["reward"] == 2 * args["rewardEach"] == slashed // 2
-    assert [v.balance() - b for v, b in zip(setup.verifiers[:2], balances, strict=True)] == [args["rewardEach"]] * 2
+    assert stake_before // 10 == due
+    # a quorum dispute pays no reward: all of the slash is burned, the accusers gain nothing
+    assert (args["slashed"], args["reward"], args["rewardEach"], args["burned"]) == (due, 0, 0, due)
+    assert [v.balance() for v in setup.verifiers[:2]] == balances
+    assert setup.stake_of(setup.provider) == stake_before - due
+    held = [int(setup.owner.staking.functions.heldOf(a).call()) for a in (setup.provider.address, *view.verifiers)]
+    assert held == [0, 0, 0]
     assert s.dispute(dispute_id).status == "executed"
     assert Trust(setup.w3, setup.deployment).score_of(setup.provider.address) == 250
 
 
-def test_rebuttal_burns_accusers_penalty(setup: Setup) -> None:
+def test_only_an_accusers_own_proof_strikes_it(setup: Setup) -> None:
+    """Attack 1: a proof signed by any client of the provider (here an order of a client the provider could
+    control) no longer rebuts; an accuser's own proof for the epoch strikes that accuser and burns its bond,
+    and the dispute is rebutted once fewer than the quorum remain."""
     s = setup.slashing()
-    order, _ = setup.client.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
+    v1, v2 = setup.verifiers[:2]
+    sybil_order, _ = setup.client.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
+    probe_order, _ = v1.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
     epoch = s.current_epoch()
     cid = "bafkreirebutted"
     dispute_id, _ = s.open_dispute(setup.provider.address, epoch, 3, cid, _attest(setup, s, epoch, 3, cid))
-    proof = s.sign_service_proof(setup.client.account, order.order_id, epoch, 5_000_000)
-    forged = s.sign_service_proof(setup.reporter.account, order.order_id, epoch, 5_000_000)
+    due = s.dispute(dispute_id).due
+    provider = Slashing(setup.w3, setup.deployment, setup.provider.account)
+    sybil = s.sign_service_proof(setup.client.account, sybil_order.order_id, epoch, 5_000_000)
+    with pytest.raises(
+        TransactionFailed, match=f"{setup.client.address} is not an accuser.*SlashingProofNotFromAccuser"
+    ):
+        provider.rebut(dispute_id, sybil_order, 5_000_000, sybil)
+    forged = s.sign_service_proof(setup.reporter.account, probe_order.order_id, epoch, 5_000_000)
     with pytest.raises(TransactionFailed, match="SlashingWrongSigner"):
-        s.rebut(dispute_id, order, 5_000_000, forged)
-    stakes = [setup.stake_of(v) for v in setup.verifiers[:2]]
+        provider.rebut(dispute_id, probe_order, 5_000_000, forged)
+    stakes = [setup.stake_of(v) for v in (v1, v2)]
     provider_stake = setup.stake_of(setup.provider)
-    sent = Slashing(setup.w3, setup.deployment, setup.provider.account).rebut(dispute_id, order, 5_000_000, proof)
-    args = s.events(sent, "DisputeRebutted")[0]
-    assert list(args["penalties"]) == [stake // 20 for stake in stakes]  # accuser_penalty_bps 500
-    assert [setup.stake_of(v) for v in setup.verifiers[:2]] == [stake - stake // 20 for stake in stakes]
+    supply = int(setup.owner.token.functions.totalSupply().call())
+    own = s.sign_service_proof(v1.account, probe_order.order_id, epoch, 5_000_000)
+    sent = provider.rebut(dispute_id, probe_order, 5_000_000, own)
+    struck = s.events(sent, "AccuserStruck")[0]
+    assert (struck["verifier"], struck["penalty"], struck["remaining"]) == (v1.address, due, 1)
+    assert s.events(sent, "DisputeRebutted")[0]["remaining"] == 1
+    assert [setup.stake_of(v) for v in (v1, v2)] == [stakes[0] - due, stakes[1]]  # only the liar pays
+    assert supply - int(setup.owner.token.functions.totalSupply().call()) == due  # its bond is burned
     assert setup.stake_of(setup.provider) == provider_stake
-    assert s.dispute(dispute_id).status == "rebutted"
+    view = s.dispute(dispute_id)
+    assert (view.status, view.struck, view.remaining) == ("rebutted", (v1.address,), 1)
+    held = [
+        int(setup.owner.staking.functions.heldOf(a).call()) for a in (setup.provider.address, v1.address, v2.address)
+    ]
+    assert held == [0, 0, 0]
     advance(setup.w3, 61)
     with pytest.raises(TransactionFailed, match="SlashingDisputeNotOpen"):
         s.execute(dispute_id)
@@ -199,11 +252,14 @@ def test_indexed_slashes_journal_and_reconcile(setup: Setup, tmp_path: Path) -> 
     """Index a rebuttal, an executed dispute and an equivocation slash from a real chain: the journal moves
     stake -> manager -> reporter and -> burned, and the ledger reconciles with the chain's views."""
     s = setup.slashing()
-    order, _ = setup.client.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
+    v1 = setup.verifiers[0]
+    order, _ = v1.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
     epoch = s.current_epoch()
     rebutted, _ = s.open_dispute(setup.provider.address, epoch, 1, "bafkreia", _attest(setup, s, epoch, 1, "bafkreia"))
-    s.rebut(rebutted, order, 1, s.sign_service_proof(setup.client.account, order.order_id, epoch, 1))
-    executed, _ = s.open_dispute(setup.provider.address, epoch, 0, "bafkreib", _attest(setup, s, epoch, 0, "bafkreib"))
+    s.rebut(rebutted, order, 1, s.sign_service_proof(v1.account, order.order_id, epoch, 1))
+    # v1 lost its whole stake to its bond; v2 and v3 accuse next
+    b_sigs = _attest(setup, s, epoch, 0, "bafkreib", first=1)
+    executed, _ = s.open_dispute(setup.provider.address, epoch, 0, "bafkreib", b_sigs)
     advance(setup.w3, 61)
     s.execute(executed)
     domain = HeartbeatDomain(setup.deployment.chain_id, setup.deployment.addresses["Staking"])
@@ -218,6 +274,11 @@ def test_indexed_slashes_journal_and_reconcile(setup: Setup, tmp_path: Path) -> 
     assert reconcile(ledger, setup.w3, setup.deployment) == []
     statuses = [tuple(r) for r in ledger.conn.execute("SELECT id, status FROM disputes ORDER BY id")]
     assert statuses == [(rebutted, "rebutted"), (executed, "executed")]
+    strikes = ledger.conn.execute("SELECT struck, remaining, due FROM disputes WHERE id = ?", (rebutted,)).fetchone()
+    assert [x["verifier"] for x in json.loads(strikes[0])] == [v1.address] and strikes[1] == 1
+    assert json.loads(strikes[0])[0]["penalty"] == str(int(strikes[2]))
+    held = ledger.conn.execute("SELECT held FROM stakers WHERE address = ?", (setup.provider.address,)).fetchone()
+    assert int(held[0]) == 0
     manager, reporter = s.address, setup.reporter.address
     entries = [
         (r["kind"], r["debit"], r["credit"], int(r["amount"]))
@@ -257,7 +318,8 @@ def test_provider_rebuts_with_a_proof_from_the_tunnel(setup: Setup, tmp_path: Pa
 
     s = setup.slashing()
     chain_id = setup.deployment.chain_id
-    order, _ = setup.client.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
+    prober = setup.verifiers[0]  # verifiers probe as paying clients
+    order, _ = prober.open_order(setup.provider.address, 100 * TOKEN_UNIT, DAY, PRICE)
     chain_now = setup.now()
     t = Tunnel(
         tmp_path,
@@ -266,7 +328,7 @@ def test_provider_rebuts_with_a_proof_from_the_tunnel(setup: Setup, tmp_path: Pa
         client_clock=lambda: chain_now,  # the client's epochs follow the chain's clock
         chain_id=chain_id,
         provider=make_node(chain_id=chain_id, account=setup.provider.account),
-        client=make_node(chain_id=chain_id, account=setup.client.account),
+        client=make_node(chain_id=chain_id, account=prober.account),
     )
     t.order = order
     t.standard()
@@ -301,16 +363,19 @@ def test_provider_rebuts_with_a_proof_from_the_tunnel(setup: Setup, tmp_path: Pa
     )
     assert defender.open_disputes() == [(dispute_id, epoch, s.dispute(dispute_id).challenge_ends)]
     stakes = [setup.stake_of(v) for v in setup.verifiers[:2]]
+    due = s.dispute(dispute_id).due
     assert defender.check_once() == [dispute_id]
     assert s.dispute(dispute_id).status == "rebutted"
-    assert [setup.stake_of(v) for v in setup.verifiers[:2]] == [stake - stake // 20 for stake in stakes]
+    assert [setup.stake_of(v) for v in setup.verifiers[:2]] == [stakes[0] - due, stakes[1]]
     assert defender.check_once() == []  # done, even before the index learns of it
-    # a dispute about an epoch with no proof cannot be rebutted
-    advance(setup.w3, s.epoch_seconds())
-    later = s.current_epoch()
+    # a dispute by accusers whose proofs the book does not hold cannot be rebutted (only the prober's is there)
     cid2 = "bafkreinoproof"
-    other, _ = s.open_dispute(setup.provider.address, later, 0, cid2, _attest(setup, s, later, 0, cid2))
-    with pytest.raises(ConfigError, match=f"no client's service proof for epoch {later}"):
+    keys = setup.verifiers[1:3]
+    sigs = [s.sign_attestation(v.account, setup.provider.address, epoch, 1, cid2) for v in keys]
+    other, _ = s.open_dispute(setup.provider.address, epoch, 1, cid2, sigs)
+    with pytest.raises(
+        ConfigError, match=f"no service proof for epoch {epoch} signed by an accuser of dispute {other}"
+    ):
         defender.rebut(other)
     ledger.close()
     fresh = Ledger(tmp_path / "provider-index-2.db", setup.deployment.addresses, chain_id)

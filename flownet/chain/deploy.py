@@ -53,7 +53,6 @@ class DeployConfig:
     cap_per_period: int = 10_000 * TOKEN_UNIT
     slash_bps: int = 1_000
     reward_bps: int = 5_000
-    accuser_penalty_bps: int = 500
     quorum: int = 2
     # TrustRegistry
     trust_min_interval: int = 3600
@@ -82,7 +81,6 @@ class DeployConfig:
             self.cap_per_period,
             self.slash_bps,
             self.reward_bps,
-            self.accuser_penalty_bps,
             self.quorum,
         )
 
@@ -113,7 +111,7 @@ class DeployConfig:
             raise ConfigError(f"trust_min_interval must be at most 30 days (not {self.trust_min_interval} s)")
         if not 0 < self.cap_per_period <= UINT96_MAX:
             raise ConfigError(f"cap_per_period must be in 1..{UINT96_MAX} (not {self.cap_per_period})")
-        for name, low, high in (("slash_bps", 1, 10_000), ("accuser_penalty_bps", 1, 10_000), ("reward_bps", 0, 5_000)):
+        for name, low, high in (("slash_bps", 1, 10_000), ("reward_bps", 0, 5_000)):
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ConfigError(f"{name} must be in {low}..{high} (not {value})")

@@ -67,6 +67,12 @@ SENTENCES = {
     "StakingProviderUnavailable": "Staking: provider {provider} takes no orders (no offer, or stake below minimum)",
     "StakingUnlockExceedsLocked": "Staking: cannot release {amount}, only {locked} is locked for {provider}",
     "StakingInvalidConfig": "Staking: invalid deployment setting {name}",
+    "StakingHoldExceedsStake": "Staking: cannot hold {amount} of {account}'s stake, only {free} is not held",
+    "StakingReleaseExceedsHeld": "Staking: cannot release {amount} of {account}'s stake, only {held} is held",
+    "StakingWithdrawalHeld": (
+        "Staking: {account}'s thawed stake {thawing} is held for open disputes ({held} held, {active} active): "
+        "withdraw after they end"
+    ),
     "MarketInvalidDeposit": "Market: deposit {deposit} is not valid (must be more than zero)",
     "MarketInvalidDuration": "Market: duration {duration} s is not in 1..{maxDuration} s",
     "MarketPriceAboveMax": "Market: provider {provider} asks {price}, above your maximum {maxPrice}",
@@ -110,7 +116,13 @@ SENTENCES = {
     "SlashingInvalidConfig": "Slashing: invalid deployment setting {name} ({value})",
     "SlashingChallengeWindowTooLong": "Slashing: challenge window {challengeWindow} s > thaw period {thawPeriod} s",
     "SlashingInvalidEvidenceCid": "Slashing: evidence CID length {length} is not in 1..{maxLength}",
-    "SlashingEvidenceUsed": "Slashing: this evidence (CID hash {evidenceHash}) was already used",
+    "SlashingAttestationUsed": "Slashing: these attestations (digest {digest}) already opened a dispute",
+    "SlashingNothingToSlash": "Slashing: nothing can be taken from {provider} for epoch {epoch} (no stake or all held)",
+    "SlashingVerifierStakeHeld": "Slashing: all of verifier {verifier}'s stake is held ({held}) by open disputes",
+    "SlashingTooManyOpenDisputes": "Slashing: verifier {verifier} already accuses in {open} open disputes, the most",
+    "SlashingProofNotFromAccuser": (
+        "Slashing: {client} is not an accuser of dispute {disputeId}: only an accuser's own service proof rebuts"
+    ),
     "SlashingEpochAlreadySlashed": "Slashing: {provider} was already slashed for epoch {epoch}",
     "SlashingEpochExpired": "Slashing: epoch {epoch} is over {statuteEpochs} epochs before {currentEpoch}",
     "SlashingEpochInFuture": "Slashing: epoch {epoch} is after the current epoch {currentEpoch}",

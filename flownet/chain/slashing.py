@@ -128,8 +128,16 @@ class DisputeView:
     challenge_ends: int
     kind: int
     status: str
+    remaining: int  # accusers not struck
+    struck: tuple[str, ...]  # accusers struck by their own service proofs
+    due: int  # the provider's stake held, and each accuser's bond
     verifiers: tuple[str, ...]
     evidence_cid: str
+
+    @property
+    def accusers(self) -> tuple[str, ...]:
+        """The accusers not struck (yet): those whose own service proof can still strike them."""
+        return tuple(v for v in self.verifiers if v not in self.struck)
 
 
 class _Bound:
@@ -207,22 +215,24 @@ class Slashing(_Bound):
             "cap_per_period",
             "slash_bps",
             "reward_bps",
-            "accuser_penalty_bps",
             "quorum",
         )
         return dict(zip(names, (int(v) for v in self.contract.functions.config().call()), strict=True))
 
     def dispute(self, dispute_id: int) -> DisputeView:
-        provider, epoch, challenge_ends, kind, status, verifiers, evidence_cid = self.contract.functions.disputeOf(
-            dispute_id
-        ).call()
+        fields = self.contract.functions.disputeOf(dispute_id).call()
+        provider, epoch, challenge_ends, kind, status, remaining, struck, due, verifiers, evidence_cid = fields
+        accusers = tuple(Web3.to_checksum_address(v) for v in verifiers)
         return DisputeView(
             Web3.to_checksum_address(provider),
             int(epoch),
             int(challenge_ends),
             int(kind),
             STATUSES[int(status)],
-            tuple(Web3.to_checksum_address(v) for v in verifiers),
+            int(remaining),
+            tuple(v for i, v in enumerate(accusers) if int(struck) >> i & 1),
+            int(due),
+            accusers,
             str(evidence_cid),
         )
 
@@ -242,6 +252,8 @@ class Slashing(_Bound):
         return int(self._one_event(sent, "DisputeOpened")["disputeId"]), sent
 
     def rebut(self, dispute_id: int, order: Order, bytes_served: int, client_signature: bytes) -> Sent:
+        """Strike the accuser that is `order`'s client with its own service proof (AccuserStruck); the
+        dispute is rebutted once fewer than the quorum of accusers remain."""
         fn = self.contract.functions.rebut(dispute_id, order.as_tuple(), bytes_served, bytes(client_signature))
         return self._sender().transact(fn, "rebut")
 

@@ -371,7 +371,9 @@ def connect(
 @click.option("--wallet", help=WALLET_HELP)
 @pass_app
 def rebut(app: App, dispute_id: int, wallet: str | None) -> None:
-    """Rebut dispute DISPUTE_ID against you with a client's service proof for its epoch (from your book)."""
+    """Rebut dispute DISPUTE_ID against you: strike each accuser whose own service proof for its epoch your
+    book holds (verifiers sign one in-band for an epoch they judged acceptable); once fewer than the quorum
+    of accusers remain, the dispute is rebutted and their bonds are burned."""
     from flownet.chain.slashing import Slashing
     from flownet.tunnel.book import PaymentBook
     from flownet.tunnel.defence import Defender
@@ -389,9 +391,12 @@ def rebut(app: App, dispute_id: int, wallet: str | None) -> None:
     try:
         slashing = Slashing(app.w3, app.deployment, account)
         sent = Defender(book, slashing, account.address).rebut(dispute_id)
+        status = slashing.dispute(dispute_id).status
     finally:
         book.close()
-    app.say(f"dispute {dispute_id} rebutted in {sent.tx_hash} (gas {sent.gas_used:,})")
+    for one in sent:
+        app.say(f"accuser struck in {one.tx_hash} (gas {one.gas_used:,})")
+    app.say(f"dispute {dispute_id} is {status}" + ("" if status == "rebutted" else ": not enough accusers struck"))
 
 
 COMMANDS: list[click.Command] = []  # the commands join the provider and client groups

@@ -155,14 +155,17 @@ class PaymentBook:
             )
             return cursor.rowcount > 0
 
-    def proof(self, provider: str, epoch: int) -> StoredProof | None:
-        """The proof with the most bytes that `provider` holds for `epoch` (over all its orders)."""
+    def proof(self, provider: str, epoch: int, client: str | None = None) -> StoredProof | None:
+        """The proof with the most bytes that `provider` holds for `epoch` (over all its orders, or only
+        those of `client`)."""
+        where = " AND lower(client) = lower(?)" if client is not None else ""
+        args: tuple[object, ...] = (provider, epoch) if client is None else (provider, epoch, client)
         with self._lock:
             row = self._conn.execute(
                 "SELECT nonce, client, provider, deposit, price, expiry, epoch, bytes_served, signature"
                 " FROM service_proofs WHERE lower(provider) = lower(?) AND epoch = ? AND bytes_served > 0"
-                " ORDER BY bytes_served DESC LIMIT 1",
-                (provider, epoch),
+                f"{where} ORDER BY bytes_served DESC LIMIT 1",
+                args,
             ).fetchone()
         if row is None:
             return None
