@@ -236,7 +236,7 @@ class NetworkDemo:
         out.dispute = executed
         self.step(
             f"slash: {executed['slashed_flow']} taken from the faulty provider; "
-            f"all of it burned (a quorum dispute pays no reward; {int(executed['reward']) / 1e18:g} FLOW to the verifiers)"
+            f"all of it burned (a quorum dispute pays the verifiers {int(executed['reward']) / 1e18:g} FLOW)"
         )
 
     def _verdict(self) -> None:
