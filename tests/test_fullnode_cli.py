@@ -51,7 +51,11 @@ def node(tmp_path: Path) -> Iterator[tuple[Path, str, str, str]]:
     db = tmp_path / "node.db"
     ledger = Ledger(db, CONTRACTS, 31337)
     row = (alice, "provider", amt(10_000 * 10**18), amt(0), amt(0), 0, amt(2 * 10**18), None, amt(0), 3)
-    ledger.conn.execute("INSERT INTO stakers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    ledger.conn.execute(
+        "INSERT INTO stakers (address, role, active, locked, thawing, thaw_end, price, metadata_cid, slashed,"
+        " updated_block) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        row,
+    )
     ledger.close()
 
     port = free_port()
@@ -166,7 +170,11 @@ def test_heartbeat_finds_the_endpoint_in_the_full_nodes_metadata(tmp_path: Path)
     db = tmp_path / "node.db"
     ledger = Ledger(db, CONTRACTS, 31337)
     row = (account.address, "provider", amt(10**22), amt(0), amt(0), 0, amt(10**18), "bafydora", amt(0), 3)
-    ledger.conn.execute("INSERT INTO stakers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    ledger.conn.execute(
+        "INSERT INTO stakers (address, role, active, locked, thawing, thaw_end, price, metadata_cid, slashed,"
+        " updated_block) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        row,
+    )
     ledger.close()
     meta = ProviderMetadata(account.address, "dora.example.net:9000", "eu-west", 500, 10**18, int(time.time()))
     signature = account.sign_message(encode_defunct(primitive=meta.signing_payload())).signature

@@ -188,9 +188,17 @@ def store(tmp_path: Path) -> ApiStore:
     db = tmp_path / "node.db"
     ledger = Ledger(db, CONTRACTS, 31337)  # the indexer's migrated database
     row = (ALICE.address, "provider", amt(10**22), amt(0), amt(0), 0, amt(2 * 10**18), None, amt(0), 7)
-    ledger.conn.execute("INSERT INTO stakers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    ledger.conn.execute(
+        "INSERT INTO stakers (address, role, active, locked, thawing, thaw_end, price, metadata_cid, slashed,"
+        " updated_block) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        row,
+    )
     verifier = (BOB.address, "verifier", amt(10**22), amt(0), amt(0), 0, amt(0), None, amt(0), 7)
-    ledger.conn.execute("INSERT INTO stakers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", verifier)
+    ledger.conn.execute(
+        "INSERT INTO stakers (address, role, active, locked, thawing, thaw_end, price, metadata_cid, slashed,"
+        " updated_block) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        verifier,
+    )
     ledger.close()
     api = ApiStore(db, max_per_epoch=4)
     yield api

@@ -120,7 +120,11 @@ def test_migration_fills_the_search_table_of_an_existing_database(tmp_path: Path
     for i in range(4):
         role = "provider" if i < 3 else "verifier"
         row = (who(i), role, amt(10**21 + i), amt(0), amt(0), 0, amt(i * 10**17), None, amt(0), 1)
-        conn.execute("INSERT INTO stakers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        conn.execute(
+            "INSERT INTO stakers (address, role, active, locked, thawing, thaw_end, price, metadata_cid, slashed,"
+            " updated_block) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
     assert db.migrate(conn) == [v for v, _, _ in db.migration_files()][1:]
     assert [r[0] for r in check(conn)] == sorted(who(i) for i in range(3))
     conn.close()
