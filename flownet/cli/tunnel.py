@@ -242,7 +242,14 @@ def serve(
             app.say(f"{format_flow(outstanding)} of receipts could not be redeemed yet (kept in the book)")
 
 
-def _heartbeats(app: App, account: object, fullnode: str, stop: threading.Event, interval: float = 5.0) -> None:
+def _heartbeats(
+    app: App,
+    account: object,
+    fullnode: str,
+    stop: threading.Event,
+    interval: float = 5.0,
+    clock: Callable[[], float] = time.time,
+) -> None:
     """Sign and post a heartbeat every `interval` s until `stop` (failures are logged, never fatal).
 
     The endpoint is re-read from the on-chain metadata before every heartbeat and signed through the
@@ -266,7 +273,8 @@ def _heartbeats(app: App, account: object, fullnode: str, stop: threading.Event,
         except Exception as exc:
             hb_log.warning("heartbeats disabled: %s", exc)
             return
-        signer = HeartbeatSigner(account, domain, record, epoch_seconds=int(status.get("epoch_seconds", 30)))  # type: ignore[arg-type]
+        epoch_seconds = int(status.get("epoch_seconds", 30))
+        signer = HeartbeatSigner(account, domain, record, epoch_seconds=epoch_seconds, clock=clock)  # type: ignore[arg-type]
         sender = HeartbeatSender(signer, lambda: _current_metadata(app, net).endpoint, hb_log)
         try:
             while True:
