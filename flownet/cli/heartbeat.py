@@ -3,7 +3,9 @@
 Added to the `provider` group from here (provider.py stays as it is). Each heartbeat is the EIP-712
 ``Heartbeat`` of flownet.core.heartbeat; its endpointHash commits to the endpoint of your metadata,
 found in this order: ``--endpoint``; the full node's copy of your metadata (``GET /providers/ADDR``);
-your on-chain metadata CID read from the blob store (needs the RPC node and the blob store).
+your on-chain metadata CID read from the blob store (needs the RPC node and the blob store). It is read
+again before every heartbeat, and every heartbeat is signed through flownet.heartbeats.HeartbeatSigner,
+so a changed endpoint is used from the next epoch on (never two endpoints in one epoch).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from flownet.chain.market import FlowNet
 from flownet.cli.app import App, pass_app
 from flownet.cli.provider import WALLET_HELP, _current_metadata
 from flownet.cli.provider import group as provider_group
-from flownet.core.heartbeat import MAX_LOAD, Heartbeat, HeartbeatDomain, sign_heartbeat
+from flownet.core.heartbeat import MAX_LOAD, HeartbeatDomain
+from flownet.core.heartbeat_guard import HeartbeatRefused
 from flownet.core.metadata import parse_endpoint
 from flownet.errors import ConfigError, DeploymentError, FlowNetError
+from flownet.heartbeats import HeartbeatRecord, HeartbeatSender, HeartbeatSigner, record_path
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -94,13 +98,19 @@ def _endpoint(app: App, client: httpx.Client, fullnode: str, account: Any) -> st
 )
 @click.option(
     "--endpoint",
-    help="The endpoint host:port exactly as in your metadata (default: read from the full node or the blob store).",
+    help="The endpoint host:port exactly as in your metadata (default: read from the full node or the blob "
+    "store before every heartbeat). A change takes effect from the next epoch.",
 )
 @pass_app
 def heartbeat(
     app: App, fullnode: str, wallet: str | None, interval: float, count: int | None, load: int, endpoint: str | None
 ) -> None:
     """Sign a heartbeat every --interval seconds and send it to --fullnode, printing each answer.
+
+    Two heartbeats of one epoch naming different endpoints are slashable, so every heartbeat is signed
+    through the record $FLOWNET_HOME/provider/ADDRESS.heartbeats.sqlite (shared with `provider serve
+    --fullnode` and any other sender using this home): once an epoch has heartbeats for one endpoint, a
+    new endpoint waits for the next epoch and the old one is signed until then.
 
     Exits non-zero if the full node accepted none of them.
     """
@@ -112,29 +122,44 @@ def heartbeat(
         status = _get_json(client, f"{base}/status")
         domain = _domain(app, status, base)
         epoch_seconds = int(status.get("epoch_seconds", 30))
-        chosen = parse_endpoint(endpoint) if endpoint else _endpoint(app, client, base, account)
-        app.say(f"heartbeats for {account.address} ({chosen}) to {base} every {interval:g} s")
-        start = time.monotonic()
-        for i in counter():
-            if count is not None and i >= count:
-                break
-            if i:
-                time.sleep(max(0.0, start + i * interval - time.monotonic()))
-            hb = Heartbeat.create(account.address, chosen, load, int(time.time()), epoch_seconds)
-            signed = sign_heartbeat(account, domain, hb)
-            try:
-                response = client.post(f"{base}/heartbeats", json=signed.to_json())
-            except httpx.HTTPError as exc:
-                last = f"full node unreachable: {exc}"
-                app.say(f"epoch {hb.epoch} t {hb.timestamp}: {last}")
-                continue
-            body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-            if response.status_code in (200, 201):
-                accepted += 1
-                last = "duplicate" if body.get("duplicate") else "accepted"
-            else:
-                last = f"rejected {response.status_code} {body.get('error', '?')}: {body.get('message', response.text)}"
-            app.say(f"epoch {hb.epoch} t {hb.timestamp} load {load}: {last}")
+        fixed = parse_endpoint(endpoint) if endpoint else None
+        record = HeartbeatRecord(record_path(app.settings.home, account.address))
+        signer = HeartbeatSigner(account, domain, record, epoch_seconds=epoch_seconds)
+        sender = HeartbeatSender(signer, lambda: fixed or _endpoint(app, client, base, account))
+        try:
+            app.say(f"heartbeats for {account.address} ({sender.current_endpoint()}) to {base} every {interval:g} s")
+            start = time.monotonic()
+            for i in counter():
+                if count is not None and i >= count:
+                    break
+                if i:
+                    time.sleep(max(0.0, start + i * interval - time.monotonic()))
+                try:
+                    beat = sender.beat(load)
+                except HeartbeatRefused as exc:
+                    last = f"not signed: {exc}"
+                    app.say(last)
+                    continue
+                hb = beat.signed.heartbeat
+                named = f" endpoint {beat.endpoint} ({beat.deferred} waits for epoch {hb.epoch + 1})"
+                label = f"epoch {hb.epoch} t {hb.timestamp} load {load}{named if beat.deferred else ''}"
+                try:
+                    response = client.post(f"{base}/heartbeats", json=beat.signed.to_json())
+                except httpx.HTTPError as exc:
+                    last = f"full node unreachable: {exc}"
+                    app.say(f"{label}: {last}")
+                    continue
+                ctype = response.headers.get("content-type", "")
+                body = response.json() if ctype.startswith("application/json") else {}
+                if response.status_code in (200, 201):
+                    accepted += 1
+                    last = "duplicate" if body.get("duplicate") else "accepted"
+                else:
+                    error, message = body.get("error", "?"), body.get("message", response.text)
+                    last = f"rejected {response.status_code} {error}: {message}"
+                app.say(f"{label}: {last}")
+        finally:
+            record.close()
     if accepted == 0:
         raise FlowNetError(f"the full node at {base} accepted no heartbeat (last: {last})")
 

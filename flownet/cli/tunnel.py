@@ -96,7 +96,11 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> No
 @click.option("--redeem-threshold", default="1", show_default=True, help="Redeem once this much FLOW is unredeemed.")
 @click.option("--redeem-interval", default=60.0, show_default=True, type=click.FloatRange(0.1), help="Seconds.")
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.05), help="Index poll, seconds.")
-@click.option("--fullnode", help="Send heartbeats to this full node API (e.g. http://127.0.0.1:8700).")
+@click.option(
+    "--fullnode",
+    help="Send heartbeats to this full node API (e.g. http://127.0.0.1:8700) every 5 s, for the endpoint of your "
+    "on-chain metadata (re-read each time; a change takes effect from the next epoch, never two endpoints in one).",
+)
 @click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), help="Write host:port here when ready.")
 @click.option(
     "--dispute-watch",
@@ -238,32 +242,56 @@ def serve(
             app.say(f"{format_flow(outstanding)} of receipts could not be redeemed yet (kept in the book)")
 
 
-def _heartbeats(app: App, account: object, fullnode: str, stop: threading.Event) -> None:
-    """Sign and post a heartbeat every 5 s until `stop` (failures are logged, never fatal)."""
+def _heartbeats(
+    app: App,
+    account: object,
+    fullnode: str,
+    stop: threading.Event,
+    interval: float = 5.0,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Sign and post a heartbeat every `interval` s until `stop` (failures are logged, never fatal).
+
+    The endpoint is re-read from the on-chain metadata before every heartbeat and signed through the
+    wallet's heartbeat record (flownet.heartbeats), so a changed endpoint is used from the next epoch on.
+    """
     import httpx
 
     from flownet.chain.market import FlowNet
     from flownet.cli.heartbeat import _domain
-    from flownet.core.heartbeat import Heartbeat, sign_heartbeat
+    from flownet.core.heartbeat_guard import HeartbeatRefused
+    from flownet.heartbeats import HeartbeatRecord, HeartbeatSender, HeartbeatSigner, record_path
 
     base = fullnode.rstrip("/")
     hb_log = logging.getLogger("flownet.heartbeat")
+    net = FlowNet(app.w3, app.deployment, account)  # type: ignore[arg-type]
     with httpx.Client(timeout=10.0) as client:
         try:
             status = client.get(f"{base}/status").json()
             domain = _domain(app, status, base)
-            endpoint = _current_metadata(app, FlowNet(app.w3, app.deployment, account)).endpoint  # type: ignore[arg-type]
+            record = HeartbeatRecord(record_path(app.settings.home, account.address))  # type: ignore[attr-defined]
         except Exception as exc:
             hb_log.warning("heartbeats disabled: %s", exc)
             return
         epoch_seconds = int(status.get("epoch_seconds", 30))
-        while not stop.wait(5.0):
-            hb = Heartbeat.create(account.address, endpoint, 0, int(time.time()), epoch_seconds)  # type: ignore[attr-defined]
-            try:
-                response = client.post(f"{base}/heartbeats", json=sign_heartbeat(account, domain, hb).to_json())  # type: ignore[arg-type]
-                hb_log.debug("heartbeat epoch %d: %d", hb.epoch, response.status_code)
-            except httpx.HTTPError as exc:
-                hb_log.warning("heartbeat to %s failed: %s", base, exc)
+        signer = HeartbeatSigner(account, domain, record, epoch_seconds=epoch_seconds, clock=clock)  # type: ignore[arg-type]
+        sender = HeartbeatSender(signer, lambda: _current_metadata(app, net).endpoint, hb_log)
+        try:
+            while True:
+                try:
+                    beat = sender.beat(0)
+                    response = client.post(f"{base}/heartbeats", json=beat.signed.to_json())
+                    hb_log.debug("heartbeat epoch %d for %s: %d", beat.epoch, beat.endpoint, response.status_code)
+                except HeartbeatRefused as exc:
+                    hb_log.warning("heartbeat not signed: %s", exc)
+                except httpx.HTTPError as exc:
+                    hb_log.warning("heartbeat to %s failed: %s", base, exc)
+                except Exception as exc:  # no endpoint read yet: try again at the next heartbeat
+                    hb_log.warning("heartbeat not sent: %s", exc)
+                if stop.wait(interval):
+                    break
+        finally:
+            record.close()
 
 
 @client_group.command("connect")
