@@ -246,10 +246,10 @@ class NetworkDemo:
             lambda: (p := self.get(f"/providers/{out.faulty}"))["trust"]["history"] and p,
         )
         out.faulty_trust = faulty["trust"]
-        change = faulty["trust"]["history"][0]
+        history = faulty["trust"]["history"]  # newest first; the verifiers may have slashed it more than once
         self.step(
-            f"trust: faulty provider's network score {change['old']} → {change['new']} "
-            f"(reason {change['reason_cid'][:16]}…)"
+            f"trust: faulty provider's network score {history[-1]['old']} → {faulty['trust']['score']} "
+            f"after {len(history)} slash(es) (first reason {history[-1]['reason_cid'][:16]}…)"
         )
         honest = self.get(f"/providers/{out.honest}")
         out.honest_trust = honest["trust"]
@@ -302,10 +302,10 @@ def summary(out: Outcome) -> str:
         f"{d.get('slashed_flow')} (reward {int(d.get('reward', 0)) / 1e18:g} FLOW, "
         f"burned {int(d.get('burned', 0)) / 1e18:g} FLOW)",
     )
-    history = out.faulty_trust.get("history") or [{}]
+    history = out.faulty_trust.get("history") or [{}]  # newest first
     table.add_row(
         "trust",
-        f"faulty {history[0].get('old')} → {out.faulty_trust.get('score')}; "
+        f"faulty {history[-1].get('old')} → {out.faulty_trust.get('score')}; "
         f"honest {out.honest_trust.get('score')} ({out.honest_disputes} disputes)",
     )
     table.add_row("certificate", out.faulty_cert_status)

@@ -29,9 +29,14 @@ def test_the_whole_network(tmp_path: Path) -> None:
     slashed, reward, burned = int(dispute["slashed"]), int(dispute["reward"]), int(dispute["burned"])
     # a quorum dispute pays its accusers nothing: the whole slash is burned
     assert slashed > 0 and reward == 0 and burned == slashed and int(dispute["due"]) == slashed
-    history = out.faulty_trust["history"]
-    assert out.faulty_trust["score"] == 250 and history[0]["old"] == 500 and history[0]["new"] == 250
-    assert history[0]["reason_cid"] == dispute["evidence_cid"]
+    # Every slash halves the network score. The faulty provider keeps failing (and, once its certificate is
+    # revoked, cannot be reached at all), so on a slow machine a second dispute may be executed before the
+    # demo reads the score: count the slashes instead of assuming exactly one.
+    history = out.faulty_trust["history"]  # newest first
+    slashes = len(history)
+    assert slashes >= 1 and out.faulty_trust["score"] == 500 >> slashes
+    assert [(h["old"], h["new"]) for h in reversed(history)] == [(500 >> i, 500 >> (i + 1)) for i in range(slashes)]
+    assert dispute["evidence_cid"] in {h["reason_cid"] for h in history}
     assert out.honest_trust["score"] == 500 and out.honest_disputes == 0
     assert (
         out.faulty_cert_exit == 11
@@ -40,5 +45,5 @@ def test_the_whole_network(tmp_path: Path) -> None:
     )
     assert out.reconcile.startswith("ledger agrees with the chain")
     table = summary(out)
-    assert "executed" in table and "revoked" in table and "500 → 250" in table
+    assert "executed" in table and "revoked" in table and f"500 → {500 >> slashes}" in table
     assert any("slash:" in line for line in lines) and any("reconcile:" in line for line in lines)
