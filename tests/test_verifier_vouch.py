@@ -136,7 +136,8 @@ def test_passing_round_leaves_a_proof_for_the_attestation_epoch_in_the_providers
     separator = service_proof_separator(CHAIN_ID, SLASHING)
     signer = recover_proof_signer(separator, t.order.order_id, proof.epoch, proof.bytes_served, proof.signature)
     assert signer == t.client.address == verifier.chain.address
-    best = t.book.proof(t.provider.address, EPOCH)
+    # what the provider's Defender looks up to strike this verifier from a dispute about EPOCH
+    best = t.book.proof(t.provider.address, EPOCH, client=verifier.chain.address)
     assert best is not None and best.signature == proof.signature
     assert client.stats["proofs"] == 1 and t.server.stats["proofs"] == 1
     # recorded durably and logged; nothing attested

@@ -134,7 +134,7 @@ class SlashingChain:
         return int(self.slashing.current_epoch())
 
     def quorum(self) -> int:
-        return int(self.contract.functions.config().call()[8])
+        return self.slashing.config()["quorum"]  # by field name: issue 10 removed a field before it
 
     def chain_time(self) -> int:
         """The time the next block will carry, as well as we can tell: the latest block's timestamp, or
