@@ -3,11 +3,14 @@
 A thin loop over flownet.core.verdicts; all I/O sits behind three seams tests replace with fakes:
 `FullNodeApi` (the full node's HTTP API), `ChainPort` (SlashingManager and Staking) and a prober
 (an async callable from a provider's API row to its `Measurements`; `TunnelProber` in
-flownet/agents/tunnelprobe.py probes through a real in-process ClientTunnel).
+flownet/agents/verifier_io.py probes through a real in-process ClientTunnel).
 
 Each round, for every provider the full node lists (or those asked for):
 
-1. probe it (`Measurements`) in the current epoch and `judge` each kind;
+1. probe it (`Measurements`) in the current epoch and `judge` each kind. A `VouchingProber` lets the
+   verifier judge the round while its tunnel is still up: when no kind failed and the round carried
+   bytes, the verifier vouches for (provider, epoch) by sending the provider a ServiceProof for that
+   epoch (see "Vouching" below);
 2. store an evidence document (provider, epoch, measurements, verdicts, verifier, timestamp) in the
    blob store: its CID is this verifier's own evidence;
 3. for each FAILED kind: read the attestations the full node holds for (provider, kind) in this
@@ -22,6 +25,15 @@ Each round, for every provider the full node lists (or those asked for):
 
 Every round also re-checks the groups it signed (another verifier may have completed the quorum
 since) and executes the disputes it knows of whose challenge window has passed.
+
+**Vouching.** A dispute is rebutted with ServiceProofs signed by the accusing verifiers themselves
+(each strikes its signer and forfeits its bond), so a verifier's ServiceProof for (provider, epoch)
+means "I judged this provider's service in this epoch acceptable". The verifier therefore never
+holds both words about one (provider, epoch): it records each vouch and each attested epoch in its
+`VouchPort` (durable: `flownet.agents.verifier_io.VouchLog` under FLOWNET_HOME) *before* sending the
+proof or signing the attestation, vouches only for an epoch it attested no failure in, and signs no
+attestation (its own, a co-signature or an adopted earlier group) for an epoch it vouched for. The
+epoch vouched for is the one the round's attestations would name: `current_epoch()` before the probe.
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from flownet.core.heartbeat import Heartbeat, SignedHeartbeat
 from flownet.core.verdicts import (
@@ -48,7 +60,17 @@ from flownet.core.verdicts import (
 )
 from flownet.errors import FlowNetError
 
-__all__ = ["ChainPort", "FullNodeApi", "Verifier", "VerifierSettings", "evidence_document"]
+__all__ = [
+    "ChainPort",
+    "Decide",
+    "FullNodeApi",
+    "MemoryVouches",
+    "Verifier",
+    "VerifierSettings",
+    "VouchPort",
+    "VouchingProber",
+    "evidence_document",
+]
 
 log = logging.getLogger("flownet.verifier")
 
@@ -87,6 +109,48 @@ class BlobPort(Protocol):
 
 
 Prober = Callable[[dict[str, Any]], Awaitable[Measurements]]
+
+#: Called by a VouchingProber with a round's measurements while its tunnel is still up: the
+#: (epoch, bytes served) to sign a ServiceProof for, already recorded as vouched, or None.
+Decide = Callable[[Measurements], tuple[int, int] | None]
+
+
+@runtime_checkable
+class VouchingProber(Protocol):
+    """A prober that can send the provider a ServiceProof before its tunnel closes (`TunnelProber`)."""
+
+    def __call__(self, row: dict[str, Any]) -> Awaitable[Measurements]: ...
+    def probe_and_vouch(self, row: dict[str, Any], decide: Decide) -> Awaitable[Measurements]: ...
+
+
+class VouchPort(Protocol):
+    """What this verifier said about each (provider, epoch): vouched for it, or attested a failure in it."""
+
+    def vouched(self, provider: str, epoch: int) -> bool: ...
+    def record_vouch(self, provider: str, epoch: int, bytes_served: int) -> None: ...
+    def attested(self, provider: str, epoch: int) -> bool: ...
+    def record_attestation(self, provider: str, epoch: int) -> None: ...
+
+
+class MemoryVouches:
+    """A VouchPort in memory (tests; a verifier that must survive restarts uses `VouchLog`)."""
+
+    def __init__(self) -> None:
+        self.vouches: dict[tuple[str, int], int] = {}
+        self.attestations: set[tuple[str, int]] = set()
+
+    def vouched(self, provider: str, epoch: int) -> bool:
+        return (provider.lower(), epoch) in self.vouches
+
+    def record_vouch(self, provider: str, epoch: int, bytes_served: int) -> None:
+        key = (provider.lower(), epoch)
+        self.vouches[key] = max(self.vouches.get(key, 0), bytes_served)
+
+    def attested(self, provider: str, epoch: int) -> bool:
+        return (provider.lower(), epoch) in self.attestations
+
+    def record_attestation(self, provider: str, epoch: int) -> None:
+        self.attestations.add((provider.lower(), epoch))
 
 
 @dataclass(frozen=True)
@@ -134,6 +198,7 @@ class Verifier:
         prober: Prober,
         settings: VerifierSettings | None = None,
         clock: Callable[[], float] = time.time,
+        vouches: VouchPort | None = None,
     ) -> None:
         self.chain = chain
         self.fullnode = fullnode
@@ -141,11 +206,13 @@ class Verifier:
         self.prober = prober
         self.settings = settings or VerifierSettings()
         self.clock = clock
+        self.vouches: VouchPort = vouches if vouches is not None else MemoryVouches()
         self.signed: dict[tuple[str, int, int], str] = {}  # (provider, epoch, kind) -> CID this verifier signed
         self.disputes: set[int] = set()  # disputes to execute once their window passes
         self.done: set[int] = set()
         self.equivocations: set[tuple[str, int]] = set()
         self.stats = {"probes": 0, "attestations": 0, "disputes_opened": 0, "executed": 0, "equivocations": 0}
+        self.stats["vouches"] = 0  # epochs vouched for with a ServiceProof
 
     # ------------------------------------------------------------------ the loop
 
@@ -208,7 +275,10 @@ class Verifier:
         provider = str(row["address"])
         epoch = self.chain.current_epoch()
         log.info("probing provider %s (epoch %d)", provider, epoch)
-        m = await self.prober(row)
+        if isinstance(self.prober, VouchingProber):
+            m = await self.prober.probe_and_vouch(row, lambda m: self.vouch_decision(provider, epoch, m))
+        else:
+            m = await self.prober(row)
         self.stats["probes"] += 1
         t = self.settings.thresholds
         verdicts = judge(m, t)
@@ -228,6 +298,24 @@ class Verifier:
         if self.settings.watch_equivocation:
             self.watch_equivocation(provider)
         return verdicts
+
+    def vouch_decision(self, provider: str, epoch: int, m: Measurements) -> tuple[int, int] | None:
+        """(epoch, bytes) to vouch for after a probe round of `provider` in `epoch`, recorded before it is
+        returned (the prober then sends the ServiceProof); None when a kind failed, the round carried no
+        bytes, or this verifier attested a failure of the provider in that epoch."""
+        verdicts = judge(m, self.settings.thresholds)
+        if any(v is Verdict.FAIL for v in verdicts.values()):
+            return None
+        carried = m.client_bytes if m.round_bytes is None else m.round_bytes
+        if carried <= 0:
+            return None
+        if self.vouches.attested(provider, epoch):
+            log.info("provider %s passed in epoch %d, but I attested a failure in it: not vouching", provider, epoch)
+            return None
+        self.vouches.record_vouch(provider, epoch, carried)
+        self.stats["vouches"] += 1
+        log.info("vouching for provider %s in epoch %d: %d bytes, no kind failed", provider, epoch, carried)
+        return epoch, carried
 
     def valid_attestations(self, provider: str, epoch: int, kind: int) -> list[Attestation]:
         """The full node's attestations for (provider, epoch, kind) signed by the staked verifier they name."""
@@ -250,6 +338,8 @@ class Verifier:
         name = KIND_NAMES[kind]
         posted: dict[int, list[Attestation]] = {}
         for e in range(max(0, epoch - self.settings.adopt_epochs), epoch + 1):
+            if self.vouches.vouched(provider, e):
+                continue  # I vouched for this epoch with a service proof: never attest it
             if self.chain.open_dispute_of(provider, e) or self.chain.is_epoch_slashed(provider, e):
                 continue  # already disputed or slashed: nothing to add
             posted[e] = self.valid_attestations(provider, e, kind)
@@ -265,6 +355,14 @@ class Verifier:
                     cid,
                     target_epoch,
                 )
+        if self.vouches.vouched(provider, target_epoch):
+            log.info(
+                "provider %s failed %s in epoch %d, which I vouched for earlier: no attestation",
+                provider,
+                name,
+                target_epoch,
+            )
+            return
         if target_epoch == epoch and (
             self.chain.open_dispute_of(provider, epoch) or self.chain.is_epoch_slashed(provider, epoch)
         ):
@@ -299,6 +397,10 @@ class Verifier:
         key = (provider, epoch, kind)
         if self.signed.get(key) == cid:
             return
+        if self.vouches.vouched(provider, epoch):  # every attestation passes here: the last guard
+            log.warning("not attesting provider %s epoch %d: I vouched for it with a service proof", provider, epoch)
+            return
+        self.vouches.record_attestation(provider, epoch)  # before signing: no vouch for this epoch from now on
         signature = self.chain.sign_attestation(provider, epoch, kind, cid)
         attestation = Attestation(provider, epoch, kind, cid, self.chain.address, signature)
         self.fullnode.post_attestation(attestation)
@@ -365,6 +467,8 @@ class Verifier:
                 continue
             if self.chain.open_dispute_of(provider, epoch) or self.chain.is_epoch_slashed(provider, epoch):
                 self.try_dispute(provider, epoch, kind, cid)  # records an open dispute to execute
+                continue
+            if self.vouches.vouched(provider, epoch):  # cannot happen (no vouch after an attestation); be sure
                 continue
             # convergence: if others gathered more signatures on another CID of this group (whose failure
             # this verifier confirmed when it signed), join them

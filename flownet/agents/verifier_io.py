@@ -2,15 +2,21 @@
 
 `SlashingChain` uses `flownet.chain.slashing.Slashing` (imported when built) for signing and
 transactions and reads views straight from the contracts. `TunnelProber` buys a small order from a
-provider when this verifier has none usable, and probes it through an in-process `ClientTunnel`.
+provider when this verifier has none usable, and probes it through an in-process `ClientTunnel`;
+when the deployment has a SlashingManager it is a `VouchingProber`: after a round the verifier
+judged acceptable it signs a ServiceProof for the round's epoch and sends it before the tunnel stops
+(`run_probe`). `VouchLog` keeps, in SQLite under FLOWNET_HOME, the (provider, epoch) pairs the
+verifier vouched for and those it attested failures in, so a restarted verifier still never does both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_account import Account
@@ -18,6 +24,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from flownet.agents.probe import ProbeTarget, probe
+from flownet.agents.verifier import Decide
 from flownet.chain.deploy import Deployment
 from flownet.core.heartbeat import SignedHeartbeat
 from flownet.core.metadata import parse_endpoint
@@ -27,7 +34,10 @@ from flownet.core.verdicts import Attestation, Measurements
 from flownet.errors import ConfigError, FlowNetError, TunnelError
 from flownet.tunnel.tls import Identity
 
-__all__ = ["FullNodeError", "HttpFullNode", "SlashingChain", "TunnelProber"]
+if TYPE_CHECKING:
+    from flownet.tunnel.client import ClientTunnel
+
+__all__ = ["FullNodeError", "HttpFullNode", "SlashingChain", "TunnelProber", "VouchLog", "run_probe"]
 
 log = logging.getLogger("flownet.verifier")
 
@@ -190,6 +200,92 @@ def _checksum(address: str) -> str:
     return str(Web3.to_checksum_address(address))
 
 
+class VouchLog:
+    """A VouchPort in SQLite: the (provider, epoch) pairs this verifier vouched for with a ServiceProof,
+    and those it signed a failure attestation for. Every write is committed before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS vouched (provider TEXT NOT NULL, epoch INTEGER NOT NULL,"
+            " bytes_served INTEGER NOT NULL, vouched_at REAL NOT NULL, PRIMARY KEY (provider, epoch)) WITHOUT ROWID"
+        )
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS attested (provider TEXT NOT NULL, epoch INTEGER NOT NULL,"
+            " attested_at REAL NOT NULL, PRIMARY KEY (provider, epoch)) WITHOUT ROWID"
+        )
+
+    @classmethod
+    def at(cls, home: Path, verifier: str) -> VouchLog:
+        """The log of verifier `verifier` under FLOWNET_HOME `home` (next to its receipt log)."""
+        return cls(home / "verifier" / f"{_checksum(verifier)}.vouches.sqlite")
+
+    def vouched(self, provider: str, epoch: int) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM vouched WHERE provider = ? AND epoch = ?", (provider.lower(), epoch)
+        ).fetchone()
+        return row is not None
+
+    def record_vouch(self, provider: str, epoch: int, bytes_served: int) -> None:
+        self._conn.execute(
+            "INSERT INTO vouched VALUES (?, ?, ?, ?) ON CONFLICT (provider, epoch) DO UPDATE SET"
+            " bytes_served = max(bytes_served, excluded.bytes_served)",
+            (provider.lower(), epoch, bytes_served, time.time()),
+        )
+
+    def attested(self, provider: str, epoch: int) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM attested WHERE provider = ? AND epoch = ?", (provider.lower(), epoch)
+        ).fetchone()
+        return row is not None
+
+    def record_attestation(self, provider: str, epoch: int) -> None:
+        self._conn.execute("INSERT OR IGNORE INTO attested VALUES (?, ?, ?)", (provider.lower(), epoch, time.time()))
+
+    def vouches(self) -> list[tuple[str, int, int]]:
+        """Every (provider, epoch, bytes served) vouched for, by provider and epoch."""
+        rows = self._conn.execute("SELECT provider, epoch, bytes_served FROM vouched ORDER BY provider, epoch")
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+async def run_probe(
+    tunnel: ClientTunnel,
+    target: ProbeTarget,
+    connects: int,
+    downloads: int,
+    timeout: float,
+    decide: Decide | None = None,
+) -> Measurements:
+    """Probe through a started `tunnel`; then, while its session is still up, ask `decide` whether to
+    vouch for the round and send the ServiceProof it names (`ClientTunnel.vouch`). The caller stops
+    the tunnel. Without `decide`, or a tunnel that cannot sign proofs, nothing is vouched for."""
+    try:
+        m = await probe(tunnel, target, connects, downloads, timeout)
+    except TunnelError as exc:
+        return Measurements(session_error=str(exc))
+    session = tunnel.session
+    if decide is None or tunnel.config.proofs is None or session is None or session.closed:
+        return m
+    chosen = decide(m)
+    if chosen is not None:
+        epoch, bytes_served = chosen
+        provider, nonce = tunnel.config.order.provider, tunnel.config.order.nonce
+        try:
+            tunnel.vouch(epoch, bytes_served)
+        except TunnelError as exc:
+            log.warning("vouched for %s in epoch %d, but the service proof was not sent: %s", provider, epoch, exc)
+        else:
+            log.info("service proof sent to %s: epoch %d, %d bytes, order %d", provider, epoch, bytes_served, nonce)
+    return m
+
+
 class TunnelProber:
     """Probe a provider through an in-process ClientTunnel, on an order this verifier holds with it."""
 
@@ -210,6 +306,7 @@ class TunnelProber:
     ) -> None:
         from flownet.chain.market import FlowNet
         from flownet.chain.registry import Registry
+        from flownet.tunnel.payment import ServiceProofSigner
 
         self.w3 = w3
         self.deployment = deployment
@@ -225,6 +322,11 @@ class TunnelProber:
         self.downloads = downloads
         self.timeout = timeout
         self.order_wait = order_wait
+        manager = deployment.addresses.get("SlashingManager")
+        # proofs only when the verifier decides (probe_and_vouch): a round can carry bytes and still fail
+        self.proofs = ServiceProofSigner(bytes(account.key), deployment.chain_id, manager) if manager else None
+        if self.proofs is None:
+            log.info("the deployment has no SlashingManager: this verifier sends no service proofs")
 
     def usable_order(self, provider: str) -> Order | None:
         """The newest open order of ours with `provider` that has time and escrow left."""
@@ -263,6 +365,11 @@ class TunnelProber:
         return order
 
     async def __call__(self, row: dict[str, Any]) -> Measurements:
+        """Probe the provider of `row` (a full node API row); vouch for nothing."""
+        return await self.probe_and_vouch(row, None)
+
+    async def probe_and_vouch(self, row: dict[str, Any], decide: Decide | None) -> Measurements:
+        """Probe the provider of `row` and, before the tunnel stops, send the ServiceProof `decide` asks for."""
         from flownet.tunnel.client import ClientConfig, ClientTunnel, provider_identity_check
         from flownet.tunnel.payment import ReceiptSigner
 
@@ -290,12 +397,12 @@ class TunnelProber:
             listen_port=0,
             receipt_interval=256 << 10,
             connect_timeout=self.timeout,
+            proofs=self.proofs,
+            auto_proofs=False,
         )
         tunnel = ClientTunnel(config)
         await tunnel.start()
         try:
-            return await probe(tunnel, self.target, self.connects, self.downloads, self.timeout)
-        except TunnelError as exc:
-            return Measurements(session_error=str(exc))
+            return await run_probe(tunnel, self.target, self.connects, self.downloads, self.timeout, decide)
         finally:
             await tunnel.stop()

@@ -5,7 +5,9 @@
 tunnel client on a small order it buys when needed, judges the results against the thresholds,
 stores the evidence in the blob store, signs and exchanges failure attestations through the full
 node, opens a dispute once a quorum of verifiers signed the same evidence, executes it after the
-challenge window, and submits equivocation proofs from the providers' heartbeats.
+challenge window, and submits equivocation proofs from the providers' heartbeats. After a round in
+which no kind failed it vouches for the provider's epoch with a ServiceProof, recorded in
+$FLOWNET_HOME/verifier/<address>.vouches.sqlite, and never attests a failure in an epoch it vouched for.
 See flownet/agents/verifier.py for the round in detail.
 """
 
@@ -168,7 +170,7 @@ def run(
     """
     from flownet.agents.probe import ProbeTarget
     from flownet.agents.verifier import Verifier, VerifierSettings
-    from flownet.agents.verifier_io import HttpFullNode, SlashingChain, TunnelProber
+    from flownet.agents.verifier_io import HttpFullNode, SlashingChain, TunnelProber, VouchLog
     from flownet.blobs import KuboStore, open_store
     from flownet.chain.market import Role
     from flownet.cli.tunnel import _logging, _run_until_signalled
@@ -221,7 +223,8 @@ def run(
         order_wait,
     )
     settings = VerifierSettings(thresholds=thresholds, adopt_epochs=adopt_epochs, providers=wanted)
-    verifier = Verifier(chain, node, store, prober, settings)
+    vouches = VouchLog.at(app.settings.home, account.address)
+    verifier = Verifier(chain, node, store, prober, settings, vouches=vouches)
     app.say(f"verifier {account.address} probing through {target.url}; full node {node.base}; quorum {chain.quorum()}")
     started = time.time()
 
@@ -233,13 +236,14 @@ def run(
     finally:
         node.close()
         receipts.close()
+        vouches.close()
         if isinstance(store, KuboStore):
             store.close()
     stats = verifier.stats
     app.say(
         f"{stats['probes']} probe(s), {stats['attestations']} attestation(s), {stats['disputes_opened']} dispute(s) "
-        f"opened, {stats['executed']} executed, {stats['equivocations']} equivocation proof(s) "
-        f"in {time.time() - started:.0f} s"
+        f"opened, {stats['executed']} executed, {stats['equivocations']} equivocation proof(s), "
+        f"{stats['vouches']} epoch(s) vouched for in {time.time() - started:.0f} s"
     )
 
 

@@ -13,6 +13,8 @@ With `proofs` set (a `ServiceProofSigner` for the deployment's SlashingManager) 
 the client also counts the bytes carried in each SlashingManager epoch and sends the provider a
 signed ServiceProof (SERVICE_PROOF frame) for every epoch in which bytes flowed: when the epoch rolls
 over, when traffic goes quiet and on stop. The provider keeps them to rebut disputes about those epochs.
+With `auto_proofs` False the client sends none of its own accord: `vouch(epoch, bytes_served)` signs
+and sends exactly one when asked (a verifier vouches only for an epoch whose probe round passed).
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class ClientConfig:
     # ServiceProofs for the SlashingManager (None: none are sent); both must be set for the feature
     proofs: ServiceProofSigner | None = None
     epoch_seconds: int | None = None
+    auto_proofs: bool = True  # False: only the proofs `ClientTunnel.vouch` is asked to send
     clock: Callable[[], float] = time.time  # the chain's epochs are unix time // epoch_seconds
 
 
@@ -255,7 +258,7 @@ class ClientTunnel:
         self.provider_metered: int | None = None  # the provider's latest METER count for the order
         self.exhausted_warned = False
         self.stats = {"streams": 0, "refused": 0, "receipts": 0, "meters": 0, "proofs": 0}
-        self.proving = config.proofs is not None and bool(config.epoch_seconds)
+        self.proving = config.proofs is not None and bool(config.epoch_seconds) and config.auto_proofs
         self.epoch_bytes: dict[int, int] = {}  # bytes carried per SlashingManager epoch (this run)
         self.proved: dict[int, int] = {}  # per epoch, the bytes of the last proof sent
 
@@ -444,6 +447,25 @@ class ClientTunnel:
             self.proved.pop(epoch, None)
         if sent:
             session.flush()
+
+    def vouch(self, epoch: int, bytes_served: int) -> None:
+        """Sign one ServiceProof(order, `epoch`, `bytes_served`), send it to the provider and flush.
+
+        For a client with automatic proofs off (`auto_proofs=False`) that decides itself which epochs it
+        vouches for. TunnelError if there is no proof signer, nothing to prove or no live session.
+        """
+        proofs = self.config.proofs
+        if proofs is None:
+            raise TunnelError(f"cannot vouch for epoch {epoch}: this client has no service proof signer")
+        if bytes_served <= 0:
+            raise TunnelError(f"cannot vouch for epoch {epoch} with {bytes_served} bytes served: it must be above 0")
+        session = self.session
+        if session is None or session.closed:
+            raise TunnelError(f"cannot vouch for epoch {epoch}: no live session to the provider")
+        signature = proofs.sign(self.order_id, epoch, bytes_served)
+        session.send(fr.ServiceProofFrame(0, self.order_id, epoch, bytes_served, signature))
+        session.flush()
+        self.stats["proofs"] += 1
 
     def pay(self) -> None:
         """Sign and send a receipt for all bytes so far (capped by the deposit)."""
