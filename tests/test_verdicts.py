@@ -112,6 +112,9 @@ def test_quorum_signatures() -> None:
     assert chosen is not None and [a.verifier for a in chosen] == ["0xa", "0xb"]
     assert quorum_signatures(posted, "bafyb", 1) == [posted[3]]
     assert quorum_signatures(posted, "bafyq", 1) is None
+    everyone = quorum_signatures(posted, "bafya", 1, limit=16)  # every distinct signer, not just the quorum
+    assert everyone is not None and [a.verifier for a in everyone] == ["0xa", "0xb"]
+    assert [a.verifier for a in quorum_signatures(posted, "bafya", 1, limit=1) or []] == ["0xa"]
 
 
 def test_choose_target() -> None:

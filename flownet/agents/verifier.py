@@ -72,6 +72,9 @@ __all__ = [
     "evidence_document",
 ]
 
+#: ISlashingManager.MAX_ATTESTATIONS: the most accusers one dispute takes.
+MAX_ACCUSERS = 16
+
 log = logging.getLogger("flownet.verifier")
 
 KIND_NAMES = {v: k for k, v in KINDS.items()}
@@ -420,7 +423,9 @@ class Verifier:
             return None
         quorum = self.chain.quorum()
         valid = self.valid_attestations(provider, epoch, kind)
-        chosen = quorum_signatures(valid, cid, quorum)
+        # every signer, not just the quorum: a provider that strikes one colluding accuser then still faces
+        # the others (the contract takes at most 16)
+        chosen = quorum_signatures(valid, cid, quorum, limit=MAX_ACCUSERS)
         if chosen is None:
             have = len({a.verifier.lower() for a in valid if a.evidence_cid == cid})
             log.info(
@@ -434,7 +439,15 @@ class Verifier:
             )
             return None
         try:
-            dispute_id = self.chain.open_dispute(provider, epoch, kind, cid, [a.signature for a in chosen])
+            try:
+                dispute_id = self.chain.open_dispute(provider, epoch, kind, cid, [a.signature for a in chosen])
+            except FlowNetError as exc:
+                if len(chosen) <= quorum or self.chain.open_dispute_of(provider, epoch):
+                    raise
+                # one extra signer may be unable to bond (stake held, too many open disputes): the quorum alone
+                log.info("opening with all %d signers failed (%s); trying the first %d", len(chosen), exc, quorum)
+                chosen = chosen[:quorum]
+                dispute_id = self.chain.open_dispute(provider, epoch, kind, cid, [a.signature for a in chosen])
         except FlowNetError as exc:
             existing = self.chain.open_dispute_of(provider, epoch)
             if existing:

@@ -194,12 +194,16 @@ def choose_cid(own_cid: str, valid: Sequence[Attestation]) -> str:
     return min(by_cid, key=lambda cid: (-len(by_cid[cid]), cid))
 
 
-def quorum_signatures(valid: Sequence[Attestation], cid: str, quorum: int) -> list[Attestation] | None:
-    """`quorum` attestations of distinct verifiers over `cid` (sorted by verifier), or None if too few."""
+def quorum_signatures(
+    valid: Sequence[Attestation], cid: str, quorum: int, limit: int | None = None
+) -> list[Attestation] | None:
+    """Attestations of distinct verifiers over `cid` (sorted by verifier): `quorum` of them, or every one up
+    to `limit` when given (a dispute with more accusers than the quorum survives a colluder being struck);
+    None if fewer than `quorum`."""
     signers = _signers_by_cid(valid).get(cid, {})
     if len(signers) < quorum:
         return None
-    return [signers[v] for v in sorted(signers)][:quorum]
+    return [signers[v] for v in sorted(signers)][: max(quorum, limit or quorum)]
 
 
 def choose_target(
