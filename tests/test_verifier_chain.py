@@ -118,9 +118,9 @@ def test_two_verifiers_slash_an_over_metering_provider_on_chain(anvil: Anvil, st
     asyncio.run(verifier2.round())  # adopts v1's CID, completes the quorum, opens the dispute on chain
     dispute_id = c1.open_dispute_of(provider.address, epoch)
     assert dispute_id == 1
-    d = deployment.contract(w3, "SlashingManager").functions.disputeOf(dispute_id).call()
-    assert (d[0], d[1], d[3], d[6]) == (provider.address, epoch, 3, cid)
-    assert sorted(d[5]) == sorted([v1.address, v2.address])
+    d = Slashing(w3, deployment).dispute(dispute_id)  # disputeOf by field name
+    assert (d.provider, d.epoch, d.kind, d.evidence_cid) == (provider.address, epoch, 3, cid)
+    assert sorted(d.verifiers) == sorted([v1.address, v2.address])
     status, ends = c1.dispute_state(dispute_id)
     assert status == 1 and ends > c1.chain_time()
 
