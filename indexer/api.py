@@ -1,8 +1,9 @@
 """The full node's HTTP API (FastAPI): providers, orders, the ledger, raw events, status, heartbeats,
-disputes and attestations (indexer.api_slashing), metrics.
+disputes and attestations (indexer.api_slashing), equivocation evidence (indexer.api_equivocations), metrics.
 
 The server reads the indexer's database through a read-only connection; its only writes are accepted
-heartbeats and attestations (and fetched provider metadata), through one `ApiStore` writer connection.
+heartbeats (with equivocation evidence) and attestations (and fetched provider metadata), through one
+`ApiStore` writer connection.
 
 Conventions:
 
@@ -48,7 +49,7 @@ from flownet.core.heartbeat import (
 )
 from flownet.core.units import format_flow
 from flownet.errors import ConfigError
-from indexer import api_slashing, queries
+from indexer import api_equivocations, api_slashing, queries
 from indexer.api_slashing import DisputeOut, SlashOut, TrustDetail, TrustOut
 from indexer.apistore import DEFAULT_MAX_PER_EPOCH, ApiStore
 from indexer.events import RawLog, decode
@@ -150,7 +151,10 @@ class HeartbeatRecordOut(BaseModel):
 
 class ProviderDetail(ProviderOut):
     recent_heartbeats: list[HeartbeatRecordOut] = Field(description="The 10 latest stored heartbeats.")
-    equivocating_epochs: list[int] = Field(description="Epochs with heartbeats naming different endpoints.")
+    equivocating_epochs: list[int] = Field(
+        description="The 10 latest epochs with heartbeats naming different endpoints (the signed pairs: "
+        "GET /providers/{address}/equivocations)."
+    )
     trust: TrustDetail = Field(description="Network trust score and its changes with their reasons.")  # type: ignore[assignment]
     disputes: list[DisputeOut] = Field(description="Disputes against the provider, newest first (at most 50).")
     slashes: list[SlashOut] = Field(description="The provider's slashes, newest first (at most 50).")
@@ -556,7 +560,7 @@ def create_app(
     `chain_id` and `staking_address` fix the heartbeat domain; if the indexer has recorded its
     deployment in the database, they must match it. `clock` gives the time (tests pass a fixed one).
     `slashing_address` (default: the SlashingManager the indexer recorded) fixes the attestation domain;
-    `statute_epochs` how old an attested epoch may be.
+    `statute_epochs` (the SlashingManager's) how old an attested epoch, or a listed equivocation, may be.
     """
     if not is_address(staking_address):
         raise ConfigError(f"invalid Staking address {staking_address!r}")
@@ -917,6 +921,17 @@ def create_app(
         statute_epochs=statute_epochs,
         errors=ERRORS,
         known_params=known_params,
+        api_error=ApiError,
+    )
+    api_equivocations.register(
+        app,
+        reader=reader,
+        now=now,
+        epoch_seconds=epoch_seconds,
+        statute_epochs=statute_epochs,
+        errors=ERRORS,
+        known_params=known_params,
+        check_address=_address,
         api_error=ApiError,
     )
 

@@ -1,4 +1,5 @@
-"""The API server's only writes: accepted heartbeats, verifier attestations and fetched provider metadata.
+"""The API server's only writes: accepted heartbeats (and equivocation evidence), verifier attestations and
+fetched provider metadata.
 
 The indexer is the main writer of the database; the API server reads through a read-only connection
 and writes through one `ApiStore` connection, serialized by a lock, each write one short
@@ -56,7 +57,9 @@ class ApiStore:
     def record_heartbeat(self, signed: SignedHeartbeat, received_at: float) -> bool:
         """Store an accepted heartbeat; False if the same statement was already stored (idempotent).
 
-        Raises HeartbeatRejected("too_many") past `max_per_epoch` different statements per epoch.
+        A heartbeat naming another endpoint than one already stored for its epoch also records the
+        equivocation (`record_equivocation`), even past the cap. Raises HeartbeatRejected("too_many")
+        past `max_per_epoch` different statements per epoch (the heartbeat itself is then not kept).
         """
         hb = signed.heartbeat
         row = (
@@ -72,23 +75,46 @@ class ApiStore:
             inserted = conn.execute("INSERT OR IGNORE INTO heartbeats VALUES (?, ?, ?, ?, ?, ?, ?)", row).rowcount
             if not inserted:
                 return False
+            evidence = self.record_equivocation(conn, row)
             count = conn.execute(
                 "SELECT COUNT(*) FROM heartbeats WHERE provider = ? AND epoch = ?", (hb.provider, hb.epoch)
             ).fetchone()[0]
-            if count > self.max_per_epoch:
-                raise HeartbeatRejected(
-                    "too_many",
-                    f"{hb.provider} already sent {self.max_per_epoch} different heartbeats in epoch {hb.epoch}",
+            full = count > self.max_per_epoch
+            if full:  # keep the cap: drop the heartbeat again, but not the evidence recorded above
+                conn.execute(
+                    "DELETE FROM heartbeats WHERE provider = ? AND epoch = ? AND signature = ?",
+                    (row[0], row[1], row[5]),
                 )
-            conn.execute(
-                "INSERT INTO liveness (provider, epoch, endpoint_hash, load, timestamp, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE SET "
-                "epoch = excluded.epoch, endpoint_hash = excluded.endpoint_hash, load = excluded.load, "
-                "timestamp = excluded.timestamp, received_at = excluded.received_at "
-                "WHERE excluded.timestamp >= liveness.timestamp",
-                (row[0], row[1], row[2], row[3], row[4], received_at),
+            else:
+                conn.execute(
+                    "INSERT INTO liveness (provider, epoch, endpoint_hash, load, timestamp, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE SET "
+                    "epoch = excluded.epoch, endpoint_hash = excluded.endpoint_hash, load = excluded.load, "
+                    "timestamp = excluded.timestamp, received_at = excluded.received_at "
+                    "WHERE excluded.timestamp >= liveness.timestamp",
+                    (row[0], row[1], row[2], row[3], row[4], received_at),
+                )
+        if full:
+            kept = " (kept as equivocation evidence)" if evidence else ""
+            raise HeartbeatRejected(
+                "too_many",
+                f"{hb.provider} already sent {self.max_per_epoch} different heartbeats in epoch {hb.epoch}{kept}",
             )
         return True
+
+    @staticmethod
+    def record_equivocation(conn: sqlite3.Connection, row: tuple[Any, ...]) -> bool:
+        """Inside a write transaction: if heartbeat `row` (a `heartbeats` row) names another endpoint than a
+        stored heartbeat of its provider and epoch, and no equivocation of that (provider, epoch) is kept
+        yet, keep the earliest such heartbeat and this one in `equivocations`. True if it did."""
+        provider, epoch, endpoint, load, timestamp, signature, received_at = row
+        inserted = conn.execute(
+            "INSERT OR IGNORE INTO equivocations SELECT provider, epoch, endpoint_hash, load, timestamp, signature, "
+            "?, ?, ?, ?, ? FROM heartbeats WHERE provider = ? AND epoch = ? AND endpoint_hash != ? "
+            "ORDER BY received_at, timestamp, signature LIMIT 1",
+            (endpoint, load, timestamp, signature, received_at, provider, epoch, endpoint),
+        ).rowcount
+        return bool(inserted)
 
     def is_staked_verifier(self, address: str) -> bool:
         with self.lock:

@@ -150,11 +150,10 @@ def recent_heartbeats(conn: sqlite3.Connection, address: str, limit: int = 10) -
 
 
 def equivocating_epochs(conn: sqlite3.Connection, address: str, limit: int = 10) -> list[int]:
-    """Epochs in which `address` signed heartbeats naming different endpoints (newest first)."""
+    """Epochs in which `address` signed heartbeats naming different endpoints (newest first), from the
+    kept evidence (migration 0006), which outlives the per-epoch heartbeat cap."""
     rows = conn.execute(
-        "SELECT epoch FROM heartbeats WHERE provider = ? GROUP BY epoch HAVING COUNT(DISTINCT endpoint_hash) > 1 "
-        "ORDER BY epoch DESC LIMIT ?",
-        (address, limit),
+        "SELECT epoch FROM equivocations WHERE provider = ? ORDER BY epoch DESC LIMIT ?", (address, limit)
     ).fetchall()
     return [r[0] for r in rows]
 

@@ -535,6 +535,7 @@ def test_openapi_lists_every_route(client: InProcessClient) -> None:
     assert {path for path, _ in documented} == {
         "/providers",
         "/providers/{address}",
+        "/providers/{address}/equivocations",
         "/orders/{order_id}",
         "/ledger/accounts",
         "/ledger/accounts/{account}",

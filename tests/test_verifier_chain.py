@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import new_account
 
-from flownet.agents.verifier import Verifier, VerifierSettings
+from flownet.agents.verifier import Equivocation, Verifier, VerifierSettings
 from flownet.agents.verifier_io import SlashingChain
 from flownet.chain.connect import http_web3
 from flownet.chain.deploy import TOKEN_UNIT, DeployConfig, deploy
@@ -39,12 +39,16 @@ class Board:
         self.provider_address = provider
         self.posted: list[Attestation] = []
         self.detail: dict[str, Any] = {"equivocating_epochs": [], "recent_heartbeats": []}
+        self.equivocation_items: list[dict[str, Any]] = []
 
     def providers(self) -> list[dict[str, Any]]:
         return [{"address": self.provider_address}]
 
     def provider(self, address: str) -> dict[str, Any]:
         return self.detail
+
+    def equivocations(self, provider: str) -> list[Equivocation]:
+        return [Equivocation.from_json(item) for item in self.equivocation_items]
 
     def post_attestation(self, attestation: Attestation) -> None:
         self.posted.append(Attestation.from_json(attestation.to_json()))
@@ -153,21 +157,8 @@ def test_equivocation_proof_on_chain(anvil: Anvil, stand_in: None) -> None:
     if b.heartbeat.epoch != epoch:  # crossed an epoch boundary between the two: sign b again in a's epoch
         b = sign_heartbeat(provider.account, domain, Heartbeat.create(provider.address, "5.6.7.8:7443", 10, now - 1))
     board = Board(provider.address)
-    # the rows exactly as GET /providers/{address} renders recent_heartbeats
-    board.detail = {
-        "equivocating_epochs": [epoch],
-        "recent_heartbeats": [
-            {
-                "epoch": s.heartbeat.epoch,
-                "endpoint_hash": "0x" + s.heartbeat.endpoint_hash.hex(),
-                "load": s.heartbeat.load,
-                "timestamp": s.heartbeat.timestamp,
-                "signature": "0x" + s.signature.hex(),
-                "received_at": now,
-            }
-            for s in (a, b)
-        ],
-    }
+    # the item exactly as GET /providers/{address}/equivocations renders it
+    board.equivocation_items = [{"provider": provider.address, "epoch": epoch, "a": a.to_json(), "b": b.to_json()}]
 
     async def honest(row: dict[str, Any]) -> Measurements:
         return Measurements((0.01,), (True,), (5e6,), 10, 10)

@@ -20,8 +20,13 @@ Each round, for every provider the full node lists (or those asked for):
    Attestation(provider, epoch, kind, CID) and POST it;
 4. once `quorum` distinct verifiers signed one (provider, epoch, kind, CID) and no dispute is open
    for (provider, epoch), open the dispute (whoever gets there first; the others find it open);
-5. look at the provider's heartbeats for equivocation (two signed heartbeats of one epoch naming
-   different endpoints) and submit the proof.
+5. read the provider's equivocations the full node keeps (``GET /providers/{address}/equivocations``:
+   two signed heartbeats of one epoch naming different endpoints) and submit each proof, also when
+   the probe failed. A proof the chain refuses for a reason that may pass (the slash cap of the
+   period reached, an RPC error, a revert it cannot classify) is tried again in a later round, after
+   1, 2, 4, ... rounds (at most `EQUIVOCATION_MAX_BACKOFF`); only a final answer ends it: the epoch is
+   slashed, past the statute of limitations, the signer is no (staked) provider, or the chain reads the
+   pair as no equivocation.
 
 Every round also re-checks the groups it signed (another verifier may have completed the quorum
 since) and executes the disputes it knows of whose challenge window has passed.
@@ -47,7 +52,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from flownet.core.heartbeat import Heartbeat, SignedHeartbeat
+from flownet.core.heartbeat import SignedHeartbeat
 from flownet.core.verdicts import (
     KINDS,
     Attestation,
@@ -58,11 +63,12 @@ from flownet.core.verdicts import (
     judge,
     quorum_signatures,
 )
-from flownet.errors import FlowNetError
+from flownet.errors import FlowNetError, TransactionFailed
 
 __all__ = [
     "ChainPort",
     "Decide",
+    "Equivocation",
     "FullNodeApi",
     "MemoryVouches",
     "Verifier",
@@ -79,11 +85,64 @@ log = logging.getLogger("flownet.verifier")
 
 KIND_NAMES = {v: k for k, v in KINDS.items()}
 DISPUTE_OPEN = 1
+#: slashEquivocation reverts after which the (provider, epoch) can never be slashed for equivocation.
+FINAL_EPOCH_ERRORS = frozenset(
+    {"SlashingEpochAlreadySlashed", "SlashingEpochExpired", "SlashingNotProvider", "SlashingNothingToSlash"}
+)
+#: Reverts saying the chain reads this pair of heartbeats as no proof at all (it never will be one).
+FINAL_PAIR_ERRORS = frozenset(
+    {
+        "SlashingNotEquivocation",
+        "SlashingHeartbeatMismatch",
+        "SlashingWrongSigner",
+        "SlashingInvalidSignature",
+        "SlashingInvalidSignatureLength",
+        "SlashingInvalidSignatureS",
+        "SlashingInvalidSignatureV",
+    }
+)
+EQUIVOCATION_MAX_BACKOFF = 8  # rounds between attempts at a proof that keeps failing for transient reasons
+
+
+@dataclass(frozen=True)
+class Equivocation:
+    """Two signed heartbeats of one provider and epoch naming different endpoints, as the full node keeps
+    them; `slashed`: the full node has indexed a slash of (provider, epoch)."""
+
+    a: SignedHeartbeat
+    b: SignedHeartbeat
+    slashed: bool = False
+
+    @property
+    def provider(self) -> str:
+        return self.a.heartbeat.provider
+
+    @property
+    def epoch(self) -> int:
+        return self.a.heartbeat.epoch
+
+    @classmethod
+    def from_json(cls, data: Any) -> Equivocation:
+        """An item of ``GET /providers/{address}/equivocations``; ValueError naming what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError(f"an equivocation must be a JSON object, not {data!r}")
+        try:
+            a, b = SignedHeartbeat.from_json(data.get("a")), SignedHeartbeat.from_json(data.get("b"))
+        except FlowNetError as exc:
+            raise ValueError(f"invalid heartbeat in equivocation: {exc}") from None
+        ha, hb = a.heartbeat, b.heartbeat
+        if (ha.provider, ha.epoch) != (hb.provider, hb.epoch) or ha.endpoint_hash == hb.endpoint_hash:
+            raise ValueError(
+                f"heartbeats of {ha.provider} epoch {ha.epoch} and {hb.provider} epoch {hb.epoch} naming "
+                f"0x{ha.endpoint_hash.hex()} and 0x{hb.endpoint_hash.hex()} are no equivocation"
+            )
+        return cls(a, b, bool(data.get("slashed", False)))
 
 
 class FullNodeApi(Protocol):
     def providers(self) -> list[dict[str, Any]]: ...
     def provider(self, address: str) -> dict[str, Any]: ...
+    def equivocations(self, provider: str) -> list[Equivocation]: ...
     def post_attestation(self, attestation: Attestation) -> None: ...
     def attestations(self, provider: str, epoch: int, kind: int) -> list[Attestation]: ...
 
@@ -166,6 +225,13 @@ class VerifierSettings:
     max_failures: int = 5  # consecutive failed rounds (full node or chain down) before giving up
 
 
+def _provider_trouble(row: dict[str, Any], exc: Exception) -> None:
+    if isinstance(exc, FlowNetError):
+        log.warning("provider %s: %s", row.get("address"), exc)
+    else:
+        log.warning("provider %s: unexpected %s: %s", row.get("address"), type(exc).__name__, exc)
+
+
 def evidence_document(
     provider: str, epoch: int, m: Measurements, verdicts: dict[str, Verdict], verifier: str, t: Thresholds, now: float
 ) -> bytes:
@@ -213,7 +279,10 @@ class Verifier:
         self.signed: dict[tuple[str, int, int], str] = {}  # (provider, epoch, kind) -> CID this verifier signed
         self.disputes: set[int] = set()  # disputes to execute once their window passes
         self.done: set[int] = set()
-        self.equivocations: set[tuple[str, int]] = set()
+        self.equivocations: set[tuple[str, int]] = set()  # (provider, epoch) settled: slashed or never slashable
+        self.bad_pairs: set[tuple[str, int, bytes, bytes]] = set()  # pairs the chain reads as no proof
+        self.equivocation_retry: dict[tuple[str, int], tuple[int, int]] = {}  # -> (failures, next round to try)
+        self.rounds = 0
         self.stats = {"probes": 0, "attestations": 0, "disputes_opened": 0, "executed": 0, "equivocations": 0}
         self.stats["vouches"] = 0  # epochs vouched for with a ServiceProof
 
@@ -258,6 +327,7 @@ class Verifier:
         log.info("verifier stopped after %d round(s): %s", done, self.stats)
 
     async def round(self) -> None:
+        self.rounds += 1
         rows = self.fullnode.providers()
         wanted = self.settings.providers
         rows = [r for r in rows if not wanted or str(r.get("address", "")).lower() in wanted]
@@ -265,10 +335,13 @@ class Verifier:
         for row in rows:
             try:
                 await self.check_provider(row)
-            except FlowNetError as exc:
-                log.warning("provider %s: %s", row.get("address"), exc)
             except Exception as exc:  # one provider's trouble (a web3 or HTTP error) must not stop the others
-                log.warning("provider %s: unexpected %s: %s", row.get("address"), type(exc).__name__, exc)
+                _provider_trouble(row, exc)
+            if self.settings.watch_equivocation:  # also for a provider that could not be probed
+                try:
+                    self.watch_equivocation(str(row["address"]))
+                except Exception as exc:
+                    _provider_trouble(row, exc)
         self.recheck_signed()
         self.execute_due()
 
@@ -298,8 +371,6 @@ class Verifier:
             log.info("provider %s: evidence stored as %s", provider, own_cid)
             for name in failed:
                 self.attest(provider, epoch, KINDS[name], own_cid)
-        if self.settings.watch_equivocation:
-            self.watch_equivocation(provider)
         return verdicts
 
     def vouch_decision(self, provider: str, epoch: int, m: Measurements) -> tuple[int, int] | None:
@@ -522,69 +593,66 @@ class Verifier:
     # ------------------------------------------------------------------ equivocation
 
     def watch_equivocation(self, provider: str) -> None:
-        """Submit a proof for every epoch in which the provider signed heartbeats naming two endpoints."""
-        detail = self.fullnode.provider(provider)
-        epochs = [int(e) for e in detail.get("equivocating_epochs") or []]
-        if not epochs:
-            return
-        recent = detail.get("recent_heartbeats") or []
-        for epoch in epochs:
-            if (provider, epoch) in self.equivocations:
+        """Submit a proof for every equivocation of `provider` the full node keeps, unless settled; a proof
+        that fails for a transient reason is retried in a later round."""
+        for item in self.fullnode.equivocations(provider):
+            if item.provider.lower() != provider.lower():
+                log.warning("the full node answered an equivocation of %s for %s: ignored", item.provider, provider)
                 continue
-            pair = equivocation_pair(provider, epoch, recent)
-            if pair is None:
-                log.warning(
-                    "provider %s equivocated in epoch %d, but the full node's recent heartbeats no longer hold both "
-                    "statements: cannot prove it",
-                    provider,
-                    epoch,
-                )
-                self.equivocations.add((provider, epoch))
+            key = (item.provider, item.epoch)
+            pair = (*key, item.a.signature, item.b.signature)
+            if key in self.equivocations or pair in self.bad_pairs:
                 continue
-            if self.chain.is_epoch_slashed(provider, epoch):
-                log.info("provider %s epoch %d already slashed", provider, epoch)
-                self.equivocations.add((provider, epoch))
+            failures, next_round = self.equivocation_retry.get(key, (0, 0))
+            if self.rounds < next_round:
                 continue
-            a, b = pair
-            doc = {
-                "type": "flownet/equivocation-evidence",
-                "version": 1,
-                "provider": provider,
-                "epoch": epoch,
-                "reporter": self.chain.address,
-                "timestamp": self.clock(),
-                "heartbeats": [a.to_json(), b.to_json()],
-            }
-            cid = self.store.put(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
             try:
-                self.chain.slash_equivocation(a, b, cid)
-            except FlowNetError as exc:
-                log.warning("equivocation proof against %s epoch %d refused: %s", provider, epoch, exc)
+                self.prove_equivocation(item)
+            except TransactionFailed as exc:
+                if exc.error in FINAL_EPOCH_ERRORS:
+                    log.info("equivocation of %s in epoch %d cannot be slashed: %s", item.provider, item.epoch, exc)
+                    self.settle(key)
+                elif exc.error in FINAL_PAIR_ERRORS:
+                    log.warning("the chain reads the pair for %s epoch %d as no proof: %s", *key, exc)
+                    self.bad_pairs.add(pair)
+                else:
+                    self.retry_later(key, failures, exc)
+            except Exception as exc:  # RPC, blob store: try again later
+                self.retry_later(key, failures, exc)
             else:
-                self.stats["equivocations"] += 1
-                log.info("SLASHED %s for equivocation in epoch %d (evidence %s)", provider, epoch, cid)
-            self.equivocations.add((provider, epoch))
+                self.settle(key)
 
+    def prove_equivocation(self, item: Equivocation) -> None:
+        """Submit `item` with `slashEquivocation` unless its epoch is already slashed."""
+        provider, epoch = item.provider, item.epoch
+        if self.chain.is_epoch_slashed(provider, epoch):
+            log.info("provider %s epoch %d already slashed", provider, epoch)
+            return
+        doc = {
+            "type": "flownet/equivocation-evidence",
+            "version": 1,
+            "provider": provider,
+            "epoch": epoch,
+            "reporter": self.chain.address,
+            "timestamp": self.clock(),
+            "heartbeats": [item.a.to_json(), item.b.to_json()],
+        }
+        cid = self.store.put(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+        self.chain.slash_equivocation(item.a, item.b, cid)
+        self.stats["equivocations"] += 1
+        log.info("SLASHED %s for equivocation in epoch %d (evidence %s)", provider, epoch, cid)
 
-def equivocation_pair(
-    provider: str, epoch: int, recent: list[dict[str, Any]]
-) -> tuple[SignedHeartbeat, SignedHeartbeat] | None:
-    """Two signed heartbeats of `provider` in `epoch` naming different endpoints, from `GET /providers/{a}`'s
-    recent_heartbeats rows (epoch, endpoint_hash, load, timestamp, signature); None if they are not there."""
-    rows = [r for r in recent if int(r.get("epoch", -1)) == epoch]
-    for i, first in enumerate(rows):
-        for second in rows[i + 1 :]:
-            if str(first["endpoint_hash"]).lower() != str(second["endpoint_hash"]).lower():
-                return _signed(provider, first), _signed(provider, second)
-    return None
+    def settle(self, key: tuple[str, int]) -> None:
+        self.equivocations.add(key)
+        self.equivocation_retry.pop(key, None)
 
-
-def _signed(provider: str, row: dict[str, Any]) -> SignedHeartbeat:
-    hb = Heartbeat(
-        provider,
-        int(row["epoch"]),
-        bytes.fromhex(str(row["endpoint_hash"]).removeprefix("0x")),
-        int(row["load"]),
-        int(row["timestamp"]),
-    )
-    return SignedHeartbeat(hb, bytes.fromhex(str(row["signature"]).removeprefix("0x")))
+    def retry_later(self, key: tuple[str, int], failures: int, exc: Exception) -> None:
+        wait = min(2**failures, EQUIVOCATION_MAX_BACKOFF)
+        self.equivocation_retry[key] = (failures + 1, self.rounds + wait)
+        log.warning(
+            "equivocation proof against %s epoch %d failed (%s: %s); trying again in %d round(s)",
+            *key,
+            type(exc).__name__,
+            exc,
+            wait,
+        )

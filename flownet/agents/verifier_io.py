@@ -24,7 +24,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from flownet.agents.probe import ProbeTarget, probe
-from flownet.agents.verifier import Decide
+from flownet.agents.verifier import Decide, Equivocation
 from flownet.chain.deploy import Deployment
 from flownet.core.heartbeat import SignedHeartbeat
 from flownet.core.metadata import parse_endpoint
@@ -56,7 +56,7 @@ PAGE = 200
 
 
 class HttpFullNode:
-    """The full node API (`flownet fullnode serve`): providers, their heartbeats, attestations."""
+    """The full node API (`flownet fullnode serve`): providers, their equivocations, attestations."""
 
     def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
         self.base = base_url.rstrip("/")
@@ -93,6 +93,23 @@ class HttpFullNode:
 
     def provider(self, address: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/providers/{address}"))
+
+    def equivocations(self, provider: str) -> list[Equivocation]:
+        """Every equivocation the full node keeps for `provider` within the statute of limitations, page by page."""
+        found: list[Equivocation] = []
+        offset = 0
+        for _ in range(100):  # at most 100 pages of PAGE: bounded whatever the node answers
+            body = self._call("GET", f"/providers/{provider}/equivocations", params={"limit": PAGE, "offset": offset})
+            items = body.get("items", [])
+            for entry in items:
+                try:
+                    found.append(Equivocation.from_json(entry))
+                except ValueError as exc:
+                    log.info("skipping a malformed equivocation from the full node: %s", exc)
+            offset += len(items)
+            if not items or offset >= int(body.get("total", 0)):
+                break
+        return found
 
     def post_attestation(self, attestation: Attestation) -> None:
         self._call("POST", "/attestations", json=attestation.to_json())

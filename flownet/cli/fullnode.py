@@ -1,9 +1,10 @@
 """`flownet fullnode`: serve the HTTP API over an indexer database (and, as commands are added, index).
 
 The building blocks are importable so other commands of the group (``run``: indexer + API in one
-process) can reuse them: `deployment_of` finds the deployment a database is for, `build_api` makes
-the ASGI app and its writer, `ApiServer` runs uvicorn in the foreground or in a thread, and
-`MetadataRefresher` fills provider metadata from the blob store in a background thread.
+process) can reuse them: `deployment_of` finds the deployment a database is for, `slashing_settings`
+its epoch length and statute of limitations, `build_api` makes the ASGI app and its writer,
+`ApiServer` runs uvicorn in the foreground or in a thread, and `MetadataRefresher` fills provider
+metadata from the blob store in a background thread.
 """
 
 from __future__ import annotations
@@ -64,15 +65,32 @@ def deployment_of(db_path: Path, settings: Settings) -> tuple[int, dict[str, str
     return manifest.chain_id, dict(manifest.addresses)
 
 
+def slashing_settings(settings: Settings, chain_id: int, contracts: dict[str, str]) -> dict[str, int]:
+    """The SlashingManager's ``epoch_seconds`` and ``statute_epochs`` from the manifest's deployment config,
+    when the manifest is of the same chain and SlashingManager; else {} (the API's defaults, DeployConfig's)."""
+    manager = contracts.get("SlashingManager")
+    try:
+        manifest = Deployment.load(settings.manifest)
+    except (DeploymentError, TypeError) as exc:
+        log.info("no usable manifest for the slashing settings (%s): using the defaults", exc)
+        return {}
+    same = manager is not None and str(manifest.addresses.get("SlashingManager", "")).lower() == manager.lower()
+    if not same or manifest.chain_id != chain_id:
+        log.info("the manifest %s is of another deployment: default slashing settings", settings.manifest)
+        return {}
+    return {k: int(manifest.config[k]) for k in ("epoch_seconds", "statute_epochs") if k in manifest.config}
+
+
 def build_api(db_path: Path, settings: Settings, max_skew: float = DEFAULT_MAX_SKEW) -> tuple[FastAPI, ApiStore]:
-    """The API app over `db_path` and its writer (created and migrated if needed)."""
+    """The API app over `db_path` and its writer (created and migrated if needed); the heartbeat epoch and
+    the statute of limitations are the deployment's (`slashing_settings`)."""
     chain_id, contracts = deployment_of(db_path, settings)
     if "Staking" not in contracts:
         raise ConfigError(f"the deployment of {db_path} has no Staking contract (has {sorted(contracts)})")
     store = ApiStore(db_path)
     app = create_app(
         db_path, chain_id, contracts["Staking"], max_skew=max_skew, store=store,
-        slashing_address=contracts.get("SlashingManager"),
+        slashing_address=contracts.get("SlashingManager"), **slashing_settings(settings, chain_id, contracts),
     )  # fmt: skip
     return app, store
 
