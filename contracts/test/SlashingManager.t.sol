@@ -320,6 +320,7 @@ contract SlashingManagerTest is SlashingFixture {
         vm.warp(block.timestamp + THAW_PERIOD);
         vm.prank(provider);
         staking.withdraw();
+        epoch = epochNow();
         vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingNothingToSlash.selector, provider, epoch));
         slashEquivocationAs(stranger, epoch, CID);
         assertFalse(slashing.isEpochSlashed(provider, epoch), "epoch not consumed");
@@ -397,14 +398,14 @@ contract SlashingManagerTest is SlashingFixture {
         accusers[1] = verifier2;
         uint64 ends = uint64(block.timestamp) + CHALLENGE_WINDOW;
         // due = min(10% of 10,000, cap 5,000, each accuser's 500 unheld) = 500.
+        vm.expectEmit(true, true, true, true, address(slashing));
+        emit ISlashingManager.DisputeOpened(1, provider, epoch, 2, CID, accusers, stranger, ends, 500e18);
         vm.expectEmit(true, true, true, true, address(staking));
         emit IStaking.StakeHeld(provider, 500e18, 500e18);
         vm.expectEmit(true, true, true, true, address(staking));
         emit IStaking.StakeHeld(verifier, 500e18, 500e18);
         vm.expectEmit(true, true, true, true, address(staking));
         emit IStaking.StakeHeld(verifier2, 500e18, 500e18);
-        vm.expectEmit(true, true, true, true, address(slashing));
-        emit ISlashingManager.DisputeOpened(1, provider, epoch, 2, CID, accusers, stranger, ends, 500e18);
         uint256 id = openDisputeOf(epoch, 2, CID);
 
         assertEq(id, 1, "first id");
@@ -459,6 +460,7 @@ contract SlashingManagerTest is SlashingFixture {
         vm.warp(block.timestamp + THAW_PERIOD);
         vm.prank(provider);
         staking.withdraw();
+        epoch = epochNow();
         bytes[] memory sigs = attestations(keys2(), provider, epoch, 0, CID);
         vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingNothingToSlash.selector, provider, epoch));
         slashing.openDispute(provider, epoch, 0, CID, sigs);
