@@ -168,7 +168,7 @@ contract SlashingHandler is BaseTest {
             vm.startPrank(verifiers[i]);
             token.approve(address(staking), type(uint256).max);
             token.approve(address(market), type(uint256).max);
-            staking.stake(IStaking.Role.Verifier, minimum * (i + 1));
+            staking.stake(IStaking.Role.Verifier, minimum * 2 * (i + 1));
             vm.stopPrank();
         }
         vm.prank(client);
@@ -512,7 +512,8 @@ contract SlashingHandler is BaseTest {
         IStaking.StakeInfo memory s = staking.stakeOf(v);
         uint256 minimum = staking.verifierMinStake();
         vm.startPrank(v);
-        if (unbond && s.active > minimum) {
+        // Unbonding takes a verifier out of new disputes until it withdraws: rarely.
+        if (unbond && (seed >> 8) % 16 == 0 && s.active > minimum) {
             staking.requestUnstake(bound(amount, 1, s.active - minimum));
         } else {
             uint256 topUp = bound(amount, 1, 2_000e18);
@@ -523,17 +524,24 @@ contract SlashingHandler is BaseTest {
         ok["verifierStake"]++;
     }
 
-    /// @notice A provider or verifier thaws part, or (one time in four) all, of its unlocked stake,
-    /// held or not: holds do not stop an unstake request, only the withdrawal.
+    /// @notice A provider thaws part, or (one time in sixteen) all, of its unlocked stake, held or not:
+    /// holds do not stop an unstake request, only the withdrawal. A provider below the minimum bonds
+    /// back up to its bootstrap stake instead.
     function unstake(uint256 seed, uint256 amount) external {
         _sync();
         calls["unstake"]++;
-        address a = _staker(seed);
+        address a = providers[seed % PROVIDERS]; // verifiers unbond through verifierStake
         IStaking.StakeInfo memory s = staking.stakeOf(a);
+        if (s.active < staking.providerMinStake()) {
+            vm.prank(a);
+            staking.stake(IStaking.Role.Provider, PROVIDER_STAKE - s.active);
+            ok["unstake"]++;
+            return;
+        }
         uint256 unlocked = s.active > s.locked ? s.active - s.locked : 0;
         if (unlocked == 0) return;
         uint256 minimum = s.role == IStaking.Role.Provider ? staking.providerMinStake() : staking.verifierMinStake();
-        amount = (seed >> 8) % 4 == 0 ? unlocked : bound(amount, 1, unlocked);
+        amount = (seed >> 8) % 16 == 0 ? unlocked : bound(amount, 1, unlocked);
         uint256 rest = s.active - amount;
         if (rest != 0 && rest < minimum) {
             // Keep exactly the minimum, or leave fully; skip when neither is unlocked.
@@ -554,7 +562,7 @@ contract SlashingHandler is BaseTest {
     function withdraw(uint256 seed, bool wait) external {
         _sync();
         calls["withdraw"]++;
-        address a = _staker(seed);
+        address a = _staker(seed, 2);
         IStaking.StakeInfo memory s = staking.stakeOf(a);
         if (wait && s.thawing != 0 && ghostTime < s.thawEnd) {
             ghostTime = s.thawEnd;
@@ -705,9 +713,10 @@ contract SlashingHandler is BaseTest {
         return verifiers[(seed >> 8) % VERIFIERS];
     }
 
-    function _staker(uint256 seed) internal view returns (address) {
-        uint256 k = seed % (PROVIDERS + VERIFIERS);
-        return k < PROVIDERS ? providers[k] : verifiers[k - PROVIDERS];
+    /// @dev A provider one time in `oneIn`, else a verifier.
+    function _staker(uint256 seed, uint256 oneIn) internal view returns (address) {
+        if (seed % oneIn != 0) return providers[(seed >> 4) % PROVIDERS];
+        return verifiers[(seed >> 4) % VERIFIERS];
     }
 
     function _epochAcceptable(address who, uint64 epoch) internal view returns (bool) {
