@@ -201,8 +201,9 @@ contract SlashingHandler is BaseTest {
     }
 
     /// @notice Someone reports two heartbeats of one signer and epoch naming different endpoints.
-    /// Usually the signer is a provider; one time in eight it is a verifier or the unstaked outsider,
-    /// which must be refused. The reporter is anyone, often the accused provider or the outsider.
+    /// Usually the signer is a provider (one time in three the accused of an open dispute, for its
+    /// epoch); one time in eight it is a verifier or the unstaked outsider, which must be refused. The
+    /// reporter is anyone, often the accused provider or the outsider.
     function equivocate(uint256 providerSeed, uint256 back, uint256 cidSeed, uint256 reporterSeed) external {
         _sync();
         calls["equivocate"]++;
@@ -212,6 +213,12 @@ contract SlashingHandler is BaseTest {
         r.reporter = _pickReporter(reporterSeed);
         if (providerSeed % 8 == 7) return _equivocateNobody(providerSeed, r.epoch, r.cid, r.reporter);
         uint256 p = providerSeed % PROVIDERS;
+        // One time in three, the (provider, epoch) of an open dispute: the accused pre-empting it.
+        (bool found, uint256 di) = _pickOpen(providerSeed >> 8);
+        if (found && (providerSeed >> 4) % 3 == 0) {
+            p = _providerIndex(_disputes[di].provider);
+            r.epoch = _disputes[di].epoch;
+        }
         r.who = providers[p];
         uint256 room = _capRoom(r.who);
         uint256 want = _stakeOf(r.who) * _cfg.slashBps / BPS;
@@ -273,6 +280,7 @@ contract SlashingHandler is BaseTest {
         internal
         returns (uint256 paid)
     {
+        ok["supersede"]++;
         GhostDispute storage d = _disputes[di];
         uint256 rewardEach = reward / d.remaining;
         paid = rewardEach * d.remaining;

@@ -217,6 +217,7 @@ contract SlashingInvariantsTest is MarketFixture {
             Log.log(string.concat(names[i], " calls"), handler.calls(names[i]));
             Log.log(string.concat(names[i], " ok"), handler.ok(names[i]));
         }
+        Log.log("supersede ok", handler.ok("supersede"));
     }
 
     /// @notice A fixed pseudo-random sequence reaches every action and keeps every invariant.
@@ -244,6 +245,7 @@ contract SlashingInvariantsTest is MarketFixture {
             assertGt(handler.ok(musts[i]), 0, string.concat("sequence never succeeded at ", musts[i]));
         }
         assertGt(handler.periodCount(), 0, "some provider was slashed");
+        assertGt(handler.ok("supersede"), 0, "some equivocation superseded an open dispute");
         invariant_capPerPeriodNeverExceeded();
         invariant_strikeTakesDueFromStruckAccuserOnly();
         invariant_attestationSingleUse();
