@@ -317,7 +317,8 @@ contract SlashingManager is ISlashingManager, EIP712 {
         uint256 bytesServed
     ) private {
         // Safe: index < verifiers.length <= 16; remaining >= 1 (this accuser had not been struck).
-        // forge-lint: disable-next-line(unsafe-typecast)
+        // `1 << index` is bit `index` of the struck set (the lint misreads it as a reversed shift).
+        // forge-lint: disable-next-line(unsafe-typecast,incorrect-shift)
         d.struck |= uint16(1 << index);
         uint8 remaining = d.remaining - 1;
         d.remaining = remaining;
@@ -365,6 +366,7 @@ contract SlashingManager is ISlashingManager, EIP712 {
         uint256 k;
         _staking.release(provider, due);
         for (uint256 i; i < n; ++i) {
+            // forge-lint: disable-next-line(incorrect-shift)
             if (struck & (1 << i) != 0) continue;
             address v = verifiers[i];
             left[k++] = v;
@@ -379,6 +381,7 @@ contract SlashingManager is ISlashingManager, EIP712 {
         address[] storage verifiers = d.verifiers;
         uint256 n = verifiers.length;
         for (uint256 i; i < n; ++i) {
+            // forge-lint: disable-next-line(incorrect-shift)
             if (verifiers[i] == account && struck & (1 << i) == 0) return i;
         }
         return type(uint256).max;

@@ -370,16 +370,40 @@ contract GasTest is SlashingFixture {
         assertEq(uint256(slashing.disputeOf(id).status), uint256(ISlashingManager.DisputeStatus.Open), "open");
     }
 
+    /// @dev The final strike: one of two accusers (quorum 2) is struck, so the dispute is rebutted
+    /// and every other hold is released.
     function test_rebut_gas() public {
-        (uint256 id, uint64 e) = _openDisputeGas();
-        (bytes32 orderId, IBandwidthMarket.Order memory order) = openOrder(DEPOSIT, DURATION);
-        bytes memory sig = signServiceProof(CLIENT_KEY, orderId, e, GIB);
+        stakeProvider(STAKE);
+        stakeVerifier(verifier2, VERIFIER_MIN);
+        uint64 e = epochNow();
+        (, IBandwidthMarket.Order memory order, bytes memory sig) = vouch(verifier, VERIFIER_KEY, e, GIB);
+        uint256 id = openDisputeOf(e, 0, "bafkreigasdispute");
 
         vm.prank(provider);
         slashing.rebut(id, order, GIB, sig);
         _snapshotGasLastCall("rebut");
 
-        assertEq(stakeOf(verifier), VERIFIER_MIN * 9_500 / 10_000, "accuser penalized");
+        assertEq(stakeOf(verifier), VERIFIER_MIN - 500e18, "accuser loses its bond");
+        assertEq(uint256(slashing.disputeOf(id).status), uint256(ISlashingManager.DisputeStatus.Rebutted), "rebutted");
+    }
+
+    /// @dev One strike of three accusers (quorum 2): the dispute stays open.
+    function test_rebut_gasStrikeOnly() public {
+        stakeProvider(STAKE);
+        stakeVerifier(verifier2, VERIFIER_MIN);
+        stakeVerifier(verifier3, VERIFIER_MIN);
+        uint64 e = epochNow();
+        (, IBandwidthMarket.Order memory order, bytes memory sig) = vouch(verifier3, VERIFIER3_KEY, e, GIB);
+        uint256[] memory keys = new uint256[](3);
+        (keys[0], keys[1], keys[2]) = (VERIFIER_KEY, VERIFIER2_KEY, VERIFIER3_KEY);
+        uint256 id = slashing.openDispute(provider, e, 0, "bafkreigasdispute", attestations(keys, provider, e, 0, "bafkreigasdispute"));
+
+        vm.prank(provider);
+        slashing.rebut(id, order, GIB, sig);
+        _snapshotGasLastCall("rebut (strike, dispute stays open)");
+
+        assertEq(stakeOf(verifier3), 0, "accuser loses its bond");
+        assertEq(uint256(slashing.disputeOf(id).status), uint256(ISlashingManager.DisputeStatus.Open), "open");
     }
 
     function test_executeDispute_gas() public {
@@ -390,7 +414,24 @@ contract GasTest is SlashingFixture {
         slashing.executeDispute(id);
         _snapshotGasLastCall("executeDispute");
 
+        assertEq(stakeOf(provider), STAKE - 500e18, "slashed due");
+    }
+
+    function test_slashEquivocation_gasSupersedingDispute() public {
+        (, uint64 e) = _openDisputeGas();
+        (
+            ISlashingManager.Heartbeat memory a,
+            bytes memory sigA,
+            ISlashingManager.Heartbeat memory b,
+            bytes memory sigB
+        ) = equivocation(e);
+
+        vm.prank(stranger);
+        slashing.slashEquivocation(a, sigA, b, sigB, "bafkreigasequivocation");
+        _snapshotGasLastCall("slashEquivocation (supersedes an open dispute)");
+
         assertEq(stakeOf(provider), STAKE - 1_000e18, "slashed");
+        assertEq(token.balanceOf(verifier2), FUNDS - VERIFIER_MIN + 250e18, "accuser's share");
     }
 
     function test_setScore_gas() public {

@@ -170,7 +170,6 @@ contract SlashingManagerTest is SlashingFixture {
         assertEq(token.totalSupply(), supply - expected / 2, "rest burned");
         assertEq(token.balanceOf(address(slashing)), 0, "manager keeps nothing");
         assertTrue(slashing.isEpochSlashed(provider, epoch), "epoch marked");
-        assertTrue(slashing.isEvidenceUsed(keccak256(bytes(CID))), "evidence used");
         assertEq(slashing.slashedInPeriod(provider, block.timestamp / PERIOD), expected, "period total");
         assertEq(trust.scoreOf(provider, 0), 250, "network score halved from neutral");
         assertEq(trust.scoreOf(provider, 1), 500, "other domains untouched");
@@ -240,10 +239,11 @@ contract SlashingManagerTest is SlashingFixture {
         slashEquivocationAs(client, epoch, "bafkreiotherevidence");
     }
 
-    function test_RevertWhen_slashEquivocation_evidenceReused() public {
-        slashEquivocationAs(stranger, epoch, CID);
-        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingEvidenceUsed.selector, keccak256(bytes(CID))));
-        slashEquivocationAs(stranger, epoch - 1, CID);
+    /// @dev A CID only points at the evidence: what is single-use is the slash of an epoch.
+    function test_slashEquivocation_sameCidForAnotherEpoch() public {
+        assertEq(slashEquivocationAs(stranger, epoch, CID), 1_000e18, "first epoch");
+        assertEq(slashEquivocationAs(stranger, epoch - 1, CID), 900e18, "same CID, another epoch: 10% of 9,000");
+        assertTrue(slashing.isEpochSlashed(provider, epoch - 1), "second epoch marked");
     }
 
     function test_RevertWhen_slashEquivocation_evidenceCidLength() public {
@@ -292,17 +292,39 @@ contract SlashingManagerTest is SlashingFixture {
         slashing.slashEquivocation(a, abi.encodePacked(bytes32(0), bytes32(uint256(1)), uint8(27)), b, sigA, CID);
     }
 
-    function test_slashEquivocation_unstakedSignerIsScoredDown() public {
+    /// @dev Heartbeats of `who` (key `key`) naming two endpoints, submitted by the test.
+    function _equivocateAs(uint256 key, address who) internal {
         uint64 t = epoch * EPOCH_SECONDS;
-        ISlashingManager.Heartbeat memory a = heartbeat(stranger, epoch, ENDPOINT_A, 1, t);
-        ISlashingManager.Heartbeat memory b = heartbeat(stranger, epoch, ENDPOINT_B, 1, t);
-        uint256 supply = token.totalSupply();
-        uint256 slashed =
-            slashing.slashEquivocation(a, signHeartbeat(STRANGER_KEY, a), b, signHeartbeat(STRANGER_KEY, b), CID);
-        assertEq(slashed, 0, "nothing to take");
-        assertEq(token.totalSupply(), supply, "nothing burned");
-        assertTrue(slashing.isEpochSlashed(stranger, epoch), "marked");
-        assertEq(trust.scoreOf(stranger, 0), 250, "scored down");
+        ISlashingManager.Heartbeat memory a = heartbeat(who, epoch, ENDPOINT_A, 1, t);
+        ISlashingManager.Heartbeat memory b = heartbeat(who, epoch, ENDPOINT_B, 1, t);
+        slashing.slashEquivocation(a, signHeartbeat(key, a), b, signHeartbeat(key, b), CID);
+    }
+
+    function test_RevertWhen_slashEquivocation_signerNotStaked() public {
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingNothingToSlash.selector, stranger, epoch));
+        _equivocateAs(STRANGER_KEY, stranger);
+        assertFalse(slashing.isEpochSlashed(stranger, epoch), "nothing consumed");
+        assertEq(trust.scoreOf(stranger, 0), 500, "not scored");
+    }
+
+    function test_RevertWhen_slashEquivocation_signerIsVerifier() public {
+        stakeVerifier(verifier, VERIFIER_MIN);
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingNothingToSlash.selector, verifier, epoch));
+        _equivocateAs(VERIFIER_KEY, verifier);
+        assertEq(stakeOf(verifier), VERIFIER_MIN, "verifier stake untouched");
+    }
+
+    function test_RevertWhen_slashEquivocation_providerWithNothingStaked() public {
+        vm.prank(provider);
+        staking.requestUnstake(PROVIDER_STAKE);
+        vm.warp(block.timestamp + THAW_PERIOD);
+        vm.prank(provider);
+        staking.withdraw();
+        epoch = epochNow();
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingNothingToSlash.selector, provider, epoch));
+        slashEquivocationAs(stranger, epoch, CID);
+        assertFalse(slashing.isEpochSlashed(provider, epoch), "epoch not consumed");
+        assertEq(trust.scoreOf(provider, 0), 500, "not scored");
     }
 
     function test_slashEquivocation_capPerPeriod() public {
@@ -318,7 +340,7 @@ contract SlashingManagerTest is SlashingFixture {
         slashEquivocationAs(stranger, epoch - 1, "bafkreisecond");
         // The refused evidence is still unused and lands in the next period (inside the statute).
         vm.warp((periodIndex + 1) * PERIOD);
-        assertFalse(slashing.isEvidenceUsed(keccak256("bafkreisecond")), "refused evidence not consumed");
+        assertFalse(slashing.isEpochSlashed(provider, epoch - 1), "refused epoch not consumed");
         assertEq(slashEquivocationAs(stranger, epoch - 1, "bafkreisecond"), CAP_PER_PERIOD, "next period");
     }
 
@@ -330,12 +352,32 @@ contract SlashingManagerTest is SlashingFixture {
         assertEq(slashing.slashedInPeriod(provider, block.timestamp / PERIOD), CAP_PER_PERIOD, "at the cap");
     }
 
+    /// @dev The accusers share the equivocation reward; the reporter gets nothing; every hold ends.
     function test_slashEquivocation_supersedesOpenDispute() public {
         stakeVerifiers();
         uint256 id = openDisputeOf(epoch, UNREACHABLE, "bafkreidispute");
+        uint256 v1 = token.balanceOf(verifier);
+        uint256 v2 = token.balanceOf(verifier2);
+        uint256 reporter = token.balanceOf(stranger);
+        uint256 supply = token.totalSupply();
+        address[] memory rewarded = new address[](2);
+        (rewarded[0], rewarded[1]) = (verifier, verifier2);
         vm.expectEmit(true, true, true, true, address(slashing));
-        emit ISlashingManager.DisputeSuperseded(id, provider, epoch);
-        slashEquivocationAs(stranger, epoch, CID);
+        emit ISlashingManager.DisputeSuperseded(id, provider, epoch, rewarded, 250e18);
+        vm.expectEmit(true, true, true, true, address(slashing));
+        emit ISlashingManager.EquivocationSlashed(
+            provider, epoch, stranger, ENDPOINT_A, ENDPOINT_B, CID, 1_000e18, 500e18, 500e18
+        );
+        assertEq(slashEquivocationAs(stranger, epoch, CID), 1_000e18, "slashBps of the whole stake");
+        assertEq(token.balanceOf(stranger), reporter, "reporter gets nothing");
+        assertEq(token.balanceOf(verifier), v1 + 250e18, "accuser 1 share");
+        assertEq(token.balanceOf(verifier2), v2 + 250e18, "accuser 2 share");
+        assertEq(token.totalSupply(), supply - 500e18, "rest burned");
+        assertEq(staking.heldOf(provider), 0, "provider hold released");
+        assertEq(staking.heldOf(verifier), 0, "bond 1 released");
+        assertEq(staking.heldOf(verifier2), 0, "bond 2 released");
+        assertEq(slashing.openDisputesOf(verifier), 0, "open count 1");
+        assertEq(slashing.openDisputesOf(verifier2), 0, "open count 2");
         assertEq(uint256(slashing.disputeOf(id).status), uint256(ISlashingManager.DisputeStatus.Superseded), "closed");
         assertEq(slashing.openDisputeOf(provider, epoch), 0, "no open dispute");
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
@@ -355,8 +397,15 @@ contract SlashingManagerTest is SlashingFixture {
         accusers[0] = verifier;
         accusers[1] = verifier2;
         uint64 ends = uint64(block.timestamp) + CHALLENGE_WINDOW;
+        // due = min(10% of 10,000, cap 5,000, each accuser's 500 unheld) = 500.
         vm.expectEmit(true, true, true, true, address(slashing));
-        emit ISlashingManager.DisputeOpened(1, provider, epoch, 2, CID, accusers, stranger, ends);
+        emit ISlashingManager.DisputeOpened(1, provider, epoch, 2, CID, accusers, stranger, ends, 500e18);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.StakeHeld(provider, 500e18, 500e18);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.StakeHeld(verifier, 500e18, 500e18);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.StakeHeld(verifier2, 500e18, 500e18);
         uint256 id = openDisputeOf(epoch, 2, CID);
 
         assertEq(id, 1, "first id");
@@ -371,8 +420,72 @@ contract SlashingManagerTest is SlashingFixture {
         assertEq(d.verifiers.length, 2, "verifiers");
         assertEq(d.verifiers[1], verifier2, "second verifier");
         assertEq(d.evidenceCid, CID, "cid");
-        assertTrue(slashing.isEvidenceUsed(keccak256(bytes(CID))), "evidence used");
+        assertEq(d.remaining, 2, "remaining");
+        assertEq(d.struck, 0, "none struck");
+        assertEq(d.due, 500e18, "due");
+        assertTrue(slashing.isAttestationUsed(attestationDigestOf(provider, epoch, 2, CID)), "attestation used");
         assertEq(stakeOf(provider), PROVIDER_STAKE, "nothing slashed yet");
+        assertEq(staking.heldOf(provider), 500e18, "provider hold");
+        assertEq(staking.heldOf(verifier), 500e18, "bond 1");
+        assertEq(staking.heldOf(verifier2), 500e18, "bond 2");
+        assertEq(staking.heldOf(verifier3), 0, "bystander");
+        assertEq(slashing.openDisputesOf(verifier), 1, "open count 1");
+        assertEq(slashing.openDisputesOf(verifier2), 1, "open count 2");
+    }
+
+    /// @dev The provider's due is slashBps of its unheld stake: a second dispute sees the first's hold.
+    function test_openDispute_dueFromUnheldStakeAndPoorestAccuser() public {
+        stakeVerifier(verifier, 5_000e18);
+        stakeVerifier(verifier2, 5_000e18);
+        stakeVerifier(verifier3, 700e18);
+        uint256 first = openDisputeOf(epoch, UNREACHABLE, CID);
+        assertEq(slashing.disputeOf(first).due, 1_000e18, "10% of 10,000");
+        uint256 second = openDisputeOf(epoch - 1, UNREACHABLE, CID); // the same CID, another epoch
+        assertEq(slashing.disputeOf(second).due, 900e18, "10% of the 9,000 not held");
+        assertEq(staking.heldOf(provider), 1_900e18, "both holds");
+        assertEq(staking.heldOf(verifier), 1_900e18, "both bonds");
+        uint256[] memory keys = new uint256[](2);
+        (keys[0], keys[1]) = (VERIFIER_KEY, VERIFIER3_KEY);
+        uint256 third = slashing.openDispute(
+            provider, epoch - 2, 0, CID, attestations(keys, provider, epoch - 2, 0, CID)
+        );
+        assertEq(slashing.disputeOf(third).due, 700e18, "verifier 3 can bond only 700");
+        assertEq(staking.heldOf(verifier3), 700e18, "poorest accuser fully bonded");
+    }
+
+    function test_RevertWhen_openDispute_providerHasNothingStaked() public {
+        stakeVerifiers();
+        vm.prank(provider);
+        staking.requestUnstake(PROVIDER_STAKE);
+        vm.warp(block.timestamp + THAW_PERIOD);
+        vm.prank(provider);
+        staking.withdraw();
+        epoch = epochNow();
+        bytes[] memory sigs = attestations(keys2(), provider, epoch, 0, CID);
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingNothingToSlash.selector, provider, epoch));
+        slashing.openDispute(provider, epoch, 0, CID, sigs);
+    }
+
+    function test_RevertWhen_openDispute_verifierStakeAllHeld() public {
+        stakeVerifiers();
+        openDisputeOf(epoch, 0, CID); // holds all 500 of verifiers 1 and 2
+        bytes[] memory sigs = attestations(keys2(), provider, epoch - 1, 0, CID);
+        vm.expectRevert(
+            abi.encodeWithSelector(ISlashingManager.SlashingVerifierStakeHeld.selector, verifier, 500e18)
+        );
+        slashing.openDispute(provider, epoch - 1, 0, CID, sigs);
+    }
+
+    function test_RevertWhen_openDispute_verifierInTooManyDisputes() public {
+        stakeVerifier(verifier, 50_000e18);
+        stakeVerifier(verifier2, 50_000e18);
+        for (uint64 i; i < 4; ++i) {
+            openDisputeOf(epoch - i, 0, CID);
+        }
+        assertEq(slashing.openDisputesOf(verifier), 4, "at the limit");
+        bytes[] memory sigs = attestations(keys2(), provider, epoch - 4, 0, CID);
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingTooManyOpenDisputes.selector, verifier, 4));
+        slashing.openDispute(provider, epoch - 4, 0, CID, sigs);
     }
 
     function test_RevertWhen_openDispute_invalidKind() public {
@@ -472,12 +585,18 @@ contract SlashingManagerTest is SlashingFixture {
         slashing.openDispute(provider, epoch, 1, "bafkreiother", sigs);
     }
 
-    function test_RevertWhen_openDispute_evidenceReused() public {
-        stakeVerifiers();
-        openDisputeOf(epoch, 0, CID);
-        bytes[] memory sigs = attestations(keys2(), provider, epoch - 1, 0, CID);
-        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingEvidenceUsed.selector, keccak256(bytes(CID))));
-        slashing.openDispute(provider, epoch - 1, 0, CID, sigs);
+    /// @dev Each set of signatures opens one dispute, ever, even once the first is closed.
+    function test_RevertWhen_openDispute_attestationUsed() public {
+        stakeVerifier(verifier, 5_000e18);
+        stakeVerifier(verifier2, 5_000e18);
+        bytes[] memory sigs = attestations(keys2(), provider, epoch, 0, CID);
+        uint256 id = slashing.openDispute(provider, epoch, 0, CID, sigs);
+        (, IBandwidthMarket.Order memory order, bytes memory sig) = vouch(verifier, VERIFIER_KEY, epoch, GIB);
+        slashing.rebut(id, order, GIB, sig);
+        assertEq(slashing.openDisputeOf(provider, epoch), 0, "rebutted: the epoch is free");
+        bytes32 digest = attestationDigestOf(provider, epoch, 0, CID);
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingAttestationUsed.selector, digest));
+        slashing.openDispute(provider, epoch, 0, CID, sigs);
     }
 
     function test_RevertWhen_openDispute_expiredOrAlreadySlashed() public {
@@ -509,36 +628,51 @@ contract SlashingManagerTest is SlashingFixture {
 
     // ------------------------------------------------------------ rebut
 
+    /// @dev Three min-stake verifiers; verifiers 1 and 2 accuse; verifier 1 had bought service from
+    /// the provider in the epoch and signed a proof of it.
     function _proofFor(uint64 e)
         internal
         returns (uint256 id, bytes32 orderId, IBandwidthMarket.Order memory order, bytes memory sig)
     {
         stakeVerifiers();
-        (orderId, order) = openOrder(100e18, 1 days);
+        (orderId, order, sig) = vouch(verifier, VERIFIER_KEY, e, 5 * GIB);
         id = openDisputeOf(e, UNREACHABLE, CID);
-        sig = signServiceProof(CLIENT_KEY, orderId, e, 5 * GIB);
     }
 
-    function test_rebut_burnsAccusersPenaltyOnly() public {
+    function test_rebut_strikesAccuserAndBurnsItsBond() public {
         (uint256 id, bytes32 orderId, IBandwidthMarket.Order memory order, bytes memory sig) = _proofFor(epoch);
         uint256 supply = token.totalSupply();
         uint256 providerStake = stakeOf(provider);
-        uint256 penalty = VERIFIER_MIN * 10_000 / 10_000;
-        address[] memory accusers = new address[](2);
-        (accusers[0], accusers[1]) = (verifier, verifier2);
-        uint256[] memory penalties = new uint256[](2);
-        (penalties[0], penalties[1]) = (penalty, penalty);
+        uint256 due = 500e18;
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.StakeReleased(verifier, due, 0);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.Slashed(verifier, address(slashing), due, 0, 0, 0);
         vm.expectEmit(true, true, true, true, address(slashing));
-        emit ISlashingManager.DisputeRebutted(id, provider, orderId, 5 * GIB, accusers, penalties, 2 * penalty);
+        emit ISlashingManager.AccuserStruck(id, verifier, orderId, 5 * GIB, due, 1);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.StakeReleased(provider, due, 0);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.StakeReleased(verifier2, due, 0);
+        vm.expectEmit(true, true, true, true, address(slashing));
+        emit ISlashingManager.DisputeRebutted(id, provider, 1);
         vm.prank(provider);
         slashing.rebut(id, order, 5 * GIB, sig);
 
-        assertEq(stakeOf(verifier), VERIFIER_MIN - penalty, "accuser 1 penalized");
-        assertEq(stakeOf(verifier2), VERIFIER_MIN - penalty, "accuser 2 penalized");
+        assertEq(stakeOf(verifier), VERIFIER_MIN - due, "struck accuser loses its bond");
+        assertEq(stakeOf(verifier2), VERIFIER_MIN, "accuser 2 not struck keeps everything");
         assertEq(stakeOf(verifier3), VERIFIER_MIN, "bystander verifier untouched");
         assertEq(stakeOf(provider), providerStake, "provider untouched");
-        assertEq(token.totalSupply(), supply - 2 * penalty, "penalties burned");
-        assertEq(uint256(slashing.disputeOf(id).status), uint256(ISlashingManager.DisputeStatus.Rebutted), "status");
+        assertEq(token.totalSupply(), supply - due, "bond burned");
+        assertEq(staking.heldOf(provider), 0, "provider hold released");
+        assertEq(staking.heldOf(verifier), 0, "struck bond released then taken");
+        assertEq(staking.heldOf(verifier2), 0, "remaining bond released");
+        assertEq(slashing.openDisputesOf(verifier), 0, "open count 1");
+        assertEq(slashing.openDisputesOf(verifier2), 0, "open count 2");
+        ISlashingManager.Dispute memory d = slashing.disputeOf(id);
+        assertEq(uint256(d.status), uint256(ISlashingManager.DisputeStatus.Rebutted), "status");
+        assertEq(d.remaining, 1, "one accuser left");
+        assertEq(d.struck, 1, "bit 0 struck");
         assertEq(slashing.openDisputeOf(provider, epoch), 0, "epoch free again");
         assertFalse(slashing.isEpochSlashed(provider, epoch), "not slashed");
         assertEq(trust.scoreOf(provider, 0), 500, "score untouched");
@@ -552,29 +686,83 @@ contract SlashingManagerTest is SlashingFixture {
         slashing.executeDispute(id);
     }
 
+    /// @dev With three accusers and quorum 2 one strike leaves the dispute open; the struck accuser's
+    /// proof cannot strike it twice; the dispute still executes with the two that stood.
+    function test_rebut_strikeAboveQuorumKeepsDisputeOpen() public {
+        stakeVerifiers();
+        (bytes32 orderId, IBandwidthMarket.Order memory order, bytes memory sig) =
+            vouch(verifier3, VERIFIER3_KEY, epoch, GIB);
+        uint256[] memory keys = new uint256[](3);
+        (keys[0], keys[1], keys[2]) = (VERIFIER_KEY, VERIFIER2_KEY, VERIFIER3_KEY);
+        uint256 id = slashing.openDispute(provider, epoch, 0, CID, attestations(keys, provider, epoch, 0, CID));
+        vm.expectEmit(true, true, true, true, address(slashing));
+        emit ISlashingManager.AccuserStruck(id, verifier3, orderId, GIB, 500e18, 2);
+        slashing.rebut(id, order, GIB, sig);
+        ISlashingManager.Dispute memory d = slashing.disputeOf(id);
+        assertEq(uint256(d.status), uint256(ISlashingManager.DisputeStatus.Open), "still open");
+        assertEq(d.remaining, 2, "two left");
+        assertEq(d.struck, 4, "bit 2 struck");
+        assertEq(staking.heldOf(provider), 500e18, "provider still held");
+        assertEq(staking.heldOf(verifier), 500e18, "bond 1 still held");
+        assertEq(staking.heldOf(verifier3), 0, "struck bond gone");
+        assertEq(slashing.openDisputesOf(verifier3), 0, "struck accuser's count drops");
+
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingProofNotFromAccuser.selector, id, verifier3));
+        slashing.rebut(id, order, GIB, sig);
+
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        assertEq(slashing.executeDispute(id), 500e18, "executes for due");
+        assertEq(staking.heldOf(verifier), 0, "bond 1 released");
+        assertEq(staking.heldOf(verifier2), 0, "bond 2 released");
+    }
+
+    function test_RevertWhen_rebut_proofNotFromAccuser() public {
+        (uint256 id,,,) = _proofFor(epoch);
+        (bytes32 orderId, IBandwidthMarket.Order memory order) = openOrder(100e18, 1 days);
+        bytes memory sig = signServiceProof(CLIENT_KEY, orderId, epoch, 5 * GIB);
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingProofNotFromAccuser.selector, id, client));
+        slashing.rebut(id, order, 5 * GIB, sig);
+    }
+
+    function test_RevertWhen_rebut_proofOfBystanderVerifier() public {
+        (uint256 id,,,) = _proofFor(epoch);
+        (, IBandwidthMarket.Order memory order, bytes memory sig) = vouch(verifier3, VERIFIER3_KEY, epoch, GIB);
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingProofNotFromAccuser.selector, id, verifier3));
+        slashing.rebut(id, order, GIB, sig);
+    }
+
     function test_rebut_reachesAccuserThatStartedUnbonding() public {
-        (uint256 id,, IBandwidthMarket.Order memory order, bytes memory sig) = _proofFor(epoch);
+        stakeVerifier(verifier, 1_000e18);
+        stakeVerifier(verifier2, VERIFIER_MIN);
+        (, IBandwidthMarket.Order memory order, bytes memory sig) = vouch(verifier, VERIFIER_KEY, epoch, 5 * GIB);
+        uint256 id = openDisputeOf(epoch, UNREACHABLE, CID);
         vm.prank(verifier);
-        staking.requestUnstake(VERIFIER_MIN);
+        staking.requestUnstake(1_000e18);
         vm.warp(block.timestamp + CHALLENGE_WINDOW - 1);
         slashing.rebut(id, order, 5 * GIB, sig);
-        assertEq(staking.stakeOf(verifier).thawing, VERIFIER_MIN * 9_500 / 10_000, "thawing stake penalized");
+        assertEq(staking.stakeOf(verifier).thawing, 500e18, "the bond (due 500) taken from thawing stake");
     }
 
     function test_rebut_withClosedOrder() public {
         (uint256 id, bytes32 orderId, IBandwidthMarket.Order memory order, bytes memory sig) = _proofFor(epoch);
         bytes memory closeSig = signClose(PROVIDER_KEY, orderId, 0);
-        vm.prank(client);
+        vm.prank(verifier);
         market.close(orderId, order, 0, closeSig);
         slashing.rebut(id, order, 5 * GIB, sig);
         assertEq(uint256(slashing.disputeOf(id).status), uint256(ISlashingManager.DisputeStatus.Rebutted), "rebutted");
     }
 
-    function test_rebut_thenNewDisputeForEpochNeedsNewEvidence() public {
+    function test_rebut_thenNewDisputeForEpochNeedsNewSignatures() public {
         (uint256 id,, IBandwidthMarket.Order memory order, bytes memory sig) = _proofFor(epoch);
         slashing.rebut(id, order, 5 * GIB, sig);
-        stakeVerifier(verifier, 100e18); // top up after the penalty
-        stakeVerifier(verifier2, 100e18);
+        stakeVerifier(verifier, VERIFIER_MIN); // back to the minimum after losing its bond
+        bytes[] memory used = attestations(keys2(), provider, epoch, UNREACHABLE, CID);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ISlashingManager.SlashingAttestationUsed.selector, attestationDigestOf(provider, epoch, UNREACHABLE, CID)
+            )
+        );
+        slashing.openDispute(provider, epoch, UNREACHABLE, CID, used);
         assertEq(openDisputeOf(epoch, 3, "bafkreinewevidence"), 2, "second dispute for the epoch");
     }
 
@@ -617,19 +805,19 @@ contract SlashingManagerTest is SlashingFixture {
 
     function test_RevertWhen_rebut_zeroBytes() public {
         (uint256 id, bytes32 orderId, IBandwidthMarket.Order memory order,) = _proofFor(epoch);
-        bytes memory sig = signServiceProof(CLIENT_KEY, orderId, epoch, 0);
+        bytes memory sig = signServiceProof(VERIFIER_KEY, orderId, epoch, 0);
         vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingZeroBytesServed.selector, orderId));
         slashing.rebut(id, order, 0, sig);
     }
 
     function test_RevertWhen_rebut_epochAfterOrderExpiry() public {
         stakeVerifiers();
-        (bytes32 orderId, IBandwidthMarket.Order memory order) = openOrder(100e18, 60);
+        (bytes32 orderId, IBandwidthMarket.Order memory order) = openOrderAs(verifier, provider, 100e18, 60, PRICE);
         // The first epoch that starts at or after the expiry.
         vm.warp((uint256(order.expiry) + EPOCH_SECONDS - 1) / EPOCH_SECONDS * EPOCH_SECONDS);
         uint64 e = epochNow();
         uint256 id = openDisputeOf(e, UNREACHABLE, CID);
-        bytes memory sig = signServiceProof(CLIENT_KEY, orderId, e, 1);
+        bytes memory sig = signServiceProof(VERIFIER_KEY, orderId, e, 1);
         vm.expectRevert(
             abi.encodeWithSelector(
                 ISlashingManager.SlashingEpochAfterExpiry.selector, orderId, e, uint256(e) * EPOCH_SECONDS, order.expiry
@@ -641,37 +829,43 @@ contract SlashingManagerTest is SlashingFixture {
     function test_RevertWhen_rebut_notSignedByClient() public {
         (uint256 id, bytes32 orderId, IBandwidthMarket.Order memory order,) = _proofFor(epoch);
         bytes memory sig = signServiceProof(PROVIDER_KEY, orderId, epoch, 5 * GIB);
-        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingWrongSigner.selector, provider, client));
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingWrongSigner.selector, provider, verifier));
         slashing.rebut(id, order, 5 * GIB, sig);
     }
 
     function test_RevertWhen_rebut_proofForAnotherEpoch() public {
         (uint256 id, bytes32 orderId, IBandwidthMarket.Order memory order,) = _proofFor(epoch);
-        bytes memory sig = signServiceProof(CLIENT_KEY, orderId, epoch - 1, 5 * GIB);
+        bytes memory sig = signServiceProof(VERIFIER_KEY, orderId, epoch - 1, 5 * GIB);
         address recovered = _recoverOf(serviceProofDigestOf(orderId, epoch, 5 * GIB), sig);
-        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingWrongSigner.selector, recovered, client));
+        vm.expectRevert(abi.encodeWithSelector(ISlashingManager.SlashingWrongSigner.selector, recovered, verifier));
         slashing.rebut(id, order, 5 * GIB, sig);
     }
 
     // ------------------------------------------------------------ executeDispute
 
-    function test_executeDispute_slashesAndRewardsAccusers() public {
+    function test_executeDispute_slashesDueAndBurnsAllOfIt() public {
         stakeVerifiers();
         uint256 id = openDisputeOf(epoch, UNREACHABLE, CID);
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         uint256 supply = token.totalSupply();
         uint256 v1 = token.balanceOf(verifier);
         uint256 v2 = token.balanceOf(verifier2);
-        uint256 slashed = 1_000e18;
+        uint256 due = 500e18; // min(10% of 10,000, cap, the accusers' 500)
         vm.expectEmit(true, true, true, true, address(slashing));
-        emit ISlashingManager.DisputeExecuted(id, provider, client, slashed, 500e18, 250e18, 500e18);
+        emit ISlashingManager.DisputeExecuted(id, provider, client, due, 0, 0, due);
         vm.prank(client);
-        assertEq(slashing.executeDispute(id), slashed, "slashed");
+        assertEq(slashing.executeDispute(id), due, "slashed");
 
-        assertEq(stakeOf(provider), PROVIDER_STAKE - slashed, "provider slashed");
-        assertEq(token.balanceOf(verifier), v1 + 250e18, "verifier 1 reward");
-        assertEq(token.balanceOf(verifier2), v2 + 250e18, "verifier 2 reward");
-        assertEq(token.totalSupply(), supply - 500e18, "rest burned");
+        assertEq(stakeOf(provider), PROVIDER_STAKE - due, "provider slashed by due");
+        assertEq(token.balanceOf(verifier), v1, "accuser 1 paid nothing");
+        assertEq(token.balanceOf(verifier2), v2, "accuser 2 paid nothing");
+        assertEq(stakeOf(verifier), VERIFIER_MIN, "bond 1 kept");
+        assertEq(stakeOf(verifier2), VERIFIER_MIN, "bond 2 kept");
+        assertEq(token.totalSupply(), supply - due, "everything burned");
+        assertEq(staking.heldOf(provider), 0, "provider hold released");
+        assertEq(staking.heldOf(verifier), 0, "bond 1 released");
+        assertEq(staking.heldOf(verifier2), 0, "bond 2 released");
+        assertEq(slashing.openDisputesOf(verifier), 0, "open count 1");
         assertEq(uint256(slashing.disputeOf(id).status), uint256(ISlashingManager.DisputeStatus.Executed), "status");
         assertTrue(slashing.isEpochSlashed(provider, epoch), "epoch marked");
         assertEq(slashing.openDisputeOf(provider, epoch), 0, "no open dispute");
@@ -681,19 +875,18 @@ contract SlashingManagerTest is SlashingFixture {
         slashEquivocationAs(stranger, epoch, "bafkreilater");
     }
 
-    function test_executeDispute_threeVerifiersSplitRoundsDown() public {
+    function test_executeDispute_threeVerifiersGainNothing() public {
         stakeVerifiers();
-        vm.prank(provider);
-        staking.stake(IStaking.Role.Provider, 1); // 10,000e18 + 1: slash 1,000e18 (rounded down)
         uint256[] memory keys = new uint256[](3);
         (keys[0], keys[1], keys[2]) = (VERIFIER_KEY, VERIFIER2_KEY, VERIFIER3_KEY);
         uint256 id = slashing.openDispute(provider, epoch, 1, CID, attestations(keys, provider, epoch, 1, CID));
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         uint256 supply = token.totalSupply();
+        vm.prank(verifier3);
         uint256 slashed = slashing.executeDispute(id);
-        uint256 each = slashed * REWARD_BPS / 10_000 / 3;
-        assertEq(token.balanceOf(verifier3), FUNDS - VERIFIER_MIN + each, "third share");
-        assertEq(token.totalSupply(), supply - (slashed - 3 * each), "remainder burned");
+        assertEq(slashed, 500e18, "due");
+        assertEq(token.balanceOf(verifier3), FUNDS - VERIFIER_MIN, "executing accuser paid nothing");
+        assertEq(token.totalSupply(), supply - slashed, "all burned");
     }
 
     function test_RevertWhen_executeDispute_windowOpen() public {
@@ -736,17 +929,33 @@ contract SlashingManagerTest is SlashingFixture {
         slashing.executeDispute(id);
     }
 
-    function test_executeDispute_providerWithNothingLeft() public {
+    /// @dev The provider unbonds everything during the window: its held `due` stays thawing and
+    /// execution takes it.
+    function test_executeDispute_takesHeldStakeAfterUnbond() public {
         stakeVerifiers();
         uint256 id = openDisputeOf(epoch, UNREACHABLE, CID);
         vm.prank(provider);
         staking.requestUnstake(PROVIDER_STAKE);
         vm.warp(block.timestamp + THAW_PERIOD);
         vm.prank(provider);
-        staking.withdraw();
-        assertEq(slashing.executeDispute(id), 0, "nothing to take");
-        assertEq(trust.scoreOf(provider, 0), 250, "still scored down");
+        assertEq(staking.withdraw(), PROVIDER_STAKE - 500e18, "all but the hold");
+        assertEq(slashing.executeDispute(id), 500e18, "the held due");
+        assertEq(stakeOf(provider), 0, "nothing left");
+        assertEq(staking.heldOf(provider), 0, "hold released");
+        assertEq(trust.scoreOf(provider, 0), 250, "scored down");
         assertTrue(slashing.isEpochSlashed(provider, epoch), "marked");
+    }
+
+    /// @dev An equivocation of another epoch can leave less stake than is held; execution takes
+    /// what there is, at most due.
+    function test_executeDispute_afterOtherSlashTakesAtMostDue() public {
+        stakeVerifier(verifier, 5_000e18);
+        stakeVerifier(verifier2, 5_000e18);
+        uint256 id = openDisputeOf(epoch, UNREACHABLE, CID); // due 1,000
+        slashEquivocationAs(stranger, epoch - 1, "bafkreiother"); // 1,000 of 10,000
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        assertEq(slashing.executeDispute(id), 1_000e18, "due, not 10% of what is left");
+        assertEq(stakeOf(provider), 8_000e18, "both slashes");
     }
 
     // ------------------------------------------------------------ fuzz
@@ -789,43 +998,50 @@ contract SlashingManagerTest is SlashingFixture {
         }
     }
 
-    function testFuzz_executeDispute_rewardSplit(uint256 n, uint256 extra) public {
+    function testFuzz_executeDispute_burnsDueAndPaysNoReward(uint256 n, uint256 extra, uint256 vStake) public {
         n = bound(n, 2, 3);
         extra = bound(extra, 0, 30_000e18);
+        vStake = bound(vStake, VERIFIER_MIN, 10_000e18);
         if (extra != 0) {
             vm.prank(provider);
             staking.stake(IStaking.Role.Provider, extra);
         }
-        stakeVerifiers();
+        stakeVerifier(verifier, vStake);
+        stakeVerifier(verifier2, vStake);
+        stakeVerifier(verifier3, vStake);
         uint256[] memory keys = new uint256[](n);
         keys[0] = VERIFIER_KEY;
         keys[1] = VERIFIER2_KEY;
         if (n == 3) keys[2] = VERIFIER3_KEY;
         uint256 id = slashing.openDispute(provider, epoch, 0, CID, attestations(keys, provider, epoch, 0, CID));
+        uint256 want = (PROVIDER_STAKE + extra) * SLASH_BPS / 10_000;
+        if (want > CAP_PER_PERIOD) want = CAP_PER_PERIOD;
+        if (want > vStake) want = vStake;
+        assertEq(slashing.disputeOf(id).due, want, "due = min(slashBps of stake, cap, bond)");
         vm.warp(block.timestamp + CHALLENGE_WINDOW);
         uint256 supply = token.totalSupply();
         uint256 before = token.balanceOf(verifier);
+        vm.prank(verifier);
         uint256 slashed = slashing.executeDispute(id);
-        uint256 each = slashed * REWARD_BPS / 10_000 / n;
-        assertEq(token.balanceOf(verifier) - before, each, "equal share");
-        assertEq(supply - token.totalSupply(), slashed - each * n, "burned the rest");
-        assertLe(each * n, slashed * REWARD_BPS / 10_000, "reward capped by rewardBps");
+        assertEq(slashed, want, "slashed due");
+        assertEq(token.balanceOf(verifier), before, "no reward");
+        assertEq(supply - token.totalSupply(), slashed, "all burned");
+        assertEq(stakeOf(verifier), vStake, "bond back");
     }
 
-    function testFuzz_rebut_penaltyProportionalToStake(uint256 extra1, uint256 extra2) public {
+    function testFuzz_rebut_strikeBurnsExactlyDue(uint256 extra1, uint256 extra2) public {
         extra1 = bound(extra1, 0, 100_000e18);
         extra2 = bound(extra2, 0, 100_000e18);
         stakeVerifier(verifier, VERIFIER_MIN + extra1);
         stakeVerifier(verifier2, VERIFIER_MIN + extra2);
-        (bytes32 orderId, IBandwidthMarket.Order memory order) = openOrder(100e18, 1 days);
+        (bytes32 orderId, IBandwidthMarket.Order memory order) = openOrderAs(verifier2, provider, 100e18, 1 days, PRICE);
         uint256 id = openDisputeOf(epoch, 0, CID);
+        uint256 due = slashing.disputeOf(id).due;
         uint256 supply = token.totalSupply();
-        slashing.rebut(id, order, 1, signServiceProof(CLIENT_KEY, orderId, epoch, 1));
-        uint256 p1 = (VERIFIER_MIN + extra1) * 10_000 / 10_000;
-        uint256 p2 = (VERIFIER_MIN + extra2) * 10_000 / 10_000;
-        assertEq(stakeOf(verifier), VERIFIER_MIN + extra1 - p1, "verifier 1");
-        assertEq(stakeOf(verifier2), VERIFIER_MIN + extra2 - p2, "verifier 2");
-        assertEq(supply - token.totalSupply(), p1 + p2, "burned");
+        slashing.rebut(id, order, 1, signServiceProof(VERIFIER2_KEY, orderId, epoch, 1));
+        assertEq(stakeOf(verifier), VERIFIER_MIN + extra1, "verifier 1 not struck");
+        assertEq(stakeOf(verifier2), VERIFIER_MIN + extra2 - due, "verifier 2 loses due");
+        assertEq(supply - token.totalSupply(), due, "burned");
         assertEq(stakeOf(provider), PROVIDER_STAKE, "provider untouched");
     }
 

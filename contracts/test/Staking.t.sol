@@ -1048,6 +1048,261 @@ contract StakingTest is MarketFixture {
         _unlock(provider, 1_000e18 + 1);
     }
 
+    // ================================================================ hold, release, penalize
+
+    function _hold(address who, uint256 amount) internal {
+        vm.prank(slasher);
+        staking.hold(who, amount);
+    }
+
+    function _release(address who, uint256 amount) internal {
+        vm.prank(slasher);
+        staking.release(who, amount);
+    }
+
+    function _penalize(address who, uint256 amount) internal returns (uint256 penalized) {
+        vm.prank(slasher);
+        penalized = staking.penalize(who, amount);
+    }
+
+    function _registerCert(address who, bytes32 h) internal {
+        vm.prank(who);
+        registry.register(h, keccak256("key"), "bafkreipem", t0 + 365 days);
+    }
+
+    function test_hold_accumulatesAndEmits() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.StakeHeld(provider, 1_000e18, 1_000e18);
+        _hold(provider, 1_000e18);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.StakeHeld(provider, 500e18, 1_500e18);
+        _hold(provider, 500e18);
+        assertEq(staking.heldOf(provider), 1_500e18, "held total");
+        _assertStake(provider, 3_000e18, 0, 0, 0, "a hold moves no stake");
+        assertEq(token.balanceOf(address(staking)), 3_000e18, "no token moves");
+    }
+
+    function test_hold_coversThawingStake() public {
+        _activeAndThawing(); // active 2,000, thawing 1,000
+        _hold(provider, 3_000e18);
+        assertEq(staking.heldOf(provider), 3_000e18, "active + thawing can be held");
+    }
+
+    function test_RevertWhen_hold_exceedsUnheldStake() public {
+        _activeAndThawing();
+        _hold(provider, 2_000e18);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStaking.StakingHoldExceedsStake.selector, provider, 1_000e18 + 1, 1_000e18)
+        );
+        _hold(provider, 1_000e18 + 1);
+    }
+
+    function test_RevertWhen_hold_afterSlashLeftLessThanHeld() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        _hold(provider, 3_000e18);
+        _slash(provider, 500e18);
+        assertEq(staking.heldOf(provider), 3_000e18, "a slash does not shrink holds");
+        vm.expectRevert(abi.encodeWithSelector(IStaking.StakingHoldExceedsStake.selector, provider, 1, 0));
+        _hold(provider, 1);
+    }
+
+    function test_RevertWhen_hold_unstakedAccount() public {
+        vm.expectRevert(abi.encodeWithSelector(IStaking.StakingHoldExceedsStake.selector, stranger, 1, 0));
+        _hold(stranger, 1);
+    }
+
+    function test_RevertWhen_hold_notSlasher() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.StakingUnauthorized.selector, provider, slasher));
+        vm.prank(provider);
+        staking.hold(provider, 1);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.StakingUnauthorized.selector, address(market), slasher));
+        vm.prank(address(market));
+        staking.hold(provider, 1);
+    }
+
+    function test_RevertWhen_hold_zero() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        vm.expectRevert(IStaking.StakingZeroAmount.selector);
+        _hold(provider, 0);
+    }
+
+    function test_release_lowersHeldAndEmits() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        _hold(provider, 1_000e18);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.StakeReleased(provider, 400e18, 600e18);
+        _release(provider, 400e18);
+        assertEq(staking.heldOf(provider), 600e18, "held");
+        _release(provider, 600e18);
+        assertEq(staking.heldOf(provider), 0, "all released");
+    }
+
+    function test_release_worksAfterStakeIsGone() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        _hold(provider, 1_000e18);
+        _slash(provider, 3_000e18);
+        _release(provider, 1_000e18);
+        assertEq(staking.heldOf(provider), 0, "a hold can always end");
+    }
+
+    function test_RevertWhen_release_exceedsHeld() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        _hold(provider, 600e18);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStaking.StakingReleaseExceedsHeld.selector, provider, 600e18 + 1, 600e18)
+        );
+        _release(provider, 600e18 + 1);
+    }
+
+    function test_RevertWhen_release_notSlasherOrZero() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        _hold(provider, 600e18);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.StakingUnauthorized.selector, provider, slasher));
+        vm.prank(provider);
+        staking.release(provider, 600e18);
+        vm.expectRevert(IStaking.StakingZeroAmount.selector);
+        _release(provider, 0);
+    }
+
+    function test_penalize_takesLikeSlashButKeepsCertificates() public {
+        _stake(verifier, IStaking.Role.Verifier, 2_000e18);
+        _unstake(verifier, 1_000e18); // active 1,000, thawing 1,000
+        _registerCert(verifier, keccak256("verifier cert"));
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.Slashed(verifier, slasher, 1_000e18, 200e18, 0, 800e18);
+        assertEq(_penalize(verifier, 1_200e18), 1_200e18, "returned");
+        _assertStake(verifier, 0, 0, 800e18, t0 + THAW_PERIOD, "active first, then thawing");
+        assertEq(token.balanceOf(slasher), 1_200e18, "tokens to the slasher");
+        assertEq(registry.activeCount(verifier), 1, "certificate not revoked");
+        assertTrue(registry.isValid(keccak256("verifier cert"), verifier), "still valid");
+        _assertBacked();
+    }
+
+    function test_penalize_leavesHoldsAlone() public {
+        _stake(verifier, IStaking.Role.Verifier, 2_000e18);
+        _hold(verifier, 1_000e18);
+        _penalize(verifier, 500e18);
+        assertEq(staking.heldOf(verifier), 1_000e18, "the slasher releases holds itself");
+    }
+
+    function test_penalize_nothingToTakeReturnsZero() public {
+        vm.recordLogs();
+        assertEq(_penalize(stranger, 1e18), 0, "nothing taken");
+        assertEq(vm.getRecordedLogs().length, 0, "no event");
+    }
+
+    function test_RevertWhen_penalize_notSlasherOrZero() public {
+        _stake(verifier, IStaking.Role.Verifier, 2_000e18);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.StakingUnauthorized.selector, stranger, slasher));
+        vm.prank(stranger);
+        staking.penalize(verifier, 1);
+        vm.expectRevert(IStaking.StakingZeroAmount.selector);
+        _penalize(verifier, 0);
+    }
+
+    function test_heldOf_zeroByDefault() public view {
+        assertEq(staking.heldOf(provider), 0, "nothing held");
+    }
+
+    // ================================================================ withdraw with holds
+
+    function test_withdraw_leavesHeldPartThawing() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        _registerCert(provider, keccak256("provider cert"));
+        _hold(provider, 1_000e18);
+        _unstake(provider, 3_000e18);
+        vm.warp(t0 + THAW_PERIOD);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.Withdrawn(provider, 2_000e18);
+        vm.prank(provider);
+        assertEq(staking.withdraw(), 2_000e18, "all but the hold");
+        _assertStake(provider, 0, 0, 1_000e18, t0 + THAW_PERIOD, "held part stays thawing, thawEnd kept");
+        assertEq(registry.activeCount(provider), 1, "still bonded: certificates kept");
+        _assertBacked();
+
+        vm.expectRevert(
+            abi.encodeWithSelector(IStaking.StakingWithdrawalHeld.selector, provider, 1_000e18, 1_000e18, 0)
+        );
+        vm.prank(provider);
+        staking.withdraw();
+
+        _release(provider, 1_000e18);
+        vm.prank(provider);
+        assertEq(staking.withdraw(), 1_000e18, "withdrawable at once when released");
+        _assertStake(provider, 0, 0, 0, 0, "fully unbonded");
+        assertEq(registry.activeCount(provider), 0, "full unbond revokes");
+    }
+
+    function test_withdraw_activeStakeCoversHold() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        _hold(provider, 1_000e18);
+        _unstake(provider, 2_000e18); // active 1,000 covers the hold
+        vm.warp(t0 + THAW_PERIOD);
+        vm.prank(provider);
+        assertEq(staking.withdraw(), 2_000e18, "everything thawed");
+        _assertStake(provider, 1_000e18, 0, 0, 0, "thawEnd cleared");
+    }
+
+    function test_withdraw_partOfHoldCoveredByActive() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        _hold(provider, 2_500e18);
+        _unstake(provider, 1_500e18); // active 1,500: keep 1,000 of the 1,500 thawing
+        vm.warp(t0 + THAW_PERIOD);
+        vm.prank(provider);
+        assertEq(staking.withdraw(), 500e18, "thawing minus (held - active)");
+        _assertStake(provider, 1_500e18, 0, 1_000e18, t0 + THAW_PERIOD, "kept");
+    }
+
+    function test_RevertWhen_withdraw_allThawedStakeHeld() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        _hold(provider, 3_000e18);
+        _unstake(provider, 3_000e18);
+        vm.warp(t0 + THAW_PERIOD);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStaking.StakingWithdrawalHeld.selector, provider, 3_000e18, 3_000e18, 0)
+        );
+        vm.prank(provider);
+        staking.withdraw();
+    }
+
+    function test_RevertWhen_withdraw_heldStillThawing() public {
+        _stake(provider, IStaking.Role.Provider, 3_000e18);
+        _hold(provider, 3_000e18);
+        _unstake(provider, 3_000e18);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStaking.StakingStillThawing.selector, provider, t0 + THAW_PERIOD, t0)
+        );
+        vm.prank(provider);
+        staking.withdraw();
+    }
+
+    function testFuzz_withdraw_neverTakesHeldStake(uint256 amount, uint256 held, uint256 thaw) public {
+        amount = bound(amount, PROVIDER_MIN, 1_000_000e18 - 1);
+        held = bound(held, 0, amount);
+        thaw = bound(thaw, 1, amount);
+        if (amount - thaw != 0 && amount - thaw < PROVIDER_MIN) thaw = amount;
+        _stake(provider, IStaking.Role.Provider, amount);
+        if (held != 0) _hold(provider, held);
+        _unstake(provider, thaw);
+        vm.warp(t0 + THAW_PERIOD);
+        uint256 active = amount - thaw;
+        uint256 keep = held > active ? held - active : 0;
+        vm.prank(provider);
+        if (keep >= thaw) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IStaking.StakingWithdrawalHeld.selector, provider, thaw, held, active)
+            );
+            staking.withdraw();
+        } else {
+            assertEq(staking.withdraw(), thaw - keep, "thawed minus what the holds need");
+        }
+        IStaking.StakeInfo memory s = staking.stakeOf(provider);
+        assertGe(uint256(s.active) + s.thawing, held, "held stake stays");
+        _assertBacked();
+    }
+
     // ================================================================ fuzz
 
     function testFuzz_stake_conservesTokens(uint256 first, uint256 second) public {

@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {MarketFixture} from "./MarketFixture.sol";
 import {ISlashingManager} from "../../interfaces/ISlashingManager.sol";
 import {IStaking} from "../../interfaces/IStaking.sol";
+import {IBandwidthMarket} from "../../interfaces/IBandwidthMarket.sol";
 
 /// @notice MarketFixture plus what the SlashingManager and TrustRegistry tests share: more verifier
 /// keys, and signers for heartbeats, attestations and service proofs whose digests are computed here
@@ -31,6 +32,8 @@ abstract contract SlashingFixture is MarketFixture {
             token.transfer(more[i], FUNDS);
             vm.prank(more[i]);
             token.approve(address(staking), type(uint256).max);
+            vm.prank(more[i]);
+            token.approve(address(market), type(uint256).max);
         }
     }
 
@@ -197,6 +200,16 @@ abstract contract SlashingFixture is MarketFixture {
         ) = equivocation(epoch);
         vm.prank(reporter);
         return slashing.slashEquivocation(a, sigA, b, sigB, cid);
+    }
+
+    /// @notice Verifier `who` (key `key`) buys service from `provider` and signs a ServiceProof for
+    /// `epoch`: the vouching that strikes it from any dispute of that epoch it accuses in.
+    function vouch(address who, uint256 key, uint64 epoch, uint256 bytesServed)
+        internal
+        returns (bytes32 orderId, IBandwidthMarket.Order memory order, bytes memory sig)
+    {
+        (orderId, order) = openOrderAs(who, provider, 100e18, 1 days, PRICE);
+        sig = signServiceProof(key, orderId, epoch, bytesServed);
     }
 
     /// @notice Verifiers 1 and 2 accuse `provider` for `epoch`; `stranger` opens the dispute.
