@@ -25,8 +25,8 @@ Each round, for every provider the full node lists (or those asked for):
    the probe failed. A proof the chain refuses for a reason that may pass (the slash cap of the
    period reached, an RPC error, a revert it cannot classify) is tried again in a later round, after
    1, 2, 4, ... rounds (at most `EQUIVOCATION_MAX_BACKOFF`); only a final answer ends it: the epoch is
-   slashed, past the statute of limitations, the signer is no (staked) provider, or the chain reads the
-   pair as no equivocation.
+   slashed, past the statute of limitations, or the chain reads the pair as no equivocation (a provider
+   with nothing at stake is tried again: it may stake again within the statute).
 
 Every round also re-checks the groups it signed (another verifier may have completed the quorum
 since) and executes the disputes it knows of whose challenge window has passed.
@@ -86,9 +86,9 @@ log = logging.getLogger("flownet.verifier")
 KIND_NAMES = {v: k for k, v in KINDS.items()}
 DISPUTE_OPEN = 1
 #: slashEquivocation reverts after which the (provider, epoch) can never be slashed for equivocation.
-FINAL_EPOCH_ERRORS = frozenset(
-    {"SlashingEpochAlreadySlashed", "SlashingEpochExpired", "SlashingNotProvider", "SlashingNothingToSlash"}
-)
+#: SlashingNothingToSlash is not one of them: a provider that unbonded everything may stake again within
+#: the statute of limitations, and its equivocation is then slashable; the backoff keeps retries cheap.
+FINAL_EPOCH_ERRORS = frozenset({"SlashingEpochAlreadySlashed", "SlashingEpochExpired", "SlashingNotProvider"})
 #: Reverts saying the chain reads this pair of heartbeats as no proof at all (it never will be one).
 FINAL_PAIR_ERRORS = frozenset(
     {
