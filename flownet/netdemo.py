@@ -236,7 +236,8 @@ class NetworkDemo:
         out.dispute = executed
         self.step(
             f"slash: {executed['slashed_flow']} taken from the faulty provider; "
-            f"all of it burned (a quorum dispute pays the verifiers {int(executed['reward']) / 1e18:g} FLOW)"
+            f"{int(executed['burned']) / 1e18:g} FLOW burned, {int(executed['reward']) / 1e18:g} FLOW to the "
+            "verifiers (a quorum dispute pays no reward)"
         )
 
     def _verdict(self) -> None:
