@@ -47,10 +47,11 @@ from flownet.core.heartbeat import (
     SignedHeartbeat,
     check,
 )
+from flownet.core.safejson import InputRejected, clamp_recursion_limit
 from flownet.core.units import format_flow
 from flownet.errors import ConfigError
 from indexer import api_equivocations, api_slashing, queries
-from indexer.api_slashing import DisputeOut, SlashOut, TrustDetail, TrustOut
+from indexer.api_slashing import MAX_BODY_BYTES, DisputeOut, SlashOut, TrustDetail, TrustOut, body_refusal, parse_body
 from indexer.apistore import DEFAULT_MAX_PER_EPOCH, ApiStore
 from indexer.events import RawLog, decode
 from indexer.queries import ProviderQuery
@@ -375,6 +376,62 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _BodyLimit:
+    """ASGI middleware refusing a request body over `limit` bytes with 413 JSON before it is read whole:
+    by its Content-Length at once, or while a chunked body streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def _refuse(self, send: Send, size: str) -> None:
+        body = json.dumps(
+            {
+                "error": "too_large",
+                "message": f"the request body is {size} bytes, more than the {self.limit:,} accepted",
+            }
+        ).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send, f"{int(declared):,}")
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send, f"over {self.limit:,}")
+
+
 class _Instrument:
     """ASGI middleware counting requests and their latency per route template (bounded label values)."""
 
@@ -564,6 +621,7 @@ def create_app(
     """
     if not is_address(staking_address):
         raise ConfigError(f"invalid Staking address {staking_address!r}")
+    clamp_recursion_limit()  # eth-keyfile's py_ecc raises it to 100,000: deep input must raise, not crash
     staking_address = to_checksum_address(staking_address)
     store = store or ApiStore(db_path, max_per_epoch=max_per_epoch)
     reader = queries.open_reader(db_path)
@@ -597,6 +655,7 @@ def create_app(
     app.state.reader = reader
     app.state.metrics = metrics
     app.state.domain = domain
+    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(_Instrument, metrics=metrics)
 
     @app.exception_handler(ApiError)
@@ -962,9 +1021,10 @@ def create_app(
         response_model=HeartbeatAccepted,
         responses={
             200: {"model": HeartbeatAccepted, "description": "The same statement was already stored."},
-            400: {"model": ErrorOut, "description": "invalid, wrong_epoch or stale."},
+            400: {"model": ErrorOut, "description": "invalid, too_deep (nested over 32 levels), wrong_epoch or stale."},
             401: {"model": ErrorOut, "description": "bad_signature."},
             403: {"model": ErrorOut, "description": "not_staked."},
+            413: {"model": ErrorOut, "description": "too_large: the body is over 65,536 bytes."},
             429: {"model": ErrorOut, "description": "too_many different heartbeats in one epoch."},
         },
         openapi_extra={
@@ -978,7 +1038,10 @@ def create_app(
     async def post_heartbeat(request: Request) -> JSONResponse:
         """Submit a signed heartbeat (EIP-712 `Heartbeat` over the "FlowNet Heartbeat" domain)."""
         try:
-            data = json.loads(await request.body())
+            data = parse_body(await request.body())
+        except InputRejected as exc:
+            metrics.heartbeat("rejected", "invalid")
+            return _error(*body_refusal(exc), str(exc))
         except (ValueError, UnicodeDecodeError) as exc:
             metrics.heartbeat("rejected", "invalid")
             return _error(400, "invalid", f"the body is not JSON: {exc}")

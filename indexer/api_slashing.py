@@ -21,10 +21,27 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from flownet.core import safejson
+from flownet.core.safejson import InputRejected
 from flownet.core.units import format_flow
 from indexer import queries, slashing_queries
 from indexer.apistore import ApiStore
 from indexer.attestations import KIND_NAMES, REASONS, AttestationRejected, SignedAttestation, check
+
+#: The largest request body accepted (a heartbeat or an attestation is well under 1 KiB); the API's
+#: middleware refuses a longer body before reading it whole.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def parse_body(body: bytes) -> Any:
+    """A request body as JSON: at most MAX_BODY_BYTES and safejson.MAX_DEPTH levels (InputRejected)."""
+    return safejson.loads(body, what="the request body", max_bytes=MAX_BODY_BYTES)
+
+
+def body_refusal(exc: InputRejected) -> tuple[int, str]:
+    """The status and error code for a refused body: 413 too_large or 400 too_deep."""
+    return (413, "too_large") if exc.reason == "size" else (400, "too_deep")
+
 
 DEFAULT_STATUTE_EPOCHS = 2_880  # DeployConfig's default: one day of 30 s epochs
 STATUSES = ("open", "rebutted", "executed", "superseded")
@@ -355,9 +372,10 @@ def register(
         response_model=AttestationAccepted,
         responses={
             200: {"model": AttestationAccepted, "description": "Already stored (nothing changed)."},
-            400: {"model": errors[400]["model"], "description": "invalid or wrong_epoch."},
+            400: {"model": errors[400]["model"], "description": "invalid, too_deep (over 32 levels) or wrong_epoch."},
             401: {"model": errors[400]["model"], "description": "bad_signature."},
             403: {"model": errors[400]["model"], "description": "not_staked."},
+            413: {"model": errors[400]["model"], "description": "too_large: the body is over 65,536 bytes."},
         },
         openapi_extra={
             "requestBody": {
@@ -370,7 +388,11 @@ def register(
     async def post_attestation(request: Request) -> JSONResponse:
         """Submit a verifier's signed attestation (EIP-712 `Attestation` over the SlashingManager's domain)."""
         try:
-            data = json.loads(await request.body())
+            data = parse_body(await request.body())
+        except InputRejected as exc:
+            metrics.count("rejected", "invalid")
+            status, code = body_refusal(exc)
+            return JSONResponse({"error": code, "message": str(exc)}, status_code=status)
         except (ValueError, UnicodeDecodeError) as exc:
             metrics.count("rejected", "invalid")
             return JSONResponse({"error": "invalid", "message": f"the body is not JSON: {exc}"}, status_code=400)

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from flownet.core.safejson import clamp_recursion_limit
 from flownet.errors import ChainError
 
 log = logging.getLogger(__name__)
@@ -249,8 +250,11 @@ class RpcClient:
         status = response.status_code
         if status == 429 or status >= 500:
             raise _Retry(f"HTTP {status}", _retry_after(response))
+        clamp_recursion_limit()  # a deeply nested answer then raises RecursionError instead of crashing
         try:
             body = json.loads(response.content)
+        except RecursionError:
+            raise ChainError(f"{label} on {self.display_url}: the answer nests too deeply to be JSON-RPC") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             if status >= 400:
                 text = response.content[:200].decode(errors="replace")

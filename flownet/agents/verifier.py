@@ -52,6 +52,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from flownet.core import safejson
 from flownet.core.heartbeat import SignedHeartbeat
 from flownet.core.verdicts import (
     KINDS,
@@ -78,6 +79,8 @@ __all__ = [
     "evidence_document",
 ]
 
+#: The largest evidence document read from the blob store (ours are a few KiB).
+EVIDENCE_MAX_BYTES = 256 * 1024
 #: ISlashingManager.MAX_ATTESTATIONS: the most accusers one dispute takes.
 MAX_ACCUSERS = 16
 
@@ -450,7 +453,7 @@ class Verifier:
         """False if the evidence at `cid` can be read and contradicts the group (wrong provider or epoch,
         or that kind not failed); True if it agrees or cannot be fetched (our own probe confirmed it)."""
         try:
-            doc = json.loads(self.store.get(cid))
+            doc = safejson.loads(self.store.get(cid), what=f"evidence {cid}", max_bytes=EVIDENCE_MAX_BYTES)
         except Exception as exc:  # unreachable store, unknown CID, not JSON: rely on our own measurement
             log.info("evidence %s cannot be read here (%s); relying on my own probe", cid, exc)
             return True

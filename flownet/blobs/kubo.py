@@ -7,13 +7,13 @@ hash to the CID asked for.
 
 from __future__ import annotations
 
-import json
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from flownet.blobs.cid import MAX_BLOB_SIZE, check_size, cid_for, parse_cid, verify_blob
+from flownet.core import safejson
 from flownet.errors import BlobError, ConfigError
 
 __all__ = ["ADD_PARAMS", "KuboStore"]
@@ -182,8 +182,8 @@ def _read(response: httpx.Response, limit: int, truncate: bool = False) -> bytes
 
 def _json_object(text: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = safejson.loads(text, what="the IPFS node's answer", max_bytes=1 << 20)
+    except ValueError:  # not JSON, too large or too deep (InputRejected is a ValueError)
         return None
     return value if isinstance(value, dict) else None
 

@@ -12,9 +12,13 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from flownet.core import safejson
 from flownet.errors import ConfigError
 
 __all__ = ["SCHEMA", "ProviderMetadata", "canonical_json", "parse_endpoint"]
+
+#: The largest metadata document read (a blob is at most 1 MiB; a real one is under 1 KiB).
+MAX_DOCUMENT_BYTES = 64 * 1024
 
 SCHEMA = "flownet/provider-metadata/1"
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$")
@@ -68,7 +72,7 @@ class ProviderMetadata:
     def from_document(cls, raw: bytes) -> tuple[ProviderMetadata, bytes]:
         """Parse a stored document; returns the metadata and its signature (not yet verified)."""
         try:
-            data = json.loads(raw)
+            data = safejson.loads(raw, what="provider metadata document", max_bytes=MAX_DOCUMENT_BYTES)
             signature = bytes.fromhex(str(data.pop("signature"))[2:])
             if data.get("schema") != SCHEMA:
                 raise ValueError(f"schema {data.get('schema')!r} is not {SCHEMA!r}")
