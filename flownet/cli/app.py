@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
+from rich.markup import escape
 from web3 import Web3
 
 from flownet.chain.connect import http_web3
@@ -18,7 +19,7 @@ from flownet.chain.deploy import Deployment
 from flownet.chain.market import FlowNet
 from flownet.config import Settings
 from flownet.errors import ConfigError, DeploymentError
-from flownet.wallet import Keystores, resolve_password
+from flownet.wallet import Keystores, WalletInfo, resolve_password
 
 
 class App:
@@ -76,6 +77,11 @@ class App:
         with self.status(f"unlocking wallet {chosen!r}"):
             return self.keystores.unlock(chosen, password)
 
+    def address(self, name: str | None) -> str:
+        """The address of wallet `name`, unlocking it (password needed) only when its keystore does not say it."""
+        info = self.keystores.info(self.wallet_name(name))
+        return info.address or self.account(info.name).address
+
     def flownet(self, wallet: str | None) -> FlowNet:
         """Bindings for `wallet` on the configured deployment."""
         account = self.account(wallet)
@@ -92,6 +98,17 @@ class App:
 
     def say(self, message: str) -> None:
         self.console.print(message)
+
+    def warn(self, message: str) -> None:
+        """One line on stderr; the command goes on."""
+        self.err.print(f"warning: {escape(message)}")
+
+    def wallets(self) -> list[WalletInfo]:
+        """Every wallet in the keystore folder, warning (one line each) about files that are not keystores."""
+        wallets, skipped = self.keystores.scan()
+        for bad in skipped:
+            self.warn(bad.warning)
+        return wallets
 
 
 pass_app = click.make_pass_decorator(App)

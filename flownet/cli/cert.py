@@ -101,11 +101,12 @@ def _unix_or_iso(text: str) -> int:
 def new(app: App, wallet: str | None, days: int, chain_id: int | None) -> None:
     """Make a P-256 key (encrypted with the wallet's password) and a certificate naming the wallet."""
     name = app.wallet_name(wallet)
-    info = app.keystores.info(name)
+    app.keystores.info(name)  # fail on a missing wallet before asking for a password
     chain = _chain_id(app, chain_id)
     password = resolve_password(f"wallet {name!r}", app.password_file)
-    app.keystores.unlock(name, password)  # the certificate's key is protected by the wallet's own password
-    key, certificate = new_identity(info.address, chain, days)
+    # the certificate's key is protected by the wallet's own password
+    address = app.keystores.unlock(name, password).address
+    key, certificate = new_identity(address, chain, days)
     key_path, cert_path = write_identity(app.settings.home / "certs", name, key, certificate, password)
     details = inspect(certificate)
     app.say(f"certificate {cert_path}")
@@ -151,7 +152,7 @@ def register(app: App, wallet: str | None, path: Path | None) -> None:
     from flownet.chain.registry import Registry
 
     name = app.wallet_name(wallet)
-    address = app.keystores.info(name).address
+    address = app.address(name)
     if path is None:
         path = app.settings.home / "certs" / f"{name}.crt.pem"
         if not path.exists():

@@ -73,7 +73,7 @@ def buy(
 def orders(app: App, wallet: str | None) -> None:
     """List your orders with what each has paid and whether it is open."""
     name = app.wallet_name(wallet)
-    address = app.keystores.info(name).address
+    address = app.address(name)
     net = FlowNet.readonly(app.w3, app.deployment, address)
     found = logs.orders(net.w3, net.deployment, client=address)
     if not found:

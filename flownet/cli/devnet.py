@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import click
+from rich.markup import escape
 from rich.table import Table
 from web3 import Web3
 
@@ -15,6 +16,7 @@ from flownet.cli.app import App, pass_app
 from flownet.core.units import format_flow, parse_flow
 from flownet.devnet import DevnetState, is_our_anvil, read_state, start_detached, stop_detached
 from flownet.errors import ConfigError
+from flownet.wallet import WalletInfo
 
 
 @click.group("devnet")
@@ -26,15 +28,29 @@ def _deployer(w3: Web3) -> NodeSender:
     return NodeSender(w3, w3.eth.accounts[0])
 
 
-def _fund(app: App, w3: Web3, deployment: Deployment, names: list[str], flow: int, eth: int) -> None:
+def _fund(app: App, w3: Web3, deployment: Deployment, wallets: list[tuple[str, str]], flow: int, eth: int) -> None:
+    """Send `eth` wei and `flow` FLOW units to each (name, address)."""
     sender = _deployer(w3)
     token = deployment.contract(w3, "FlowToken")
-    for name in names:
-        info = app.keystores.info(name)
+    for name, address in wallets:
         with app.status(f"funding {name}"):
-            sender.send_value(info.address, eth, action=f"fund {name} with ETH")
-            sender.transact(token.functions.transfer(info.address, flow), action=f"fund {name} with FLOW")
-        app.say(f"  funded {name} ({info.address}): {eth / 10**18:g} ETH, {format_flow(flow)}")
+            sender.send_value(address, eth, action=f"fund {name} with ETH")
+            sender.transact(token.functions.transfer(address, flow), action=f"fund {name} with FLOW")
+        app.say(f"  funded {name} ({address}): {eth / 10**18:g} ETH, {format_flow(flow)}")
+
+
+def _known(app: App, wallets: list[WalletInfo]) -> list[tuple[str, str]]:
+    """The wallets whose address is known without a password; one warning for each of the others."""
+    known = []
+    for wallet in wallets:
+        if wallet.address is None:
+            app.warn(
+                f"not funding wallet {wallet.name!r} ({wallet.path}): {wallet.address_text}; run "
+                f"`flownet wallet address {wallet.name}` to unlock it, then `flownet devnet fund {wallet.name}`"
+            )
+        else:
+            known.append((wallet.name, wallet.address))
+    return known
 
 
 @group.command("start")
@@ -90,7 +106,7 @@ def start(
             app.say(f"  {name:<16} {address}")
         app.say(f"manifest {manifest}")
         state.save(directory / "state.json")
-        _fund(app, w3, deployment, [w.name for w in app.keystores.list()], flow, eth * 10**18)
+        _fund(app, w3, deployment, _known(app, app.wallets()), flow, eth * 10**18)
     except BaseException:
         stop_detached(directory)
         raise
@@ -134,10 +150,13 @@ def status(app: App) -> None:
         app.say(f"  {name:<16} {address}")
     token = deployment.contract(w3, "FlowToken")
     table = Table("wallet", "address", "ETH", "FLOW")
-    for wallet in app.keystores.list():
-        eth = w3.eth.get_balance(wallet.address) / 10**18 if wallet.address != "?" else 0
-        flow = token.functions.balanceOf(wallet.address).call() if wallet.address != "?" else 0
-        table.add_row(wallet.name, wallet.address, f"{eth:,.4f}", format_flow(flow))
+    for wallet in app.wallets():
+        if wallet.address is None:
+            table.add_row(escape(wallet.name), escape(wallet.address_text), "-", "-")
+            continue
+        eth = w3.eth.get_balance(wallet.address) / 10**18
+        flow = token.functions.balanceOf(wallet.address).call()
+        table.add_row(escape(wallet.name), wallet.address, f"{eth:,.4f}", format_flow(flow))
     app.console.print(table)
 
 
@@ -147,12 +166,16 @@ def status(app: App) -> None:
 @click.option("--eth", default=100, show_default=True, type=click.IntRange(0), help="ETH to give each wallet.")
 @pass_app
 def fund(app: App, names: tuple[str, ...], flow_text: str, eth: int) -> None:
-    """Give wallets NAMES test ETH and FLOW from the devnet's deployer."""
+    """Give wallets NAMES test ETH and FLOW from the devnet's deployer.
+
+    A wallet whose keystore has no address field (from `cast wallet import`) is unlocked to learn it.
+    """
     flow = parse_flow(flow_text, "--flow")
     state = _running(app)
+    wallets = [(name, app.address(name)) for name in names]  # every address before any transaction
     w3 = http_web3(state.rpc_url)
     deployment = Deployment.load(app.settings.devnet_dir / "deployment.json")
-    _fund(app, w3, deployment, list(names), flow, eth * 10**18)
+    _fund(app, w3, deployment, wallets, flow, eth * 10**18)
 
 
 COMMANDS = [group]

@@ -32,9 +32,10 @@ def _interactive() -> bool:
 
 def _check_new_name(app: App, name: str) -> None:
     """Fail on an invalid or taken name before asking for keys or passwords."""
-    path = app.keystores.path(name)
-    if path.exists():
-        raise WalletError(f"wallet {name!r} already exists at {path}; choose another name")
+    app.keystores.path(name)  # an invalid name fails here
+    existing = app.keystores.find(name)
+    if existing is not None:
+        raise WalletError(f"wallet {name!r} already exists at {existing}; choose another name")
 
 
 def _chosen(app: App, name: str | None) -> str:
@@ -128,8 +129,12 @@ def import_cmd(app: App, name: str, keystore: Path | None, key_file: Path | None
 @group.command("list")
 @pass_app
 def list_cmd(app: App) -> None:
-    """List the wallets: name and address (no password needed)."""
-    wallets = app.keystores.list()
+    """List the wallets: name and address (no password needed).
+
+    A keystore without an address field (as `cast wallet import` writes) shows its address once it has
+    been unlocked; a file in the folder that is not a keystore is skipped with a warning.
+    """
+    wallets = app.wallets()
     if not wallets:
         app.say(f"no wallets in {escape(str(app.keystores.directory))}; create one with `flownet wallet new NAME`")
         return
@@ -138,7 +143,8 @@ def list_cmd(app: App) -> None:
     table.add_column("name", overflow="fold")
     table.add_column("address", no_wrap=True)
     for wallet in wallets:
-        table.add_row(escape(f"{wallet.name} (default)" if wallet.name == default else wallet.name), wallet.address)
+        name = f"{wallet.name} (default)" if wallet.name == default else wallet.name
+        table.add_row(escape(name), escape(wallet.address_text))
     app.console.print(table)
 
 
@@ -148,13 +154,15 @@ def list_cmd(app: App) -> None:
 def show_cmd(app: App, name: str | None) -> None:
     """Show wallet NAME: address, keystore file and, if the chain answers, its ETH and FLOW balances.
 
-    An unreachable chain is reported in one line; it is not an error.
+    An unreachable chain is reported in one line; it is not an error. The address of a keystore without
+    an address field is known (and its balances shown) once the wallet has been unlocked, e.g. by
+    `flownet wallet address NAME`.
     """
     info = app.keystores.info(_chosen(app, name))
     click.echo(f"name:     {info.name}")
-    click.echo(f"address:  {info.address}")
+    click.echo(f"address:  {info.address_text}")
     click.echo(f"keystore: {info.path}")
-    if info.address == "?":
+    if info.address is None:
         return
     url = app.settings.rpc_url
     from flownet.chain.connect import http_web3
@@ -193,10 +201,11 @@ def _flow_balance(app: App, w3: Web3, address: str) -> str:
 @click.argument("name", required=False)
 @pass_app
 def address_cmd(app: App, name: str | None) -> None:
-    """Print only the checksummed address of wallet NAME, for scripts: `$(flownet wallet address alice)`."""
-    info = app.keystores.info(_chosen(app, name))
-    address = info.address if info.address != "?" else app.account(info.name).address
-    click.echo(address)
+    """Print only the checksummed address of wallet NAME, for scripts: `$(flownet wallet address alice)`.
+
+    A keystore without an address field (from `cast wallet import`) is unlocked to learn it, once.
+    """
+    click.echo(app.address(_chosen(app, name)))
 
 
 @group.command("sign")
