@@ -15,8 +15,9 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from eth_account import Account
@@ -33,6 +34,8 @@ from flownet.core.units import format_flow
 from flownet.core.verdicts import Attestation, Measurements
 from flownet.errors import ConfigError, FlowNetError, TunnelError
 from flownet.tunnel.tls import Identity
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from flownet.tunnel.client import ClientTunnel
@@ -94,43 +97,34 @@ class HttpFullNode:
     def provider(self, address: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/providers/{address}"))
 
-    def equivocations(self, provider: str) -> list[Equivocation]:
-        """Every equivocation the full node keeps for `provider` within the statute of limitations, page by page."""
-        found: list[Equivocation] = []
+    def _pages(self, path: str, params: dict[str, Any], parse: Callable[[Any], T], what: str) -> list[T]:
+        """Every item of a paginated list route (`items`, `total`), parsed; malformed items are skipped."""
+        found: list[T] = []
         offset = 0
         for _ in range(100):  # at most 100 pages of PAGE: bounded whatever the node answers
-            body = self._call("GET", f"/providers/{provider}/equivocations", params={"limit": PAGE, "offset": offset})
+            body = self._call("GET", path, params={**params, "limit": PAGE, "offset": offset})
             items = body.get("items", [])
             for entry in items:
                 try:
-                    found.append(Equivocation.from_json(entry))
+                    found.append(parse(entry))
                 except ValueError as exc:
-                    log.info("skipping a malformed equivocation from the full node: %s", exc)
+                    log.info("skipping a malformed %s from the full node: %s", what, exc)
             offset += len(items)
             if not items or offset >= int(body.get("total", 0)):
                 break
         return found
+
+    def equivocations(self, provider: str) -> list[Equivocation]:
+        """Every equivocation the full node keeps for `provider` within the statute of limitations, page by page."""
+        return self._pages(f"/providers/{provider}/equivocations", {}, Equivocation.from_json, "equivocation")
 
     def post_attestation(self, attestation: Attestation) -> None:
         self._call("POST", "/attestations", json=attestation.to_json())
 
     def attestations(self, provider: str, epoch: int, kind: int) -> list[Attestation]:
         """Every stored attestation of (provider, epoch, kind), page by page (the API answers `items`)."""
-        found: list[Attestation] = []
-        offset = 0
-        for _ in range(100):  # at most 100 pages of PAGE: bounded whatever the node answers
-            params = {"provider": provider, "epoch": epoch, "kind": kind, "limit": PAGE, "offset": offset}
-            body = self._call("GET", "/attestations", params=params)
-            items = body.get("items", [])
-            for entry in items:
-                try:
-                    found.append(Attestation.from_json(entry))
-                except ValueError as exc:
-                    log.info("skipping a malformed attestation from the full node: %s", exc)
-            offset += len(items)
-            if not items or offset >= int(body.get("total", 0)):
-                break
-        return found
+        params = {"provider": provider, "epoch": epoch, "kind": kind}
+        return self._pages("/attestations", params, Attestation.from_json, "attestation")
 
 
 class SlashingChain:
