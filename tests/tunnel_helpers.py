@@ -182,6 +182,8 @@ class Tunnel:
             monitor_interval=self.monitor_interval,
             faults=faults,
             slashing_manager=self.slashing_manager,
+            epoch_seconds=self.epoch_seconds,
+            epoch_clock=self.client_clock,  # type: ignore[arg-type]  # the chain's time, as both sides see it
         )
         server = ProviderServer(config)
         await server.start()
