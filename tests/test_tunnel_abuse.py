@@ -468,6 +468,7 @@ def test_sessions_that_drop_release_their_streams(tmp_path: Path, caplog: pytest
             await wait_until(lambda: not server.sessions, 5)
             await wait_until(lambda: echo.open == 0, 5)
             assert all(not a.streams for a in t.accounts)
+            assert getattr(server, "slots", 0) == 0  # no socket counted as in use
             lines = len(caplog.records)
             await asyncio.sleep(20 * t.monitor_interval)
             assert not [r for r in caplog.records[lines:] if "closing" in r.getMessage()]
@@ -524,6 +525,10 @@ def test_frames_for_streams_that_are_not_open_end_the_session(
             assert sink.received == 0
             reasons = [r.getMessage() for r in caplog.records if "closing the session" in r.getMessage()]
             assert reasons and "stream" in reasons[-1]
+            # and the wallet is refused for a while: breaking the protocol again costs it a handshake
+            again = await RawClient.connect(node, server.config.port)
+            await asyncio.wait_for(again.down, 10)
+            assert fr.Window(0, 0) not in again.frames
         await server.stop()
 
     run(main(), 30)

@@ -31,8 +31,15 @@ class TunnelLimits:
     #: Sessions overall (a new one beyond is refused) and per client wallet (the oldest gives way).
     sessions: int = 512
     sessions_per_wallet: int = 8
-    #: Streams of one wallet, over all its sessions (each also has `ProviderConfig.max_streams`).
+    #: Streams (each a socket) overall and per wallet over all its sessions (each session also has
+    #: `ProviderConfig.max_streams`). With a low open-file limit the provider lowers the caps on
+    #: handshakes, sessions and streams to fit it (`ProviderServer.start`).
+    streams: int = 16384
     streams_per_wallet: int = 2048
+    #: A wallet whose session broke the protocol has its new sessions refused for this long, doubled
+    #: for each further violation (at most `violation_cooldown_max`).
+    violation_cooldown: float = 10.0
+    violation_cooldown_max: float = 300.0
     #: Name lookups in flight (the threads that run getaddrinfo) per session, per wallet and overall,
     #: and how long an OPEN waits for one.
     lookups_per_session: int = 4

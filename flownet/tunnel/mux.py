@@ -172,9 +172,14 @@ class Session:
         try:
             frames = self.decoder.feed(data)
         except ProtocolError as exc:
-            for frame in exc.completed:
-                self.on_frame(cast(fr.Frame, frame))
-            self.fail(TunnelError(f"protocol error from the peer: {exc}"))
+            error = exc
+            try:
+                for frame in exc.completed:
+                    self.on_frame(cast(fr.Frame, frame))
+            except ProtocolError as first:  # a frame before the undecodable bytes broke the protocol first
+                error = first
+            self.on_violation(error)
+            self.fail(TunnelError(f"protocol error from the peer: {error}"))
             return
         try:
             for frame in frames:
@@ -183,6 +188,7 @@ class Session:
                 try:
                     self.on_frame(frame)
                 except ProtocolError as exc:
+                    self.on_violation(exc)
                     self.fail(TunnelError(f"protocol error from the peer: {exc}"))
                     return
         finally:
@@ -387,6 +393,9 @@ class Session:
 
     def report_failure(self, error: Exception) -> None:
         log.warning("closing the tunnel session: %s", error)
+
+    def on_violation(self, error: ProtocolError) -> None:
+        """The peer broke the protocol (the session is closed right after)."""
 
     def is_held(self, stream: Stream) -> bool:
         return False

@@ -159,6 +159,11 @@ class ProviderServer:
         )
         self.writer = BookWriter()
         self.verifications = TokenBucket(limits.total_verifications_per_second, limits.total_verification_burst)
+        self.penalties: dict[str, tuple[float, int]] = {}  # wallet -> (refused until, violations)
+        self.slots = 0  # streams open or connecting, over all sessions (each a socket)
+        self.max_sessions = limits.sessions
+        self.max_streams_total = limits.streams
+        self.max_wallet_streams = limits.streams_per_wallet
         self.initial_window = min(
             MAX_INITIAL_WINDOW, max(1024, config.credit_window // (2 * max(1, config.max_streams)))
         )
@@ -182,12 +187,40 @@ class ProviderServer:
             log.warning("FAULT INJECTION ON (testing and demo only): %s", config.faults.describe())
 
     async def start(self) -> None:
+        self._fit_file_limit()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._link, self.config.host, self.config.port, backlog=1024)
         sock = self._server.sockets[0]
         self.config.port = sock.getsockname()[1]
         self._monitor = loop.create_task(self._watch())
         log.info("tunnel listening on %s:%d as %s", self.config.host, self.config.port, self.config.provider)
+
+    def _fit_file_limit(self) -> None:
+        """Lower the caps on pending handshakes, sessions and streams (each a socket) to fit the open-file
+        limit, so that no client can make the provider run out of sockets for the others."""
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        budget = (1 << 20 if soft == resource.RLIM_INFINITY else soft) - 64
+        limits = self.limits
+        self.pending.total = min(limits.pending_handshakes, max(8, budget // 8))
+        self.pending.per_address = min(limits.pending_handshakes_per_address, self.pending.total)
+        self.max_sessions = min(limits.sessions, max(8, budget // 4))
+        self.max_streams_total = min(limits.streams, max(16, budget - self.pending.total - self.max_sessions))
+        self.max_wallet_streams = min(limits.streams_per_wallet, max(16, self.max_streams_total // 2))
+        if (self.pending.total, self.max_sessions, self.max_streams_total) != (
+            limits.pending_handshakes,
+            limits.sessions,
+            limits.streams,
+        ):
+            log.warning(
+                "open-file limit %d: at most %d pending handshakes, %d sessions and %d streams (%d per wallet)",
+                soft,
+                self.pending.total,
+                self.max_sessions,
+                self.max_streams_total,
+                self.max_wallet_streams,
+            )
 
     # connections and sessions
 
@@ -233,7 +266,12 @@ class ProviderServer:
 
     def register(self, session: ProviderSession) -> str | None:
         """Count a session that completed its handshake; why it is refused, if it is."""
-        if len(self.sessions) >= self.limits.sessions:
+        penalty = self.penalties.get(session.client)
+        if penalty is not None and time.monotonic() < penalty[0]:
+            self.counters["sessions_refused"] += 1
+            wait = penalty[0] - time.monotonic()
+            return f"{session.client} broke the protocol: its sessions are refused for another {wait:.0f} s"
+        if len(self.sessions) >= self.max_sessions:
             self.counters["sessions_refused"] += 1
             return f"the provider already serves {len(self.sessions)} sessions, its limit"
         mine = self.by_wallet.setdefault(session.client, [])
@@ -258,6 +296,22 @@ class ProviderServer:
                 del self.by_wallet[session.client]
         if not session.client and error is not None:
             self.stats["refused_handshakes"] += 1
+
+    def penalize(self, session: ProviderSession) -> None:
+        """`session` broke the protocol: refuse its wallet's new sessions for a while (longer each time)."""
+        if not session.client:
+            return
+        _, strikes = self.penalties.get(session.client, (0.0, 0))
+        strikes += 1
+        limits = self.limits
+        cooldown = min(limits.violation_cooldown_max, limits.violation_cooldown * 2 ** min(strikes - 1, 16))
+        self.penalties[session.client] = (time.monotonic() + cooldown, strikes)
+        self.logs.violations.warning(
+            "%s broke the protocol (%d time(s)): its new sessions are refused for %.0f s",
+            session.client,
+            strikes,
+            cooldown,
+        )
 
     def wallet_streams(self, wallet: str) -> int:
         return sum(len(s.streams) + len(s.opening) for s in self.by_wallet.get(wallet, ()))
@@ -486,6 +540,10 @@ class ProviderServer:
         if time.monotonic() - self._flushed_logs >= 10:
             self._flushed_logs = time.monotonic()
             self.logs.flush()
+            forgiven = time.monotonic() - self.limits.violation_cooldown_max
+            for wallet, (until, _) in list(self.penalties.items()):
+                if until < forgiven:
+                    del self.penalties[wallet]
         if self.sessions:
             sessions = list(self.sessions)
             revoked = self.index.revoked([s.cert_hash for s in sessions])

@@ -157,6 +157,7 @@ class ProviderSession(Session):
         for task in self.tasks:
             task.cancel()
         self.tasks.clear()
+        self.server.slots -= len(self.opening)
         self.opening.clear()
         resets, self.resets = self.resets, OrderedDict()
         for stream in resets.values():
@@ -168,6 +169,9 @@ class ProviderSession(Session):
         self.server.unregister(self, error)
         if self.client:
             self.server.logs.sessions.info("client %s disconnected%s", self.client, f": {error}" if error else "")
+
+    def on_violation(self, error: ProtocolError) -> None:
+        self.server.penalize(self)
 
     def report_failure(self, error: Exception) -> None:
         self.server.counters["sessions_failed"] += 1
@@ -261,6 +265,7 @@ class ProviderSession(Session):
         else:
             self._release(stream)
         if stream.opened:
+            self.server.slots -= 1
             self.send_meter(account)
 
     def on_unknown(self, frame: fr.Data | fr.Window | fr.Close) -> None:
@@ -297,6 +302,7 @@ class ProviderSession(Session):
                 raise ProtocolError(f"OPEN for stream {frame.stream_id} after stream {self.highest_id}: ids increase")
             self.highest_id = frame.stream_id
             self.opening.add(frame.stream_id)
+            self.server.slots += 1
             task = asyncio.get_running_loop().create_task(self._open(frame))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -306,7 +312,9 @@ class ProviderSession(Session):
             raise ProtocolError(f"unexpected {type(frame).__name__} frame from a client")
 
     def _answer(self, stream_id: int, status: fr.OpenStatus, why: str = "") -> None:
-        self.opening.discard(stream_id)
+        if stream_id in self.opening:
+            self.opening.discard(stream_id)
+            self.server.slots -= 1
         if status != fr.OpenStatus.OK:
             self.server.logs.refusals.info("stream %d of %s refused: %s (%s)", stream_id, self.client, status.name, why)
         if not self.closed:
@@ -322,12 +330,13 @@ class ProviderSession(Session):
         if len(self.streams) + len(self.opening) > self.max_streams:
             self._answer(frame.stream_id, fr.OpenStatus.GENERAL_FAILURE, f"more than {self.max_streams} streams")
             return
-        if server.wallet_streams(self.client) > server.limits.streams_per_wallet:
-            self._answer(
-                frame.stream_id,
-                fr.OpenStatus.GENERAL_FAILURE,
-                f"more than {server.limits.streams_per_wallet} streams for the wallet",
-            )
+        if server.wallet_streams(self.client) > server.max_wallet_streams:
+            why = f"more than {server.max_wallet_streams} streams for the wallet"
+            self._answer(frame.stream_id, fr.OpenStatus.GENERAL_FAILURE, why)
+            return
+        if server.slots > server.max_streams_total:
+            why = f"the provider has {server.max_streams_total} streams open, its limit"
+            self._answer(frame.stream_id, fr.OpenStatus.GENERAL_FAILURE, why)
             return
         stream = ProviderStream(self, frame.stream_id, account, server.initial_window)
         account.opening += 1
