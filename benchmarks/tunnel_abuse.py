@@ -4,8 +4,8 @@
 
 A whole tunnel runs on 127.0.0.1 as users run it (`LocalTunnelNet`: a devnet, a real `flownet provider
 serve` and an honest `flownet client connect`), plus three more wallets for the attackers: mallory and
-eve (registered certificates, orders of their own, never paying) and a stranger (a registered
-certificate, no order). The provider process is given two things a real deployment has and a loopback
+trudy and eve (registered certificates, orders of their own, never paying) and a stranger (a
+registered certificate, no order). The provider process is given two things a real deployment has and a loopback
 test does not, through a `sitecustomize` on its PYTHONPATH: names under `.blackhole.test` whose DNS never
 answers (getaddrinfo blocks 60 s, then fails: no query leaves the machine), and an open-file limit of
 1,024 (soft and hard), as on a default Linux system.
@@ -19,7 +19,7 @@ five times a second. Each attack is bounded in count and time:
 
 - unpaid-windows: mallory opens 1,024 streams on one order in two sessions before any byte and pushes
   1 MiB on each, no receipt (again whenever a session is closed);
-- wallet-orders: mallory downloads on 4 other orders at once, 8 streams each, never paying;
+- wallet-orders: trudy downloads on 4 orders at once, 8 streams each, granting window, never paying;
 - connect-reset: 9,000 TCP connections that send half a ClientHello and reset;
 - idle-sockets: 1,000 idle connections held open;
 - dns-starve: eve sends 1,000 OPENs to `*.blackhole.test` names every second, each time in a new
@@ -306,6 +306,7 @@ class Raw:
         if self.link is None or self.down.done():
             return
         self.link.write(data)
+        await asyncio.sleep(0)  # let the loop run (and hear of a closed connection)
         for _ in range(500):  # let the socket drain (at most 5 s)
             if not self.paused or self.down.done():
                 return
@@ -439,11 +440,11 @@ class Attacker:
         await asyncio.gather(one(range(1, 1024, 2)), one(range(1, 1024, 2)))
 
     async def attack_wallet_orders(self, _state: object) -> None:
-        context = make_context(self.identity("mallory"), lambda _der: None, server=False)
+        context = make_context(self.identity("trudy"), lambda _der: None, server=False)
         got = [0]
 
         async def one(index: int) -> None:
-            order = self.order("mallory", index)
+            order = self.order("trudy", index)
             raw = await self.session(context)
             if raw is None:
                 return
@@ -459,7 +460,7 @@ class Attacker:
             got[0] += raw.received
             raw.close()
 
-        await asyncio.gather(*(one(i) for i in range(1, 5)))
+        await asyncio.gather(*(one(i) for i in range(4)))
         self.stats["received_bytes"] = got[0]
 
     async def attack_connect_reset(self, _state: object) -> None:
@@ -728,7 +729,7 @@ def setup(net: object, tmp: Path) -> Spec:
 
     run = net.flownet  # type: ignore[attr-defined]
     provider = net.provider_address  # type: ignore[attr-defined]
-    for wallet, orders in (("mallory", 5), ("eve", 4), ("stranger", 0)):
+    for wallet, orders in (("mallory", 1), ("trudy", 4), ("eve", 4), ("stranger", 0)):
         for _ in range(orders):
             run("client", "buy", "--wallet", wallet, "--provider", provider, "--deposit", "100")
         run("cert", "new", "--wallet", wallet)
@@ -739,7 +740,7 @@ def setup(net: object, tmp: Path) -> Spec:
     deployment = Deployment.load(Path(state.manifest))
     w3 = http_web3(state.rpc_url)
     orders: dict[str, list[list[object]]] = {}
-    for wallet in ("mallory", "eve"):
+    for wallet in ("mallory", "trudy", "eve"):
         address = run("wallet", "address", wallet).strip()
         found = sorted(chain_logs.orders(w3, deployment, client=address), key=lambda o: o.nonce)
         orders[wallet] = [[o.nonce, o.client, o.provider, o.deposit, o.price_per_gib, o.expiry] for o in found]
@@ -848,7 +849,7 @@ def main(argv: list[str] | None = None) -> int:
         (shim / "sitecustomize.py").write_text(SHIM)
         with web_server(tmp) as web_port:
             net = LocalTunnelNet(
-                tmp / "net", allow=(f"{HOST}/32",), log=log, extra_wallets=("mallory", "eve", "stranger")
+                tmp / "net", allow=(f"{HOST}/32",), log=log, extra_wallets=("mallory", "trudy", "eve", "stranger")
             )
             net.cli.env["PYTHONPATH"] = str(shim)
             net.cli.env["FLOWNET_BENCH_NOFILE"] = "1024"

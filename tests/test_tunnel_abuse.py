@@ -535,26 +535,53 @@ def test_frames_for_streams_that_are_not_open_end_the_session(
 
 
 def test_refusal_log_lines_are_rate_limited(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """2,000 OPENs for an order that does not exist: every one is answered, but the refusals are logged
-    within the limiter's rate with a count of the rest (the old main logged 234 bytes per 52-byte OPEN)."""
+    """2,000 OPENs on the client's own order, which has closed: every one is answered, but the refusals
+    are logged within the limiter's rate with a count of the rest (the old main logged 234 bytes per
+    52-byte OPEN)."""
     caplog.set_level(logging.INFO)
-    t = Tunnel(tmp_path).standard()
+    t = Tunnel(tmp_path)
+    t.index.register(t.provider)
+    t.index.register(t.client)
+    t.index.add_order(t.order, "closed")
 
     async def main() -> None:
         server = await t.start_provider()
         raw = await RawClient.connect(t.client, server.config.port)
         await raw.accepted()
         start = time.monotonic()
-        unknown = bytes(range(32))
-        raw.send(*(fr.Open(2 * i + 1, unknown, 80, "127.0.0.1") for i in range(2000)))
+        raw.send(*(fr.Open(2 * i + 1, t.order.order_id, 80, "127.0.0.1") for i in range(2000)))
         await wait_until(lambda: len(raw.results()) == 2000, 30)
         elapsed = time.monotonic() - start
         assert set(raw.results().values()) == {fr.OpenStatus.ORDER_NOT_OPEN}
         refusals = [r for r in caplog.records if r.name == "flownet.provider" and "refused" in r.getMessage()]
         assert len(refusals) <= 20 + 1 * elapsed + 1, (len(refusals), elapsed)
+        assert not raw.down.done()
         raw.close()
         await server.stop()
         suppressed = [r for r in caplog.records if "suppressed" in r.getMessage()]
         assert suppressed  # the rest are counted, not forgotten
 
     run(main(), 60)
+
+
+def test_opens_for_orders_a_client_cannot_use_end_its_session(tmp_path: Path) -> None:
+    """A certificate with no order that keeps OPENing streams on orders that are not its own (or do
+    not exist) is disconnected after a burst of them, instead of costing an index lookup, an answer
+    and a log line each, forever (the old main answered every one)."""
+    t = Tunnel(tmp_path).standard()
+    stranger = make_node()
+    t.index.register(stranger)
+
+    async def main() -> None:
+        server = await t.start_provider()
+        raw = await RawClient.connect(stranger, server.config.port)
+        await raw.accepted()
+        nobody = bytes(range(32))
+        opens = [fr.Open(2 * i + 1, t.order.order_id if i % 2 else nobody, 80, "127.0.0.1") for i in range(2000)]
+        raw.send(*opens)
+        await asyncio.wait_for(raw.down, 10)
+        assert 0 < len(raw.results()) < 2000
+        assert not server.sessions
+        await server.stop()
+
+    run(main(), 30)

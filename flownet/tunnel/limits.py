@@ -28,9 +28,20 @@ class TunnelLimits:
     #: beyond either cap closes the oldest pending one (an idle socket gives way to a live client).
     pending_handshakes_per_address: int = 32
     pending_handshakes: int = 256
-    #: Sessions overall (a new one beyond is refused) and per client wallet (the oldest gives way).
+    #: Sessions overall (a new one beyond is refused) and per client wallet (the oldest gives way), and
+    #: how fast a wallet may open new ones (a second and burst; beyond, they are refused).
     sessions: int = 512
     sessions_per_wallet: int = 8
+    new_sessions_per_second: float = 5.0
+    new_session_burst: int = 10
+    #: Frames other than DATA (OPEN, RECEIPT, SERVICE_PROOF, WINDOW, CLOSE) a session may send a second,
+    #: and burst; beyond, the provider stops reading from it until it is back within the rate.
+    control_frames_per_second: float = 2000.0
+    control_frame_burst: int = 4096
+    #: OPENs for orders a session cannot use (unknown, another provider's, another client's) a second,
+    #: and burst; beyond, the session is closed as a protocol violation.
+    foreign_opens_per_second: float = 8.0
+    foreign_open_burst: int = 64
     #: Streams (each a socket) overall and per wallet over all its sessions (each session also has
     #: `ProviderConfig.max_streams`). With a low open-file limit the provider lowers the caps on
     #: handshakes, sessions and streams to fit it (`ProviderServer.start`).
@@ -86,6 +97,11 @@ class TokenBucket:
     def ready(self) -> bool:
         self._refill()
         return self.tokens >= 1
+
+    def spend(self, count: float) -> None:
+        """Spend `count` tokens, going into debt if need be (`wait` then says how long it lasts)."""
+        self._refill()
+        self.tokens -= count
 
     def take(self) -> bool:
         """Spend a token if there is one."""

@@ -181,8 +181,10 @@ class ProviderServer:
             "sessions_replaced": 0,
             "sessions_failed": 0,
             "signature_checks": 0,
-            "checks_collapsed": 0,
+            "proofs_refused": 0,
+            "sessions_throttled": 0,
         }
+        self.new_sessions: dict[str, TokenBucket] = {}  # per wallet
         if config.faults is not None and config.faults.active:
             log.warning("FAULT INJECTION ON (testing and demo only): %s", config.faults.describe())
 
@@ -274,6 +276,15 @@ class ProviderServer:
         if len(self.sessions) >= self.max_sessions:
             self.counters["sessions_refused"] += 1
             return f"the provider already serves {len(self.sessions)} sessions, its limit"
+        rate = self.new_sessions.get(session.client)
+        if rate is None:
+            limits = self.limits
+            rate = self.new_sessions[session.client] = TokenBucket(
+                limits.new_sessions_per_second, limits.new_session_burst
+            )
+        if not rate.take():
+            self.counters["sessions_refused"] += 1
+            return f"{session.client} opens sessions faster than {self.limits.new_sessions_per_second:g} a second"
         mine = self.by_wallet.setdefault(session.client, [])
         while len(mine) >= self.limits.sessions_per_wallet:
             oldest = mine.pop(0)
@@ -355,8 +366,9 @@ class ProviderServer:
             account.open = found[1] == "open"
         return account
 
-    def admit(self, session: ProviderSession, order_id: bytes) -> tuple[fr.OpenStatus, str, OrderAccount | None]:
-        """Whether `session` may open a stream on `order_id` now; the account if so.
+    def admit(self, session: ProviderSession, order_id: bytes) -> tuple[fr.OpenStatus, str, OrderAccount | None, bool]:
+        """Whether `session` may open a stream on `order_id` now: (status, why, the account if so, whether
+        the order is one the session can never use: unknown, another provider's or another client's).
 
         The index is read at most once per monitor interval per order (an order's terms never change,
         and its status is re-read by then), which keeps a query off most stream openings.
@@ -368,22 +380,23 @@ class ProviderServer:
         else:
             found = self.index.order(order_id)
             if found is None:
-                return fr.OpenStatus.ORDER_NOT_OPEN, f"order 0x{order_id.hex()} is not in the index", None
+                return fr.OpenStatus.ORDER_NOT_OPEN, f"order 0x{order_id.hex()} is not in the index", None, True
             order, status = found
             if account is None:
                 account = self._new_account(order)
             account.open, account.checked_at = status == "open", now
         if order.provider != self.config.provider:
-            return fr.OpenStatus.ORDER_NOT_OPEN, f"order is for provider {order.provider}", None
+            return fr.OpenStatus.ORDER_NOT_OPEN, f"order is for provider {order.provider}", None, True
         if order.client != session.client:
-            return fr.OpenStatus.CERT_NOT_AUTHORISED, f"order belongs to {order.client}, not {session.client}", None
+            why = f"order belongs to {order.client}, not {session.client}"
+            return fr.OpenStatus.CERT_NOT_AUTHORISED, why, None, True
         if status != "open" or order.expiry <= now:
-            return fr.OpenStatus.ORDER_NOT_OPEN, f"order is {status}, expiry {order.expiry}", None
+            return fr.OpenStatus.ORDER_NOT_OPEN, f"order is {status}, expiry {order.expiry}", None, False
         if account.exhausted:
-            return fr.OpenStatus.ORDER_EXHAUSTED, f"deposit {order.deposit} used up", None
+            return fr.OpenStatus.ORDER_EXHAUSTED, f"deposit {order.deposit} used up", None, False
         if account.held_since is not None:
-            return fr.OpenStatus.PAYMENT_REQUIRED, f"{account.unpaid} bytes unpaid", None
-        return fr.OpenStatus.OK, "", account
+            return fr.OpenStatus.PAYMENT_REQUIRED, f"{account.unpaid} bytes unpaid", None, False
+        return fr.OpenStatus.OK, "", account, False
 
     def hold(self, account: OrderAccount) -> None:
         account.held_since = self.config.clock()
@@ -451,12 +464,14 @@ class ProviderServer:
                     stream.session.acknowledge(stream, force=True)
         self.wake_soon(account)
 
-    def proof_epochs(self, order: Order) -> tuple[int, int]:
-        """The SlashingManager epochs a proof for `order` may name now: from `proof_max_age` ago (at most)
-        to the current epoch (one more for clocks a little ahead), and none after the order's expiry."""
+    def proof_epochs(self, expiry: int | None = None) -> tuple[int, int]:
+        """The SlashingManager epochs a proof may name now: from `proof_max_age` ago to the current epoch
+        (one more for clocks a little ahead), and for an order expiring at `expiry`, none after it."""
         now = (self.config.epoch_clock or self.config.clock)()
         seconds = self.config.epoch_seconds
-        last = min(int(now) // seconds + 1, order.expiry // seconds)
+        last = int(now) // seconds + 1
+        if expiry is not None:
+            last = min(last, expiry // seconds)
         return int(now - self.limits.proof_max_age) // seconds, last
 
     def keep_proof(self, order: Order, frame: fr.ServiceProofFrame) -> None:
@@ -544,6 +559,9 @@ class ProviderServer:
             for wallet, (until, _) in list(self.penalties.items()):
                 if until < forgiven:
                     del self.penalties[wallet]
+            for wallet, rate in list(self.new_sessions.items()):
+                if rate.wait() == 0 and rate.tokens >= rate.burst:
+                    del self.new_sessions[wallet]
         if self.sessions:
             sessions = list(self.sessions)
             revoked = self.index.revoked([s.cert_hash for s in sessions])

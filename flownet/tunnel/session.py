@@ -23,7 +23,7 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -70,6 +70,65 @@ def _ip_literal(host: str) -> str | None:
 
 
 Check = fr.ReceiptFrame | fr.ServiceProofFrame
+
+
+def _key_value(frame: Check) -> tuple[tuple[bytes, int], int]:
+    if isinstance(frame, fr.ReceiptFrame):
+        return (frame.order_id, -1), frame.cumulative_amount
+    return (frame.order_id, frame.epoch), frame.bytes_served
+
+
+class Backlog:
+    """Receipts and proofs waiting for their signature check.
+
+    The first `COLLAPSE_AT` wait in order, each to be checked; beyond them only what can count is kept:
+    the newest receipt per order and the best proof per (order, epoch), at most `proofs` of those.
+    """
+
+    def __init__(self, proofs: int) -> None:
+        self.queue: deque[Check] = deque()
+        self.latest: dict[tuple[bytes, int], Check] = {}
+        self.max_proofs = proofs
+        self.proofs = 0  # proofs in `latest`
+        self.collapsed = 0
+
+    def __len__(self) -> int:
+        return len(self.queue) + len(self.latest)
+
+    def add(self, frame: Check) -> bool:
+        """Keep `frame` for checking; False if it was dropped (proofs for too many epochs at once)."""
+        if len(self.queue) < COLLAPSE_AT and not self.latest:
+            self.queue.append(frame)
+            return True
+        key, value = _key_value(frame)
+        kept = self.latest.get(key)
+        if kept is None:
+            if key[1] >= 0:
+                if self.proofs >= self.max_proofs:
+                    self.collapsed += 1
+                    return False
+                self.proofs += 1
+            self.latest[key] = frame
+            return True
+        self.collapsed += 1
+        if value > _key_value(kept)[1]:
+            self.latest[key] = frame
+        return True
+
+    def pop(self) -> Check | None:
+        if self.queue:
+            return self.queue.popleft()
+        if self.latest:
+            key = next(iter(self.latest))
+            if key[1] >= 0:
+                self.proofs -= 1
+            return self.latest.pop(key)
+        return None
+
+    def clear(self) -> None:
+        self.queue.clear()
+        self.latest.clear()
+        self.proofs = 0
 
 
 class ProviderStream(Stream, asyncio.BufferedProtocol):
@@ -128,9 +187,14 @@ class ProviderSession(Session):
         self.tasks: set[asyncio.Task[None]] = set()  # OPENs being served
         self.resets: OrderedDict[int, ProviderStream] = OrderedDict()  # reset by us, not yet acknowledged
         self.highest_id = 0  # the last stream id opened (they increase)
-        self.checks: list[Check] = []  # receipts and proofs waiting for their signature check
-        self.bucket = TokenBucket(server.limits.verifications_per_second, server.limits.verification_burst)
+        limits = server.limits
+        self.checks = Backlog(limits.pending_proofs_per_session)  # receipts and proofs waiting for a check
+        self.bucket = TokenBucket(limits.verifications_per_second, limits.verification_burst)
         self.check_timer: asyncio.TimerHandle | None = None
+        self.control = 0  # frames other than DATA in the batch being read
+        self.control_rate = TokenBucket(limits.control_frames_per_second, limits.control_frame_burst)
+        self.throttled: asyncio.TimerHandle | None = None
+        self.foreign = TokenBucket(limits.foreign_opens_per_second, limits.foreign_open_burst)
 
     def link_up(self, link: TlsLink, peer_der: bytes) -> None:
         super().link_up(link, peer_der)
@@ -163,12 +227,35 @@ class ProviderSession(Session):
         for stream in resets.values():
             self._release(stream)
         self.checks.clear()
-        if self.check_timer is not None:
-            self.check_timer.cancel()
-            self.check_timer = None
+        for timer in (self.check_timer, self.throttled):
+            if timer is not None:
+                timer.cancel()
+        self.check_timer = self.throttled = None
         self.server.unregister(self, error)
         if self.client:
             self.server.logs.sessions.info("client %s disconnected%s", self.client, f": {error}" if error else "")
+
+    # reading: control frames within their rate
+
+    def link_data(self, data: bytes) -> None:
+        super().link_data(data)
+        if self.control:
+            count, self.control = self.control, 0
+            self.control_rate.spend(count)
+            if self.control_rate.tokens < 0 and self.throttled is None and not self.closed and self.link:
+                self.link.pause_reading()  # the client waits: TCP pushes back, nothing more is decoded
+                self.server.counters["sessions_throttled"] += 1
+                self.throttled = asyncio.get_running_loop().call_later(self.control_rate.wait(), self._unthrottle)
+
+    def _unthrottle(self) -> None:
+        self.throttled = None
+        if not self.closed and self.link is not None:
+            self.link.resume_reading()
+
+    def on_frame(self, frame: fr.Frame) -> None:
+        if not isinstance(frame, fr.Data):
+            self.control += 1
+        super().on_frame(frame)
 
     def on_violation(self, error: ProtocolError) -> None:
         self.server.penalize(self)
@@ -301,11 +388,7 @@ class ProviderSession(Session):
             if frame.stream_id <= self.highest_id:
                 raise ProtocolError(f"OPEN for stream {frame.stream_id} after stream {self.highest_id}: ids increase")
             self.highest_id = frame.stream_id
-            self.opening.add(frame.stream_id)
-            self.server.slots += 1
-            task = asyncio.get_running_loop().create_task(self._open(frame))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._admit(frame)
         elif isinstance(frame, fr.ReceiptFrame | fr.ServiceProofFrame):
             self._queue(frame)
         else:
@@ -321,23 +404,31 @@ class ProviderSession(Session):
             self.send(fr.OpenResult(stream_id, status))
             self.flush()
 
-    async def _open(self, frame: fr.Open) -> None:
+    def _admit(self, frame: fr.Open) -> None:
+        """Answer an OPEN that cannot be served at once; start serving one that can."""
         server = self.server
-        status, why, account = server.admit(self, frame.order_id)
+        status, why, account, foreign = server.admit(self, frame.order_id)
         if account is None:
+            if foreign and not self.foreign.take():
+                raise ProtocolError(f"too many OPENs for orders {self.client} cannot use (the last: {why})")
             self._answer(frame.stream_id, status, why)
             return
-        if len(self.streams) + len(self.opening) > self.max_streams:
-            self._answer(frame.stream_id, fr.OpenStatus.GENERAL_FAILURE, f"more than {self.max_streams} streams")
-            return
-        if server.wallet_streams(self.client) > server.max_wallet_streams:
-            why = f"more than {server.max_wallet_streams} streams for the wallet"
-            self._answer(frame.stream_id, fr.OpenStatus.GENERAL_FAILURE, why)
-            return
-        if server.slots > server.max_streams_total:
-            why = f"the provider has {server.max_streams_total} streams open, its limit"
-            self._answer(frame.stream_id, fr.OpenStatus.GENERAL_FAILURE, why)
-            return
+        failure = fr.OpenStatus.GENERAL_FAILURE
+        if len(self.streams) + len(self.opening) >= self.max_streams:
+            self._answer(frame.stream_id, failure, f"more than {self.max_streams} streams")
+        elif server.wallet_streams(self.client) >= server.max_wallet_streams:
+            self._answer(frame.stream_id, failure, f"more than {server.max_wallet_streams} streams for the wallet")
+        elif server.slots >= server.max_streams_total:
+            self._answer(frame.stream_id, failure, f"the provider has {server.max_streams_total} streams, its limit")
+        else:
+            self.opening.add(frame.stream_id)
+            server.slots += 1
+            task = asyncio.get_running_loop().create_task(self._open(frame, account))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _open(self, frame: fr.Open, account: OrderAccount) -> None:
+        server = self.server
         stream = ProviderStream(self, frame.stream_id, account, server.initial_window)
         account.opening += 1
         try:
@@ -396,43 +487,47 @@ class ProviderSession(Session):
     # receipts and service proofs
 
     def _queue(self, frame: Check) -> None:
-        if isinstance(frame, fr.ServiceProofFrame) and self.server.proof_separator is None:
-            log.debug("service proof from %s ignored: no SlashingManager configured", self.client)
-            return
-        self.checks.append(frame)
-        if len(self.checks) > COLLAPSE_AT:
-            self._collapse()
-        self.server.check_soon(self)
-
-    def _collapse(self) -> None:
-        """Keep the newest receipt per order and the best proof per (order, epoch), in arrival order."""
-        best: dict[tuple[bytes, int], Check] = {}
-        for frame in self.checks:
-            if isinstance(frame, fr.ReceiptFrame):
-                key, value = (frame.order_id, -1), frame.cumulative_amount
-            else:
-                key, value = (frame.order_id, frame.epoch), frame.bytes_served
-            kept = best.get(key)
-            if kept is None or value > (
-                kept.cumulative_amount if isinstance(kept, fr.ReceiptFrame) else kept.bytes_served
-            ):
-                best[key] = frame
-        dropped = len(self.checks) - len(best)
-        self.checks = list(best.values())
-        self.server.counters["checks_collapsed"] += dropped
-        limit = self.server.limits.pending_proofs_per_session
-        if len(self.checks) > limit + COLLAPSE_AT:  # proofs for too many epochs at once: the oldest go
-            self.server.counters["checks_collapsed"] += len(self.checks) - limit
-            self.server.logs.payments.warning(
-                "%s sent proofs for %d (order, epoch) pairs at once; kept %d", self.client, len(self.checks), limit
+        """Keep a receipt or proof for its signature check, unless a cheap look already refuses it."""
+        server = self.server
+        if isinstance(frame, fr.ServiceProofFrame):
+            if server.proof_separator is None:
+                log.debug("service proof from %s ignored: no SlashingManager configured", self.client)
+                return
+            first, last = server.proof_epochs()
+            if not first <= frame.epoch <= last:
+                server.counters["proofs_refused"] += 1
+                server.logs.payments.warning(
+                    "service proof from %s rejected: epoch %d is not one an order can have carried bytes in now "
+                    "(%d..%d)",
+                    self.client,
+                    frame.epoch,
+                    first,
+                    last,
+                )
+                return
+        else:
+            account = server.accounts.get(frame.order_id)
+            if account is not None and frame.cumulative_amount <= account.accepted_amount:
+                server.logs.payments.warning(
+                    "receipt from %s rejected: amount %d is not more than the %d accepted",
+                    self.client,
+                    frame.cumulative_amount,
+                    account.accepted_amount,
+                )
+                return
+        if not self.checks.add(frame):
+            server.logs.payments.warning(
+                "%s sent proofs for more than %d (order, epoch) pairs at once: the rest are dropped",
+                self.client,
+                self.checks.max_proofs,
             )
-            self.checks = self.checks[-limit:]
+        server.check_soon(self)
 
     def check_one(self) -> None:
         """Check the oldest waiting receipt or proof (`ProviderServer` calls this within its rate limits)."""
-        if not self.checks:
+        frame = self.checks.pop()
+        if frame is None:
             return
-        frame = self.checks.pop(0)
         if isinstance(frame, fr.ReceiptFrame):
             self._receipt(frame)
         else:
@@ -480,7 +575,7 @@ class ProviderSession(Session):
         try:
             if not 0 < frame.bytes_served < 1 << 63:
                 raise ReceiptError(f"bytes served {frame.bytes_served} is outside 1..2**63-1")
-            first, last = self.server.proof_epochs(account.order)
+            first, last = self.server.proof_epochs(account.order.expiry)
             if not first <= frame.epoch <= last:
                 raise ReceiptError(f"epoch {frame.epoch} is outside the epochs the order can span now, {first}..{last}")
             self.server.counters["signature_checks"] += 1
