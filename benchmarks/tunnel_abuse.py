@@ -1,6 +1,7 @@
 """The provider's tunnel under abuse: an honest client's figures before and during each attack, and its RSS.
 
-    .venv/bin/python benchmarks/tunnel_abuse.py [--duration 8] [--attacks unpaid-windows,dns-starve,...]
+    .venv/bin/python benchmarks/tunnel_abuse.py [--duration 10] [--baseline 5] [--keep DIR]
+    .venv/bin/python benchmarks/tunnel_abuse.py --attacks unpaid-windows,dns-starve   # a subset
 
 A whole tunnel runs on 127.0.0.1 as users run it (`LocalTunnelNet`: a devnet, a real `flownet provider
 serve` and an honest `flownet client connect`), plus three more wallets for the attackers: mallory and
@@ -32,7 +33,9 @@ five times a second. Each attack is bounded in count and time:
 
 The table prints, per attack, each honest figure before (baseline) and during (median of the samples;
 `fail` counts samples that failed), the ratio during/baseline (baseline/during for throughput), the
-provider's RSS before and at its peak, what the provider logged meanwhile, and what the attacker got.
+provider's RSS before and at its peak, what the provider logged meanwhile, the CPU seconds the
+provider and the attacker used during the attack (they share the machine with the honest client),
+and what the attacker did and got (`sink_bytes`: bytes its streams delivered to its own server).
 The target: every ratio within 2 and the RSS under 300 MiB through every attack.
 """
 
@@ -43,6 +46,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import socket
 import statistics
 import struct
@@ -244,6 +248,14 @@ class Rss:
             self.current = self.read()
             self.peak = max(self.peak, self.current)
 
+    def cpu(self) -> float:
+        """CPU seconds the provider used so far."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
     def reset_peak(self) -> None:
         self.peak = self.current = self.read()
 
@@ -341,6 +353,7 @@ class Attacker:
         self.duration = duration
         self.stats: dict[str, float] = {}
         self.sink_bytes = 0
+        self.cpu_at_go = 0.0
 
     def identity(self, wallet: str) -> Identity:
         certs = Path(self.spec.home) / "certs"
@@ -401,11 +414,15 @@ class Attacker:
         ready.set()
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "go"
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu_at_go = usage.ru_utime + usage.ru_stime
         self.deadline = time.monotonic() + self.duration
         attack = getattr(self, "attack_" + self.name.replace("-", "_"))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(attack(state), self.duration + 5)
         self.stats["sink_bytes"] = self.sink_bytes
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.stats["cpu_ms"] = 1000 * (usage.ru_utime + usage.ru_stime - self.cpu_at_go)
         return self.stats
 
     # the attacks
@@ -451,10 +468,14 @@ class Attacker:
             raw.window_back = True
             ids = range(1, 17, 2)
             await raw.send(b"".join(fr.encode(fr.Open(i, order.order_id, self.spec.web_port, HOST)) for i in ids))  # type: ignore[attr-defined]
-            await asyncio.sleep(0.5)
+            for _ in range(500):  # the answers (at most 5 s)
+                if len(raw.results) == len(ids) or raw.down.done():
+                    break
+                await asyncio.sleep(0.01)
             get = b"GET /big HTTP/1.0\r\nHost: x\r\n\r\n"
             for i in ids:
-                await raw.send(fr.encode(fr.Data(i, get)))
+                if raw.results.get(i) == fr.OpenStatus.OK:
+                    await raw.send(fr.encode(fr.Data(i, get)))
             while self.running and not raw.down.done():
                 await asyncio.sleep(0.1)
             got[0] += raw.received
@@ -673,6 +694,7 @@ class Result:
     rss_peak: float
     rss_after: float
     log_bytes: int
+    provider_cpu: float
     attacker: dict[str, float]
 
 
@@ -774,6 +796,7 @@ def run_attack(
     rss.reset_peak()
     rss_before = rss.current
     log_before = log_path.stat().st_size
+    cpu_before = rss.cpu()
     proc.stdin.write("go\n")
     proc.stdin.flush()
     during = measure(honest, args.duration)
@@ -783,22 +806,22 @@ def run_attack(
         proc.kill()
         out, _ = proc.communicate()
     stats = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    provider_cpu = rss.cpu() - cpu_before
     rss_peak = rss.peak
     after = measure(honest, 2)
-    return Result(
-        name, baseline, during, after, rss_before, rss_peak, rss.current, log_path.stat().st_size - log_before, stats
-    )
+    log_bytes = log_path.stat().st_size - log_before
+    return Result(name, baseline, during, after, rss_before, rss_peak, rss.current, log_bytes, provider_cpu, stats)
 
 
 def report(results: list[Result]) -> bool:
     log("")
     log(
         f"{'attack':16} | {'handshake ms':>22} | {'SOCKS round trip ms':>22} | {'8 MiB download MB/s':>22} | "
-        f"{'provider RSS MiB':>17} | {'log KiB':>7} | attacker"
+        f"{'provider RSS MiB':>17} | {'log KiB':>7} | {'CPU s':>11} | attacker"
     )
     log(
         f"{'':16} | {'before':>7} {'during':>8} {'x':>5} | {'before':>7} {'during':>8} {'x':>5} | "
-        f"{'before':>7} {'during':>8} {'x':>5} | {'before':>7} {'peak':>9} | {'':>7} |"
+        f"{'before':>7} {'during':>8} {'x':>5} | {'before':>7} {'peak':>9} | {'':>7} | {'prov':>5} {'att':>5} |"
     )
     good = True
     for r in results:
@@ -808,10 +831,11 @@ def report(results: list[Result]) -> bool:
             good &= x <= 2.0
             cols.append(f"{cell(r.baseline, key):>7} {cell(r.during, key):>8} {x:5.2f}")
         good &= r.rss_peak < 300
-        attacker = ", ".join(f"{k}={int(v):,}" for k, v in sorted(r.attacker.items()))
+        cpu = r.attacker.get("cpu_ms", float("nan")) / 1000
+        attacker = ", ".join(f"{k}={int(v):,}" for k, v in sorted(r.attacker.items()) if k != "cpu_ms")
         log(
             f"{r.attack:16} | {' | '.join(cols)} | {r.rss_before:7.0f} {r.rss_peak:9.0f} | "
-            f"{r.log_bytes / 1024:7.1f} | {attacker}"
+            f"{r.log_bytes / 1024:7.1f} | {r.provider_cpu:5.1f} {cpu:5.1f} | {attacker}"
         )
     log("")
     after = [f"{r.attack}: {cell(r.after, 'rtt_ms')} ms, {cell(r.after, 'mb_s')} MB/s" for r in results]
@@ -828,8 +852,9 @@ def report(results: list[Result]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attacks", default=",".join(ATTACKS), help="comma-separated subset of the attacks")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds each attack runs")
-    parser.add_argument("--baseline", type=float, default=4.0, help="seconds of honest samples before each attack")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds each attack runs")
+    parser.add_argument("--baseline", type=float, default=5.0, help="seconds of honest samples before each attack")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR and keep it (logs of every process)")
     parser.add_argument("--attacker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -842,8 +867,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from flownet.tunnel.localnet import LocalTunnelNet
 
-    with tempfile.TemporaryDirectory(prefix="flownet-abuse-") as name:
-        tmp = Path(name)
+    with contextlib.ExitStack() as stack:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            tmp = args.keep.resolve()
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="flownet-abuse-")))
         shim = tmp / "shim"
         shim.mkdir()
         (shim / "sitecustomize.py").write_text(SHIM)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import socket
 import threading
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
@@ -146,10 +145,7 @@ class ProviderStream(Stream, asyncio.BufferedProtocol):
         super().connection_made(transport)
         assert self.transport is not None
         self.transport.pause_reading()
-        self.reading = False
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reading = False  # asyncio and uvloop set TCP_NODELAY on TCP transports
 
     def get_buffer(self, sizehint: int) -> memoryview:
         room = min(self.send_credit, self.session.sendable(self), READ_SIZE)

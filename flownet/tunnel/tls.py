@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -274,10 +273,8 @@ class TlsLink(asyncio.Protocol):
             self.peer_address = f"{peer[0]}:{peer[1]}"
             self.peer_host = str(peer[0])
             self._reader.peer = self.peer_address
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # asyncio and uvloop set TCP_NODELAY on every TCP transport (asking for the socket here would
+        # cost a socket object per connection, which adds up when connections are churned)
         if self._on_connect is not None:
             self._on_connect(self)
             if self._closed:
