@@ -144,6 +144,8 @@ class Tunnel:
     slashing_manager: str | None = None
     epoch_seconds: int = 60
     client_clock: object = None  # a callable returning unix time for the client's epochs (default time.time)
+    # the chain's time, which the provider's SlashingManager epochs follow (default: client_clock, else time.time)
+    chain_clock: object = None
     chain_id: int = CHAIN_ID  # the nodes' certificates must be made for this chain
 
     def __post_init__(self) -> None:
@@ -184,7 +186,7 @@ class Tunnel:
             faults=faults,
             slashing_manager=self.slashing_manager,
             epoch_seconds=self.epoch_seconds,
-            epoch_clock=self.client_clock,  # type: ignore[arg-type]  # the chain's time, as both sides see it
+            epoch_clock=self.chain_clock or self.client_clock,  # type: ignore[arg-type]
         )
         server = ProviderServer(config)
         await server.start()

@@ -50,6 +50,9 @@ READ_SIZE = 256 * 1024
 MIN_READ = 4096
 #: Receipts and proofs waiting for their signature check beyond which a session's backlog collapses.
 COLLAPSE_AT = 16
+#: Bytes waiting to be sent to a client beyond which its frames are not read until it reads ours (an
+#: honest client always reads; only answers to its own control frames could pile up past this).
+WRITE_BACKLOG = 4 << 20
 
 _scratch = threading.local()  # the read buffer of this thread's destination sockets
 
@@ -235,18 +238,28 @@ class ProviderSession(Session):
 
     def link_data(self, data: bytes) -> None:
         super().link_data(data)
+        if self.throttled is not None or self.closed or self.link is None:
+            return
+        wait = 0.0
         if self.control:
             count, self.control = self.control, 0
             self.control_rate.spend(count)
-            if self.control_rate.tokens < 0 and self.throttled is None and not self.closed and self.link:
-                self.link.pause_reading()  # the client waits: TCP pushes back, nothing more is decoded
-                self.server.counters["sessions_throttled"] += 1
-                self.throttled = asyncio.get_running_loop().call_later(self.control_rate.wait(), self._unthrottle)
+            wait = self.control_rate.wait()
+        if self.link.write_backlog > WRITE_BACKLOG:
+            wait = max(wait, 0.05)
+        if wait > 0:  # the client waits: TCP pushes back, and nothing more of it is decoded meanwhile
+            self.link.pause_reading()
+            self.server.counters["sessions_throttled"] += 1
+            self.throttled = asyncio.get_running_loop().call_later(wait, self._unthrottle)
 
     def _unthrottle(self) -> None:
         self.throttled = None
-        if not self.closed and self.link is not None:
-            self.link.resume_reading()
+        if self.closed or self.link is None:
+            return
+        if self.link.write_backlog > WRITE_BACKLOG // 4:  # still not reading what we sent: look again later
+            self.throttled = asyncio.get_running_loop().call_later(0.05, self._unthrottle)
+            return
+        self.link.resume_reading()
 
     def on_frame(self, frame: fr.Frame) -> None:
         if not isinstance(frame, fr.Data):

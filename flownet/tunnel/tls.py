@@ -358,6 +358,11 @@ class TlsLink(asyncio.Protocol):
         return self._closed
 
     @property
+    def write_backlog(self) -> int:
+        """Encrypted bytes waiting to be sent (the peer is not reading them yet)."""
+        return self._transport.get_write_buffer_size() if self._transport is not None else 0
+
+    @property
     def cipher(self) -> str:
         return str(self._conn.get_cipher_name())
 
