@@ -5,12 +5,14 @@ from curl or a browser; on the provider: the connection to the destination). A `
 TLS link and the streams on it: bytes read from a stream's socket go out as DATA frames, DATA frames
 from the peer are written to the stream's socket.
 
-Flow control is per stream, in both directions, like HTTP/2: each side may send at most `WINDOW`
-bytes the peer has not yet acknowledged with a WINDOW frame, and a side acknowledges only bytes it
-has handed to a socket that is not backed up — so one slow destination never stalls the link or the
-other streams. When the link itself backs up, every stream stops reading. A subclass may also hold
-a stream (the provider does while its order's payment is overdue): it then neither reads its socket
-nor acknowledges bytes.
+Flow control is per stream, in both directions, like HTTP/2: each side may send at most the bytes
+the peer granted with WINDOW frames and a side grants only bytes it has handed to a socket that is
+not backed up — so one slow destination never stalls the link or the other streams. A stream starts
+with `WINDOW` bytes towards the client; towards the provider it starts with none, and the provider
+grants its first window (from the order's credit) in a WINDOW frame just before the OPEN's answer.
+When the link itself backs up, every stream stops reading. A subclass may also hold a stream (the
+provider does while its order's payment is overdue): it then neither reads its socket nor grants
+window.
 
 CLOSE with reason 0 is an end-of-file in one direction (half-close); any other reason resets the
 stream at once. A subclass may bound what this side sends beyond flow control (`sendable`: the
