@@ -384,7 +384,8 @@ def test_a_flood_of_one_wei_receipts_is_checked_within_its_rate(
         checks[0] += 1
         return real_recover(*args)  # type: ignore[arg-type]
 
-    for module in ("flownet.tunnel.server", "flownet.tunnel.session"):  # wherever the provider checks receipts
+    # wherever the provider checks receipts
+    for module in ("flownet.tunnel.server", "flownet.tunnel.session", "flownet.tunnel.checks"):
         if importlib.util.find_spec(module) is not None:
             monkeypatch.setattr(f"{module}.recover_signer", counting, raising=False)
     writes = [0]

@@ -37,6 +37,7 @@ from flownet.core.receipts import MarketDomain, Order, Receipt
 from flownet.errors import TunnelError
 from flownet.tunnel import frames as fr
 from flownet.tunnel.book import BookWriter, PaymentBook
+from flownet.tunnel.checks import Checker
 from flownet.tunnel.credit import OrderAccount, WalletAccount
 from flownet.tunnel.faults import Faults
 from flownet.tunnel.limits import LogLimiter, PendingHandshakes, TokenBucket, TunnelLimits
@@ -158,7 +159,7 @@ class ProviderServer:
             limits.lookups, limits.lookups_per_session, limits.lookups_per_wallet, limits.lookup_timeout
         )
         self.writer = BookWriter()
-        self.verifications = TokenBucket(limits.total_verifications_per_second, limits.total_verification_burst)
+        self.checker = Checker(self)
         self.penalties: dict[str, tuple[float, int]] = {}  # wallet -> (refused until, violations)
         self.slots = 0  # streams open or connecting, over all sessions (each a socket)
         self.max_sessions = limits.sessions
@@ -167,8 +168,6 @@ class ProviderServer:
         self.initial_window = min(
             MAX_INITIAL_WINDOW, max(1024, config.credit_window // (2 * max(1, config.max_streams)))
         )
-        self._checks: dict[ProviderSession, None] = {}  # sessions with receipts or proofs waiting, in turn
-        self._checking: asyncio.Handle | None = None
         self._waking: dict[WalletAccount, None] = {}
         self._wake: asyncio.Handle | None = None
         self._server: asyncio.Server | None = None
@@ -298,7 +297,7 @@ class ProviderServer:
         """A session ended: forget it everywhere."""
         self.handshake_over(session)
         self.sessions.discard(session)
-        self._checks.pop(session, None)
+        self.checker.forget(session)
         mine = self.by_wallet.get(session.client)
         if mine is not None:
             if session in mine:
@@ -336,9 +335,9 @@ class ProviderServer:
             for stream in list(session.streams.values()):
                 session.reset(stream, CloseReason.SHUTDOWN)
             session.fail(ConnectionAbortedError("the provider is shutting down"))
-        for handle in (self._checking, self._wake):
-            if handle is not None:
-                handle.cancel()
+        self.checker.stop()
+        if self._wake is not None:
+            self._wake.cancel()
         self.writer.close()
         self.resolver.close()
         self.logs.flush()
@@ -500,45 +499,6 @@ class ProviderServer:
             lambda: book.record_proof(order, frame.epoch, frame.bytes_served, frame.signature),
             stored,
         )
-
-    # signature checks: in turn between sessions, within each session's rate and the provider's
-
-    def check_soon(self, session: ProviderSession) -> None:
-        if session.check_timer is None:
-            self._checks[session] = None
-        if self._checking is None:
-            self._checking = asyncio.get_running_loop().call_soon(self._run_checks)
-
-    def _session_ready(self, session: ProviderSession) -> None:
-        session.check_timer = None
-        if not session.closed:
-            self.check_soon(session)
-
-    def _run_checks(self) -> None:
-        self._checking = None
-        loop = asyncio.get_running_loop()
-        while self._checks:
-            if self.writer.backlog >= self.limits.book_backlog:  # back-pressure: the book is behind
-                self._checking = loop.call_later(0.01, self._run_checks)
-                return
-            session = next(iter(self._checks))
-            del self._checks[session]
-            if session.closed or not session.checks:
-                continue
-            if not session.bucket.ready():
-                session.check_timer = loop.call_later(session.bucket.wait(), self._session_ready, session)
-                continue
-            if not self.verifications.take():
-                self._checks[session] = None
-                self._checking = loop.call_later(self.verifications.wait(), self._run_checks)
-                return
-            session.bucket.take()
-            try:
-                session.check_one()
-            except sqlite3.Error as exc:  # the indexer may hold a write lock briefly
-                log.debug("a payment check waits: %s", exc)
-            if session.checks and not session.closed:
-                self._checks[session] = None  # to the back of the line
 
     # the monitor: revocations, ended orders, unpaid orders
 

@@ -8,12 +8,15 @@ bytes, doubling a stream's window when the client uses all of it.
 
 Anything a client is not allowed to send ends the session with the reason (a protocol violation):
 DATA for a stream that is not open (or past its window), stream ids that do not increase, frames for
-streams never opened. DATA may still arrive for a stream the provider reset, up to the window it had
-granted: it is metered and dropped, and the client's acknowledging CLOSE releases the rest.
+streams never opened, a burst of OPENs for orders that are not its own. DATA may still arrive for a
+stream the provider reset, up to the window it had granted: it is metered and dropped, and the
+client's acknowledging CLOSE releases the rest.
 
-Receipts and service proofs are checked one at a time, within the session's and the provider's rate
-of signature checks (`ProviderServer.check_soon`); while they wait, a session's backlog collapses into
-the newest receipt per order and the best proof per (order, epoch), which is all that counts.
+What a session costs the provider is bounded: frames other than DATA are read within a rate (beyond
+it, and while the client does not read what it is sent, the link is not read: TCP pushes back), an
+OPEN that cannot be served is answered at once without a task, and receipts and service proofs wait
+in a bounded backlog for their signature checks (flownet.tunnel.checks). A session that ends cancels
+its OPENs and lookups and releases its streams and their credit.
 """
 
 from __future__ import annotations
@@ -22,19 +25,19 @@ import asyncio
 import ipaddress
 import logging
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from flownet.certstatus import lookup
-from flownet.errors import ProtocolError, ReceiptError, TunnelError
+from flownet.errors import ProtocolError, TunnelError
 from flownet.pki import inspect
 from flownet.tunnel import frames as fr
+from flownet.tunnel.checks import Backlog
 from flownet.tunnel.credit import OrderAccount
 from flownet.tunnel.limits import TokenBucket
 from flownet.tunnel.mux import WINDOW, CloseReason, Session, Stream
-from flownet.tunnel.payment import recover_proof_signer, recover_signer
 from flownet.tunnel.policy import DestinationRefused
 from flownet.tunnel.tls import TlsLink
 
@@ -48,8 +51,6 @@ log = logging.getLogger("flownet.provider")
 #: Most bytes read from a destination at once, and the least (a read that finds no credit left).
 READ_SIZE = 256 * 1024
 MIN_READ = 4096
-#: Receipts and proofs waiting for their signature check beyond which a session's backlog collapses.
-COLLAPSE_AT = 16
 #: Bytes waiting to be sent to a client beyond which its frames are not read until it reads ours (an
 #: honest client always reads; only answers to its own control frames could pile up past this).
 WRITE_BACKLOG = 4 << 20
@@ -69,68 +70,6 @@ def _ip_literal(host: str) -> str | None:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         return None
-
-
-Check = fr.ReceiptFrame | fr.ServiceProofFrame
-
-
-def _key_value(frame: Check) -> tuple[tuple[bytes, int], int]:
-    if isinstance(frame, fr.ReceiptFrame):
-        return (frame.order_id, -1), frame.cumulative_amount
-    return (frame.order_id, frame.epoch), frame.bytes_served
-
-
-class Backlog:
-    """Receipts and proofs waiting for their signature check.
-
-    The first `COLLAPSE_AT` wait in order, each to be checked; beyond them only what can count is kept:
-    the newest receipt per order and the best proof per (order, epoch), at most `proofs` of those.
-    """
-
-    def __init__(self, proofs: int) -> None:
-        self.queue: deque[Check] = deque()
-        self.latest: dict[tuple[bytes, int], Check] = {}
-        self.max_proofs = proofs
-        self.proofs = 0  # proofs in `latest`
-        self.collapsed = 0
-
-    def __len__(self) -> int:
-        return len(self.queue) + len(self.latest)
-
-    def add(self, frame: Check) -> bool:
-        """Keep `frame` for checking; False if it was dropped (proofs for too many epochs at once)."""
-        if len(self.queue) < COLLAPSE_AT and not self.latest:
-            self.queue.append(frame)
-            return True
-        key, value = _key_value(frame)
-        kept = self.latest.get(key)
-        if kept is None:
-            if key[1] >= 0:
-                if self.proofs >= self.max_proofs:
-                    self.collapsed += 1
-                    return False
-                self.proofs += 1
-            self.latest[key] = frame
-            return True
-        self.collapsed += 1
-        if value > _key_value(kept)[1]:
-            self.latest[key] = frame
-        return True
-
-    def pop(self) -> Check | None:
-        if self.queue:
-            return self.queue.popleft()
-        if self.latest:
-            key = next(iter(self.latest))
-            if key[1] >= 0:
-                self.proofs -= 1
-            return self.latest.pop(key)
-        return None
-
-    def clear(self) -> None:
-        self.queue.clear()
-        self.latest.clear()
-        self.proofs = 0
 
 
 class ProviderStream(Stream, asyncio.BufferedProtocol):
@@ -399,7 +338,7 @@ class ProviderSession(Session):
             self.highest_id = frame.stream_id
             self._admit(frame)
         elif isinstance(frame, fr.ReceiptFrame | fr.ServiceProofFrame):
-            self._queue(frame)
+            self.server.checker.queue(self, frame)
         else:
             raise ProtocolError(f"unexpected {type(frame).__name__} frame from a client")
 
@@ -494,104 +433,3 @@ class ProviderSession(Session):
         return True
 
     # receipts and service proofs
-
-    def _queue(self, frame: Check) -> None:
-        """Keep a receipt or proof for its signature check, unless a cheap look already refuses it."""
-        server = self.server
-        if isinstance(frame, fr.ServiceProofFrame):
-            if server.proof_separator is None:
-                log.debug("service proof from %s ignored: no SlashingManager configured", self.client)
-                return
-            first, last = server.proof_epochs()
-            if not first <= frame.epoch <= last:
-                server.counters["proofs_refused"] += 1
-                server.logs.payments.warning(
-                    "service proof from %s rejected: epoch %d is not one an order can have carried bytes in now "
-                    "(%d..%d)",
-                    self.client,
-                    frame.epoch,
-                    first,
-                    last,
-                )
-                return
-        else:
-            account = server.accounts.get(frame.order_id)
-            if account is not None and frame.cumulative_amount <= account.accepted_amount:
-                server.logs.payments.warning(
-                    "receipt from %s rejected: amount %d is not more than the %d accepted",
-                    self.client,
-                    frame.cumulative_amount,
-                    account.accepted_amount,
-                )
-                return
-        if not self.checks.add(frame):
-            server.logs.payments.warning(
-                "%s sent proofs for more than %d (order, epoch) pairs at once: the rest are dropped",
-                self.client,
-                self.checks.max_proofs,
-            )
-        server.check_soon(self)
-
-    def check_one(self) -> None:
-        """Check the oldest waiting receipt or proof (`ProviderServer` calls this within its rate limits)."""
-        frame = self.checks.pop()
-        if frame is None:
-            return
-        if isinstance(frame, fr.ReceiptFrame):
-            self._receipt(frame)
-        else:
-            self._service_proof(frame)
-
-    def _receipt(self, frame: fr.ReceiptFrame) -> None:
-        account = self.server.account(frame.order_id)
-        if account is None or account.order.client != self.client:
-            self.server.logs.payments.warning(
-                "receipt from %s for order 0x%s it cannot pay; ignored", self.client, frame.order_id.hex()
-            )
-            return
-        receipt = frame.receipt()
-        try:
-            if receipt.cumulative_amount <= account.accepted_amount:  # before the signature: cheap
-                raise ReceiptError(
-                    f"amount {receipt.cumulative_amount} is not more than the {account.accepted_amount} accepted"
-                )
-            if receipt.cumulative_bytes < account.accepted_bytes:
-                raise ReceiptError(f"bytes {receipt.cumulative_bytes} go back from {account.accepted_bytes}")
-            receipt.check_against(account.order)
-            self.server.counters["signature_checks"] += 1
-            signer = recover_signer(self.server.separator, receipt, frame.signature)
-            if signer != account.order.client:
-                raise ReceiptError(f"receipt signed by {signer}, not the order's client {account.order.client}")
-        except ReceiptError as exc:
-            self.server.logs.payments.warning("receipt from %s rejected: %s", self.client, exc)
-            return
-        self.server.accept(account, receipt, frame.signature, self)
-
-    def _service_proof(self, frame: fr.ServiceProofFrame) -> None:
-        separator = self.server.proof_separator
-        if separator is None:
-            return
-        account = self.server.account(frame.order_id)
-        if (
-            account is None
-            or account.order.client != self.client
-            or account.order.provider != self.server.config.provider
-        ):
-            self.server.logs.payments.warning(
-                "service proof from %s for order 0x%s it is not party to; ignored", self.client, frame.order_id.hex()
-            )
-            return
-        try:
-            if not 0 < frame.bytes_served < 1 << 63:
-                raise ReceiptError(f"bytes served {frame.bytes_served} is outside 1..2**63-1")
-            first, last = self.server.proof_epochs(account.order.expiry)
-            if not first <= frame.epoch <= last:
-                raise ReceiptError(f"epoch {frame.epoch} is outside the epochs the order can span now, {first}..{last}")
-            self.server.counters["signature_checks"] += 1
-            signer = recover_proof_signer(separator, frame.order_id, frame.epoch, frame.bytes_served, frame.signature)
-            if signer != account.order.client:
-                raise ReceiptError(f"service proof signed by {signer}, not the order's client {account.order.client}")
-        except ReceiptError as exc:
-            self.server.logs.payments.warning("service proof from %s rejected: %s", self.client, exc)
-            return
-        self.server.keep_proof(account.order, frame)
