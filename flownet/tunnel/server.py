@@ -119,13 +119,13 @@ class _Logs:
     """The server's rate-limited log lines, one limiter per kind."""
 
     def __init__(self, limits: TunnelLimits) -> None:
-        def limiter(kind: str) -> LogLimiter:
-            return LogLimiter(log, kind, limits.log_lines_per_second, limits.log_burst)
+        def limiter(kind: str, scale: int = 1) -> LogLimiter:
+            return LogLimiter(log, kind, scale * limits.log_lines_per_second, scale * limits.log_burst)
 
         self.refusals = limiter("stream refusal")
         self.payments = limiter("receipt and proof")
         self.handshakes = limiter("handshake")
-        self.sessions = limiter("session")
+        self.sessions = limiter("session", 10)  # what a busy provider does: bounded by the session caps
         self.violations = limiter("session failure")
         self.orders = limiter("order")
         self.all = (self.refusals, self.payments, self.handshakes, self.sessions, self.violations, self.orders)
