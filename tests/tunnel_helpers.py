@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 
@@ -341,3 +342,25 @@ async def socks_exchange(port: int, payload: bytes, timeout: float = 5) -> bytes
             writer.close()
 
     return await asyncio.wait_for(go(), timeout)
+
+
+class MonitorRounds:
+    """Counts a provider's monitor rounds (`check_once`), so a test bounds a reaction in rounds, not seconds.
+
+    A round is the provider's unit of reaction time: on a loaded machine its sleep stretches but a round
+    is still a round. `round_emptied` is the round after which the server first had no session left.
+    """
+
+    def __init__(self, server: Any) -> None:
+        self.count = 0
+        self.round_emptied: int | None = None
+        self._server = server
+        original = server.check_once
+
+        def counted() -> None:
+            original()
+            self.count += 1
+            if self.round_emptied is None and not server.sessions:
+                self.round_emptied = self.count
+
+        server.check_once = counted
