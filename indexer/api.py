@@ -59,7 +59,7 @@ from indexer.api_contract import (
     LOOKUP,
     SIGNATURE_PATTERN,
     SQL_INT_MAX,
-    UINT64_MAX,
+    UINT64_END,
     ApiError,
     ErrorOut,
     OrderIdPath,
@@ -265,12 +265,12 @@ class HeartbeatIn(BaseModel):
     provider: str = Field(
         pattern=ADDRESS_PATTERN, description="0x + 40 hex: lower or upper case, or mixed as its EIP-55 checksum."
     )
-    epoch: int = Field(ge=0, le=UINT64_MAX, description="timestamp // epoch_seconds.")
+    epoch: int = Field(ge=0, lt=UINT64_END, description="timestamp // epoch_seconds.")
     endpointHash: str = Field(
         pattern=BYTES32_PATTERN, description="0x + 64 hex: keccak256 of the endpoint in the provider's metadata."
     )
     load: int = Field(ge=0, le=10_000, description="0..10000 basis points of capacity.")
-    timestamp: int = Field(ge=0, le=UINT64_MAX, description="Unix seconds; within the node's max skew of its clock.")
+    timestamp: int = Field(ge=0, lt=UINT64_END, description="Unix seconds; within the node's max skew of its clock.")
     signature: str = Field(
         pattern=SIGNATURE_PATTERN, description="0x + 130 hex: EIP-712 signature (65 bytes, v 27/28, low s)."
     )
@@ -897,7 +897,13 @@ def create_app(
     @app.get(
         "/metrics",
         response_class=PlainTextResponse,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format 0.0.4."}, **BAD_REQUEST},
+        responses={
+            200: {"content": {"text/plain": {}}, "description": "Prometheus text format 0.0.4."},
+            400: {  # JSON, unlike the route's own answers
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+                "description": BAD_REQUEST[400]["description"],
+            },
+        },
         dependencies=[Depends(known_params())],
     )
     async def get_metrics() -> PlainTextResponse:

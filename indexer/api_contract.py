@@ -40,7 +40,9 @@ ADDRESS_HINT = "expected 0x followed by 40 hex digits"
 ORDER_ID_HINT = "expected 0x followed by 64 hex digits"
 UNITS_HINT = "expected token units as a decimal integer string (e.g. 2000000000000000000 for 2 FLOW)"
 SQL_INT_MAX = 2**63 - 1  # the widest integer SQLite stores: row numbers and epochs stop here
-UINT64_MAX = 2**64 - 1
+# Body bounds reach the document as floats (FastAPI's OpenAPI model): 2^64 is one exactly, 2^64 - 1 is not,
+# so uint64 fields are declared with an exclusive bound.
+UINT64_END = 2**64
 MAX_SHOWN = 200  # characters of a refused value quoted in a message
 
 _ADDRESS_RE = re.compile(ADDRESS_PATTERN[1:-1])

@@ -30,7 +30,7 @@ from indexer.api_contract import (
     LOOKUP,
     SIGNATURE_PATTERN,
     SQL_INT_MAX,
-    UINT64_MAX,
+    UINT64_END,
     ApiError,
     DisputeIdPath,
     ErrorOut,
@@ -146,7 +146,7 @@ class AttestationIn(BaseModel):
     provider: str = Field(pattern=ADDRESS_PATTERN, description=f"The accused provider: 0x + 40 hex, {_ADDRESS_CASE}.")
     epoch: int = Field(
         ge=0,
-        le=UINT64_MAX,
+        lt=UINT64_END,
         description="Epoch of the failure: not in the future, within the statute of limitations.",
     )
     kind: Annotated[int, Field(ge=0, le=3)] | Annotated[str, Field(pattern=_KIND_NAME_PATTERN)] = Field(
