@@ -31,6 +31,8 @@ ORDER = [
     "slash",
     "slash (1 certificate)",
     "slash (8 certificates)",
+    "register (certificate)",
+    "revoke (certificate)",
     "openOrder",
     "openOrder (market's first order)",
     "openOrderWithPermit",

@@ -165,6 +165,28 @@ contract GasTest is SlashingFixture {
         assertEq(registry.activeCount(provider), 0, "certificates revoked");
     }
 
+    /// @notice A provider registers its first certificate (its active list and record written from zero).
+    function test_register_gas() public {
+        stakeProvider(STAKE);
+        _registerCerts(provider, 1);
+        _snapshotGasLastCall("register (certificate)");
+
+        assertEq(registry.activeCount(provider), 1, "registered");
+    }
+
+    /// @notice The owner revokes its only certificate.
+    function test_revoke_gas() public {
+        stakeProvider(STAKE);
+        _registerCerts(provider, 1);
+        bytes32 certHash = registry.activeCertificates(provider)[0];
+
+        vm.prank(provider);
+        registry.revoke(certHash, 2, 0);
+        _snapshotGasLastCall("revoke (certificate)");
+
+        assertEq(registry.activeCount(provider), 0, "revoked");
+    }
+
     function _registerCerts(address owner, uint256 n) internal {
         for (uint256 i; i < n; ++i) {
             vm.prank(owner);
