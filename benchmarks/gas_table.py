@@ -16,6 +16,8 @@ from pathlib import Path
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "GasTest.json"
 
 TARGETS = {
+    "stake": 70_000,
+    "withdraw": 45_000,
     "redeem (first)": 60_000,
     "redeem (later)": 60_000,
     "openOrder": 110_000,

@@ -36,6 +36,9 @@ contract GasTest is SlashingFixture {
     uint256 internal constant OPEN_ORDER_BUDGET = 110_000;
     uint256 internal constant REDEEM_BUDGET = 60_000;
     uint256 internal constant REDEEM_MANY_PER_RECEIPT_BUDGET = 40_000;
+    /// @dev Issue 11, finding 10: a first stake was 86,877 and a withdrawal 51,257.
+    uint256 internal constant STAKE_BUDGET = 70_000;
+    uint256 internal constant WITHDRAW_BUDGET = 45_000;
 
     bool internal isolated;
 
@@ -76,12 +79,13 @@ contract GasTest is SlashingFixture {
         uint256 balanceBefore = token.balanceOf(address(staking));
         vm.prank(provider);
         staking.stake(IStaking.Role.Provider, STAKE);
-        _snapshotGasLastCall("stake");
+        uint256 gasUsed = _snapshotGasLastCall("stake");
 
         IStaking.StakeInfo memory info = staking.stakeOf(provider);
         assertEq(info.active, STAKE, "active stake");
         assertEq(uint256(info.role), uint256(IStaking.Role.Provider), "role");
         assertEq(token.balanceOf(address(staking)), balanceBefore + STAKE, "tokens bonded");
+        assertLe(gasUsed, STAKE_BUDGET, "stake gas");
     }
 
     function test_requestUnstake_gas() public {
@@ -105,10 +109,11 @@ contract GasTest is SlashingFixture {
 
         vm.prank(provider);
         staking.withdraw();
-        _snapshotGasLastCall("withdraw");
+        uint256 gasUsed = _snapshotGasLastCall("withdraw");
 
         assertEq(token.balanceOf(provider), balanceBefore + 1_000e18, "withdrawn");
         assertEq(staking.stakeOf(provider).thawing, 0, "nothing thawing");
+        assertLe(gasUsed, WITHDRAW_BUDGET, "withdraw gas");
     }
 
     /// @notice A full unbond: the withdrawal leaves nothing bonded, so Staking calls the registry's
