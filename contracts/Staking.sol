@@ -154,8 +154,8 @@ contract Staking is IStaking {
         // The kept part has thawed already: its thawEnd stays, so it is withdrawable once released.
         if (keep == 0) s.thawEnd = 0;
         emit Withdrawn(msg.sender, amount);
-        // Nothing thaws any more; with no active stake either the account has fully unbonded. The
-        // check reads the slot just written, so a partial withdrawal makes no external call.
+        // Nothing thaws any more; with no active stake either the account has fully unbonded. `active`
+        // came with the slot read above, so the check is free and a partial withdrawal makes no call.
         if (keep == 0 && active == 0) {
             _revokeCertificates(msg.sender, ICertificateRegistry.RevocationReason.Unbonded);
         }
