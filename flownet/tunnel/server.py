@@ -1,13 +1,15 @@
 """The provider's tunnel server: mutual TLS 1.3, orders and certificates checked from the local index.
 
-A client is served only if its certificate is registered on chain, unrevoked and unexpired (checked
-in the TLS handshake's verify callback, from the index — no RPC call per connection), and each stream
+A client is served only if its certificate is registered on chain by the wallet it names, unrevoked
+and unexpired, and that wallet's stake counts (checked in the TLS handshake's verify callback, from the
+index — no RPC call per connection; flownet.certstatus), and each stream
 only if its order is open, belongs to this provider, names the certificate's wallet as its client and
 has escrow left. The server meters every byte in both directions per order, verifies each in-band
 receipt exactly as the market will, stores the latest in the payment book, tells the client its
 metered count (a METER frame with every RECEIPT_ACK and whenever a stream ends), and holds an order's
 streams (no reading, no window credit) once its unpaid bytes reach the credit window. A monitor task
-closes sessions whose certificate was revoked and streams whose order ended, as the index learns of it.
+closes sessions whose certificate was revoked (or whose wallet, a provider or verifier, has nothing
+bonded any more) and streams whose order ended, as the index learns of it.
 With `slashing_manager` set it also verifies the clients' ServiceProofs (signed by the order's client
 under the SlashingManager's EIP-712 domain) and keeps the best per (order, epoch) in the payment book,
 for rebutting disputes (flownet.tunnel.defence).
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from flownet.certstatus import CertificateRejected, check_certificate, lookup, revoked_among
+from flownet.certstatus import CertificateRejected, check_certificate, invalid_among, lookup
 from flownet.core.pricing import GIB, cost_of
 from flownet.core.receipts import MarketDomain, Order, Receipt
 from flownet.errors import ProtocolError, ReceiptError
@@ -96,8 +98,9 @@ class IndexView:
         order = Order(int(row[0]), row[1], row[2], int(row[3]), int(row[4]), int(row[5]))
         return order, str(row[6])
 
-    def revoked(self, cert_hashes: list[bytes]) -> set[bytes]:
-        return revoked_among(self.conn, cert_hashes)
+    def invalid(self, certs: list[tuple[str, bytes]]) -> dict[tuple[str, bytes], str]:
+        """Those of `certs` (wallet, cert hash) revoked, or whose wallet's stake no longer counts."""
+        return invalid_among(self.conn, certs)
 
     def close(self) -> None:
         self.conn.close()
@@ -188,7 +191,8 @@ class ProviderSession(Session):
         super().link_up(link, peer_der)
         info = inspect(x509.load_der_x509_certificate(peer_der))
         self.client, self.cert_hash, self.cert_not_after = info.wallet, info.cert_hash, info.not_after
-        record = lookup(self.server.index.conn, info.cert_hash)  # the handshake checked it is registered
+        # the handshake checked that the wallet registered it
+        record = lookup(self.server.index.conn, info.cert_hash, info.wallet)
         if record is not None:  # the wallet may have registered it for less than its own validity
             self.cert_not_after = min(self.cert_not_after, record.not_after)
         self.peer = link.peer_address
@@ -530,10 +534,11 @@ class ProviderServer:
         now = self.config.clock()
         if self.sessions:
             sessions = list(self.sessions)
-            revoked = self.index.revoked([s.cert_hash for s in sessions])
+            invalid = self.index.invalid([(s.client, s.cert_hash) for s in sessions])
             for session in sessions:
-                if session.cert_hash in revoked or session.cert_not_after <= now:
-                    why = "revoked" if session.cert_hash in revoked else "expired"
+                why = invalid.get((session.client, session.cert_hash))
+                if why is not None or session.cert_not_after <= now:
+                    why = why or "expired"
                     log.warning("certificate of %s was %s: closing its session", session.client, why)
                     for stream in list(session.streams.values()):
                         session.reset(stream, CloseReason.CERT_REVOKED)
