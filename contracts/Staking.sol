@@ -138,7 +138,7 @@ contract Staking is IStaking {
         uint48 thawEnd = s.thawEnd;
         if (block.timestamp < thawEnd) revert StakingStillThawing(msg.sender, thawEnd, block.timestamp);
         uint256 active = s.active;
-        uint256 keep;
+        uint256 keep = 0;
         if (s.mayBeHeld) {
             // Held stake must stay in the contract; active stake covers it first, thawed stake the rest.
             uint256 held = _held[msg.sender];
@@ -337,7 +337,11 @@ contract Staking is IStaking {
     /// warms the address, so it adds about 100 gas to the call it guards.
     function _revokeCertificates(address account, ICertificateRegistry.RevocationReason reason) private {
         address registry = _certificateRegistry;
-        if (registry.code.length != 0) ICertificateRegistry(registry).revokeAllOf(account, uint8(reason));
+        if (registry.code.length != 0) {
+            // The count revokeAllOf returns is for off-chain callers: each revocation emits its own event.
+            // slither-disable-next-line unused-return
+            ICertificateRegistry(registry).revokeAllOf(account, uint8(reason));
+        }
     }
 
     /// @dev Takes up to `amount` of `account`'s stake, active first, then thawing, for the slasher;
