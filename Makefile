@@ -9,7 +9,7 @@ FORGE := tools/foundry forge
 FOUNDRY_PROFILE ?= ci
 export FOUNDRY_PROFILE
 
-.PHONY: help setup build artifacts artifacts-check lint format forge-test pytest test gas demo clean
+.PHONY: help setup build artifacts artifacts-check lint format forge-test slither pytest test gas demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -21,11 +21,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# Slither needs web3 < 8 (the project uses web3 8): its own environment, pinned in tools/.
+.venv-slither/.installed: tools/slither-requirements.txt
+	$(PYTHON) -m venv .venv-slither
+	.venv-slither/bin/python -m pip install --quiet --upgrade pip
+	.venv-slither/bin/python -m pip install --quiet -r tools/slither-requirements.txt
+	@touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-setup: $(VENV)/.installed node_modules/.installed ## create .venv and install the npm toolchain (solc, forge, anvil, cast, OpenZeppelin)
+setup: $(VENV)/.installed node_modules/.installed .venv-slither/.installed ## create .venv, .venv-slither and install the npm toolchain (solc, forge, anvil, cast, OpenZeppelin)
 
 build: setup ## compile the contracts with forge (no warnings allowed)
 	$(FORGE) build
@@ -47,6 +54,9 @@ format: setup ## apply ruff formatting
 
 forge-test: build ## forge unit, fuzz and invariant tests (CI profile: 256 runs, depth 64)
 	$(FORGE) test
+
+slither: setup ## Slither on contracts/: fails on any High or Medium finding not triaged in place with a reason
+	tools/slither
 
 pytest: setup ## Python tests (eth-tester and anvil)
 	$(PY) -m pytest

@@ -155,6 +155,8 @@ contract SlashingManager is ISlashingManager, EIP712 {
         // An open dispute for the same (provider, epoch) is superseded; its holds end first so the
         // slash below sees the provider's whole stake.
         uint256 disputeId = _openDisputes[provider][epoch];
+        // An unassigned memory array is the empty one; it is read only when disputeId != 0, after _close set it.
+        // slither-disable-next-line uninitialized-local
         address[] memory rewarded;
         if (disputeId != 0) {
             Dispute storage d = _disputes[disputeId];
@@ -164,12 +166,14 @@ contract SlashingManager is ISlashingManager, EIP712 {
         slashed = _slashProvider(provider, epoch, _stakeOf(provider) * _slashBps / BPS);
         if (slashed == 0) revert SlashingNothingToSlash(provider, epoch);
         uint256 reward = slashed * _rewardBps / BPS;
-        uint256 rewardEach;
+        uint256 rewardEach = 0;
         if (disputeId != 0) {
             // The reporter may be the accused itself (from another account) pre-empting its dispute:
             // the reward goes to the accusers that stood, never to the reporter.
             uint256 n = rewarded.length;
             // Safe: n >= quorum >= 1 (the dispute was open); rewardEach * n <= reward.
+            // Rounding down to a multiple of n is the point: equal shares, the remainder is burned.
+            // slither-disable-next-line divide-before-multiply
             rewardEach = reward / n;
             reward = rewardEach * n;
             emit DisputeSuperseded(disputeId, provider, epoch, rewarded, rewardEach);
@@ -194,6 +198,9 @@ contract SlashingManager is ISlashingManager, EIP712 {
 
     // ---------------------------------------------------------------- quorum disputes
 
+    // slither-disable-start reentrancy-no-eth: the only external calls here are to _staking, the immutable Staking
+    // set at construction; hold, release, penalize and slash write Staking's storage and call only FlowToken
+    // (OpenZeppelin ERC20, no hooks) and the CertificateRegistry, neither of which calls back into this contract.
     /// @inheritdoc ISlashingManager
     function openDispute(
         address provider,
@@ -221,6 +228,7 @@ contract SlashingManager is ISlashingManager, EIP712 {
             _staking.hold(verifiers[i], due);
         }
     }
+    // slither-disable-end reentrancy-no-eth
 
     /// @dev Stores a new open dispute and emits DisputeOpened (split off openDispute for the stack).
     function _record(
@@ -306,6 +314,9 @@ contract SlashingManager is ISlashingManager, EIP712 {
         _checkSigner(serviceProofDigest(orderId, epoch, bytesServed), clientSignature, order.client);
     }
 
+    // slither-disable-start reentrancy-no-eth: the only external calls here are to _staking, the immutable Staking
+    // set at construction; hold, release, penalize and slash write Staking's storage and call only FlowToken
+    // (OpenZeppelin ERC20, no hooks) and the CertificateRegistry, neither of which calls back into this contract.
     /// @dev Strikes accuser `client` (at `index`) from dispute `d`: burns its bond, and rebuts the
     /// dispute once fewer than quorum accusers remain.
     function _strike(
@@ -334,6 +345,7 @@ contract SlashingManager is ISlashingManager, EIP712 {
         }
         _burn(penalty);
     }
+    // slither-disable-end reentrancy-no-eth
 
     /// @inheritdoc ISlashingManager
     function executeDispute(uint256 disputeId) external returns (uint256 slashed) {
@@ -353,6 +365,9 @@ contract SlashingManager is ISlashingManager, EIP712 {
         _trust.onSlash(provider, slashed, d.evidenceCid);
     }
 
+    // slither-disable-start reentrancy-no-eth: the only external calls here are to _staking, the immutable Staking
+    // set at construction; hold, release, penalize and slash write Staking's storage and call only FlowToken
+    // (OpenZeppelin ERC20, no hooks) and the CertificateRegistry, neither of which calls back into this contract.
     /// @dev Ends an open dispute's holds: the provider's `due` and the bond of every accuser not
     /// struck (whose open count drops). Returns those accusers. The caller sets the status.
     function _close(Dispute storage d) private returns (address[] memory left) {
@@ -363,7 +378,7 @@ contract SlashingManager is ISlashingManager, EIP712 {
         address[] memory verifiers = d.verifiers;
         uint256 n = verifiers.length;
         left = new address[](d.remaining);
-        uint256 k;
+        uint256 k = 0;
         _staking.release(provider, due);
         for (uint256 i; i < n; ++i) {
             // forge-lint: disable-next-line(incorrect-shift)
@@ -374,6 +389,7 @@ contract SlashingManager is ISlashingManager, EIP712 {
             _staking.release(v, due);
         }
     }
+    // slither-disable-end reentrancy-no-eth
 
     /// @dev The index of `account` among `d`'s accusers not struck, or type(uint256).max.
     function _accuserIndex(Dispute storage d, address account) private view returns (uint256) {
@@ -495,6 +511,9 @@ contract SlashingManager is ISlashingManager, EIP712 {
 
     // ---------------------------------------------------------------- internals
 
+    // slither-disable-start reentrancy-no-eth: the only external calls here are to _staking, the immutable Staking
+    // set at construction; hold, release, penalize and slash write Staking's storage and call only FlowToken
+    // (OpenZeppelin ERC20, no hooks) and the CertificateRegistry, neither of which calls back into this contract.
     /// @dev Marks (provider, epoch) slashed and takes min(`amount`, what the period's cap leaves)
     /// through Staking; the tokens arrive here. Refuses when the cap is exhausted.
     function _slashProvider(address provider, uint64 epoch, uint256 amount) private returns (uint256 slashed) {
@@ -511,6 +530,7 @@ contract SlashingManager is ISlashingManager, EIP712 {
             _periodSlashed[provider][periodIndex] = already + slashed;
         }
     }
+    // slither-disable-end reentrancy-no-eth
 
     function _stakeOf(address account) private view returns (uint256) {
         IStaking.StakeInfo memory s = _staking.stakeOf(account);

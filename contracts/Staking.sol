@@ -24,7 +24,26 @@ contract Staking is IStaking {
     uint96 private immutable _providerMinStake;
     uint96 private immutable _verifierMinStake;
 
-    mapping(address account => StakeInfo) private _stakes;
+    /// @dev One account's stake as stored. Slot 0 holds what staking, unstaking, withdrawing and
+    /// slashing read and write, so each of them touches one slot (a first stake writes one new slot,
+    /// a withdrawal reads and writes one); slot 1 holds what the market and offers use. StakeInfo
+    /// (the view) carries the same values. thawEnd fits in 48 bits: it is at most a year after now.
+    struct Account {
+        // slot 0
+        uint96 active;
+        uint96 thawing;
+        uint48 thawEnd;
+        Role role;
+        // False means nothing is held (`_held` is 0), so withdraw need not read `_held`. Set by hold;
+        // cleared by withdraw once it finds nothing held (release leaves it, to keep disputes' ends
+        // from writing this slot).
+        bool mayBeHeld;
+        // slot 1
+        uint96 locked;
+        uint96 pricePerGiB;
+    }
+
+    mapping(address account => Account) private _accounts;
     mapping(address provider => string) private _metadataCids;
     mapping(address account => uint256) private _held;
 
@@ -69,7 +88,7 @@ contract Staking is IStaking {
     /// @inheritdoc IStaking
     function stake(Role role, uint256 amount) external {
         if (amount == 0) revert StakingZeroAmount();
-        StakeInfo storage s = _stakes[msg.sender];
+        Account storage s = _accounts[msg.sender];
         Role current = s.role;
         if (role == Role.None || (current != Role.None && role != current)) {
             revert StakingWrongRole(msg.sender, role, current == Role.None ? Role.Provider : current);
@@ -89,8 +108,8 @@ contract Staking is IStaking {
     /// @inheritdoc IStaking
     function requestUnstake(uint256 amount) external {
         if (amount == 0) revert StakingZeroAmount();
-        StakeInfo storage s = _stakes[msg.sender];
-        uint256 available = _unlocked(s);
+        Account storage s = _accounts[msg.sender];
+        uint256 available = _unlocked(s.active, s.locked);
         if (amount > available) revert StakingInsufficientUnlockedStake(msg.sender, amount, available);
         // Safe: amount <= available <= active.
         uint256 active = s.active - amount;
@@ -99,7 +118,9 @@ contract Staking is IStaking {
         uint256 thawing = uint256(s.thawing) + amount;
         // Unreachable with FlowToken (its supply fits in uint96); guards a token with a larger supply.
         if (thawing > type(uint96).max) revert StakingAmountTooLarge(thawing);
-        uint64 thawEnd = uint64(block.timestamp) + _thawPeriod;
+        // Safe: unix seconds fit in 48 bits for 8 million years, and _thawPeriod <= MAX_THAW_PERIOD.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint48 thawEnd = uint48(block.timestamp + _thawPeriod);
 
         // forge-lint: disable-next-line(unsafe-typecast)
         s.active = uint96(active);
@@ -111,15 +132,20 @@ contract Staking is IStaking {
 
     /// @inheritdoc IStaking
     function withdraw() external returns (uint256 amount) {
-        StakeInfo storage s = _stakes[msg.sender];
+        Account storage s = _accounts[msg.sender];
         uint256 thawing = s.thawing;
         if (thawing == 0) revert StakingNothingToWithdraw(msg.sender);
-        if (block.timestamp < s.thawEnd) revert StakingStillThawing(msg.sender, s.thawEnd, block.timestamp);
-        // Held stake must stay in the contract; active stake covers it first, thawed stake the rest.
+        uint48 thawEnd = s.thawEnd;
+        if (block.timestamp < thawEnd) revert StakingStillThawing(msg.sender, thawEnd, block.timestamp);
         uint256 active = s.active;
-        uint256 held = _held[msg.sender];
-        uint256 keep = held > active ? held - active : 0;
-        if (keep >= thawing) revert StakingWithdrawalHeld(msg.sender, thawing, held, active);
+        uint256 keep = 0;
+        if (s.mayBeHeld) {
+            // Held stake must stay in the contract; active stake covers it first, thawed stake the rest.
+            uint256 held = _held[msg.sender];
+            keep = held > active ? held - active : 0;
+            if (keep >= thawing) revert StakingWithdrawalHeld(msg.sender, thawing, held, active);
+            if (held == 0) s.mayBeHeld = false;
+        }
         // Safe: keep < thawing.
         amount = thawing - keep;
 
@@ -128,9 +154,8 @@ contract Staking is IStaking {
         // The kept part has thawed already: its thawEnd stays, so it is withdrawable once released.
         if (keep == 0) s.thawEnd = 0;
         emit Withdrawn(msg.sender, amount);
-        // Nothing thaws any more; with no active stake either the account has fully unbonded.
-        // `active` shares its slot with the thawEnd just written, so the check costs a warm read and
-        // a partial withdrawal makes no external call.
+        // Nothing thaws any more; with no active stake either the account has fully unbonded. `active`
+        // came with the slot read above, so the check is free and a partial withdrawal makes no call.
         if (keep == 0 && active == 0) {
             _revokeCertificates(msg.sender, ICertificateRegistry.RevocationReason.Unbonded);
         }
@@ -139,7 +164,7 @@ contract Staking is IStaking {
 
     /// @inheritdoc IStaking
     function setOffer(uint256 pricePerGiB, string calldata metadataCid_) external {
-        StakeInfo storage s = _stakes[msg.sender];
+        Account storage s = _accounts[msg.sender];
         if (s.role != Role.Provider) revert StakingWrongRole(msg.sender, s.role, Role.Provider);
         if (pricePerGiB > type(uint96).max) revert StakingAmountTooLarge(pricePerGiB);
         uint256 length = bytes(metadataCid_).length;
@@ -176,7 +201,7 @@ contract Staking is IStaking {
     function hold(address account, uint256 amount) external {
         if (msg.sender != _slasher) revert StakingUnauthorized(msg.sender, _slasher);
         if (amount == 0) revert StakingZeroAmount();
-        StakeInfo storage s = _stakes[account];
+        Account storage s = _accounts[account];
         uint256 total = uint256(s.active) + s.thawing;
         uint256 held = _held[account];
         uint256 free = total > held ? total - held : 0;
@@ -184,6 +209,8 @@ contract Staking is IStaking {
         // Safe: held + amount <= total < 2^97.
         held += amount;
         _held[account] = held;
+        // Shares the slot just read; written once per account until a withdrawal finds nothing held.
+        if (!s.mayBeHeld) s.mayBeHeld = true;
         emit StakeHeld(account, amount, held);
     }
 
@@ -202,15 +229,17 @@ contract Staking is IStaking {
     /// @inheritdoc IStaking
     function lockForOrder(address provider, uint256 amount) external returns (uint256 pricePerGiB) {
         if (msg.sender != _market) revert StakingUnauthorized(msg.sender, _market);
-        StakeInfo storage s = _stakes[provider];
+        Account storage s = _accounts[provider];
+        uint256 active = s.active;
+        uint256 locked = s.locked;
         pricePerGiB = s.pricePerGiB;
-        if (s.role != Role.Provider || pricePerGiB == 0 || s.active < _providerMinStake) {
+        if (s.role != Role.Provider || pricePerGiB == 0 || active < _providerMinStake) {
             revert StakingProviderUnavailable(provider);
         }
-        uint256 available = _unlocked(s);
+        uint256 available = _unlocked(active, locked);
         if (amount > available) revert StakingInsufficientUnlockedStake(provider, amount, available);
         // Safe: locked + amount <= active, a uint96.
-        uint256 locked = uint256(s.locked) + amount;
+        locked += amount;
         // forge-lint: disable-next-line(unsafe-typecast)
         s.locked = uint96(locked);
         emit StakeLocked(provider, amount, locked);
@@ -219,7 +248,7 @@ contract Staking is IStaking {
     /// @inheritdoc IStaking
     function unlock(address provider, uint256 amount) external {
         if (msg.sender != _market) revert StakingUnauthorized(msg.sender, _market);
-        StakeInfo storage s = _stakes[provider];
+        Account storage s = _accounts[provider];
         uint256 locked = s.locked;
         if (amount > locked) revert StakingUnlockExceedsLocked(provider, amount, locked);
         // Safe: amount <= locked.
@@ -233,7 +262,15 @@ contract Staking is IStaking {
 
     /// @inheritdoc IStaking
     function stakeOf(address account) external view returns (StakeInfo memory) {
-        return _stakes[account];
+        Account storage s = _accounts[account];
+        return StakeInfo({
+            active: s.active,
+            locked: s.locked,
+            thawEnd: s.thawEnd,
+            thawing: s.thawing,
+            pricePerGiB: s.pricePerGiB,
+            role: s.role
+        });
     }
 
     /// @inheritdoc IStaking
@@ -248,7 +285,8 @@ contract Staking is IStaking {
 
     /// @inheritdoc IStaking
     function unlockedStake(address account) external view returns (uint256) {
-        return _unlocked(_stakes[account]);
+        Account storage s = _accounts[account];
+        return _unlocked(s.active, s.locked);
     }
 
     /// @inheritdoc IStaking
@@ -299,7 +337,11 @@ contract Staking is IStaking {
     /// warms the address, so it adds about 100 gas to the call it guards.
     function _revokeCertificates(address account, ICertificateRegistry.RevocationReason reason) private {
         address registry = _certificateRegistry;
-        if (registry.code.length != 0) ICertificateRegistry(registry).revokeAllOf(account, uint8(reason));
+        if (registry.code.length != 0) {
+            // The count revokeAllOf returns is for off-chain callers: each revocation emits its own event.
+            // slither-disable-next-line unused-return
+            ICertificateRegistry(registry).revokeAllOf(account, uint8(reason));
+        }
     }
 
     /// @dev Takes up to `amount` of `account`'s stake, active first, then thawing, for the slasher;
@@ -308,7 +350,7 @@ contract Staking is IStaking {
     function _take(address account, uint256 amount) private returns (uint256 taken) {
         if (msg.sender != _slasher) revert StakingUnauthorized(msg.sender, _slasher);
         if (amount == 0) revert StakingZeroAmount();
-        StakeInfo storage s = _stakes[account];
+        Account storage s = _accounts[account];
         uint256 active = s.active;
         uint256 thawing = s.thawing;
         uint256 fromActive = amount < active ? amount : active;
@@ -331,9 +373,7 @@ contract Staking is IStaking {
         emit Slashed(account, msg.sender, fromActive, fromThawing, active, thawing);
     }
 
-    function _unlocked(StakeInfo storage s) private view returns (uint256) {
-        uint256 active = s.active;
-        uint256 locked = s.locked;
+    function _unlocked(uint256 active, uint256 locked) private pure returns (uint256) {
         // A slash can leave less active stake than is locked; nothing is unlocked then.
         return active > locked ? active - locked : 0;
     }

@@ -2,9 +2,15 @@
 
 The tunnel calls `check_certificate` once per TLS connection with the peer's DER certificate: the
 certificate must name a wallet on this chain, be registered on chain by that wallet with the same key,
-not be revoked, and be inside both its own validity window and the not-after the wallet registered.
-The answer comes from the ``certificates`` table the indexer projects from CertificateRegistry events
-(migration 0003), looked up by primary key, so a check costs one indexed read.
+not be revoked, be inside both its own validity window and the not-after the wallet registered, and
+the wallet's stake must count (as CertificateRegistry.isValid: a wallet that never staked, i.e. a
+client, or a provider or verifier with stake bonded, active or thawing).
+
+CertificateRegistry keeps one record per (owner, certHash), and a certificate is looked up only under
+the wallet it names: another wallet's registration (or revocation) of the same hash is a record of
+its own that never decides anything for this certificate. The answer comes from the ``certificates``
+table the indexer projects from CertificateRegistry events (migrations 0003, 0007), keyed
+``"<owner>:<cert_hash>"``, and the ``stakers`` row of the owner, both read by primary key.
 
 Hashes are stored as ``0x`` + lowercase hex of the bytes32 and owners as checksummed addresses, as
 `indexer.projections` writes them.
@@ -16,8 +22,10 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
+from eth_utils.address import to_checksum_address
 
 from flownet.errors import FlowNetError, TunnelError
 from flownet.pki import CertInfo, inspect
@@ -28,9 +36,12 @@ __all__ = [
     "CertRecord",
     "CertificateRejected",
     "check_certificate",
+    "invalid_among",
     "lookup",
     "reason_label",
-    "revoked_among",
+    "records_of",
+    "stake_counts",
+    "verdict",
 ]
 
 REASONS = frozenset(
@@ -42,6 +53,7 @@ REASONS = frozenset(
         "wrong-chain",
         "key-mismatch",
         "owner-mismatch",
+        "unstaked",
         "bad-certificate",
     }
 )
@@ -98,10 +110,15 @@ _COLUMNS = (
 )
 
 
-def _key(cert_hash: bytes) -> str:
+def _hash_text(cert_hash: bytes) -> str:
     if len(cert_hash) != 32:
         raise ValueError(f"a certificate hash is 32 bytes (got {len(cert_hash)}: 0x{cert_hash.hex()})")
     return "0x" + cert_hash.hex()
+
+
+def _key(cert_hash: bytes, owner: str) -> str:
+    """The ``cert_key`` of `owner`'s record of `cert_hash` (as `indexer.projections.cert_key` writes it)."""
+    return f"{to_checksum_address(owner)}:{_hash_text(cert_hash)}"
 
 
 def _bytes32(text: str) -> bytes:
@@ -112,11 +129,49 @@ def _optional_int(value: object) -> int | None:
     return None if value is None else int(str(value))
 
 
-def lookup(conn: sqlite3.Connection, cert_hash: bytes) -> CertRecord | None:
-    """The indexed record of `cert_hash` (32 bytes), or None when the index has never seen it registered."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM certificates WHERE cert_hash = ?", (_key(cert_hash),)).fetchone()
-    if row is None:
-        return None
+def lookup(conn: sqlite3.Connection, cert_hash: bytes, owner: str) -> CertRecord | None:
+    """`owner`'s indexed record of `cert_hash` (32 bytes), or None when the index has never seen `owner`
+    register it (whoever else did)."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM certificates WHERE cert_key = ?", (_key(cert_hash, owner),)).fetchone()
+    return None if row is None else _record(row)
+
+
+def records_of(conn: sqlite3.Connection, cert_hash: bytes) -> list[CertRecord]:
+    """Every indexed record of `cert_hash`, one per wallet that registered it, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM certificates WHERE cert_hash = ? ORDER BY registered_block, owner",
+        (_hash_text(cert_hash),),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def stake_counts(conn: sqlite3.Connection, owner: str) -> bool:
+    """Whether `owner`'s stake lets its certificates count, as CertificateRegistry.stakeCounts: a wallet
+    that never staked (a client) or a provider or verifier with stake bonded (active or thawing)."""
+    row = conn.execute(
+        "SELECT role, active, thawing FROM stakers WHERE address = ?", (to_checksum_address(owner),)
+    ).fetchone()
+    if row is None or str(row[0]) not in ("provider", "verifier"):
+        return True
+    return int(str(row[1])) + int(str(row[2])) != 0
+
+
+def verdict(conn: sqlite3.Connection, record: CertRecord | None, now: int) -> str:
+    """What the index says of a record at unix time `now`, as CertificateRegistry.isValid decides it:
+    ``valid``, ``unregistered`` (None), ``revoked``, ``expired`` or ``unstaked`` (its owner is a provider
+    or verifier with nothing bonded)."""
+    if record is None:
+        return "unregistered"
+    if record.revoked:
+        return "revoked"
+    if now >= record.not_after:
+        return "expired"
+    if not stake_counts(conn, record.owner):
+        return "unstaked"
+    return "valid"
+
+
+def _record(row: Any) -> CertRecord:
     return CertRecord(
         cert_hash=_bytes32(str(row[0])),
         owner=str(row[1]),
@@ -136,7 +191,8 @@ def check_certificate(conn: sqlite3.Connection, der: bytes, chain_id: int, now: 
     """The `CertInfo` of the DER certificate `der` if it is good on `chain_id` at unix time `now`.
 
     Raises `CertificateRejected` naming the first failed check, in this order: bad-certificate,
-    wrong-chain, unregistered, revoked, expired, not-yet-valid, key-mismatch, owner-mismatch.
+    wrong-chain, unregistered (nobody registered it) or owner-mismatch (only wallets other than the one
+    it names did), revoked, expired, not-yet-valid, key-mismatch, unstaked.
     """
     try:
         certificate = x509.load_der_x509_certificate(der)
@@ -151,8 +207,15 @@ def check_certificate(conn: sqlite3.Connection, der: bytes, chain_id: int, now: 
         raise CertificateRejected(
             "wrong-chain", f"{shown} names chain {info.chain_id}, this deployment is on chain {chain_id}"
         )
-    record = lookup(conn, info.cert_hash)
+    record = lookup(conn, info.cert_hash, info.wallet)
     if record is None:
+        others = [r.owner for r in records_of(conn, info.cert_hash)]
+        if others:
+            raise CertificateRejected(
+                "owner-mismatch",
+                f"{shown} names {info.wallet}, who never registered it; only {', '.join(others)} did "
+                f"(a copy under another wallet counts for nothing)",
+            )
         raise CertificateRejected("unregistered", f"{shown} of {info.wallet} is not registered (in the local index)")
     if record.revoked:
         raise CertificateRejected(
@@ -170,18 +233,27 @@ def check_certificate(conn: sqlite3.Connection, der: bytes, chain_id: int, now: 
             "key-mismatch",
             f"{shown} carries key 0x{info.key_hash.hex()}, the registry has 0x{record.key_hash.hex()}",
         )
-    if record.owner.lower() != info.wallet.lower():
-        raise CertificateRejected("owner-mismatch", f"{shown} names {info.wallet} but was registered by {record.owner}")
+    if not stake_counts(conn, info.wallet):
+        raise CertificateRejected(
+            "unstaked",
+            f"{shown} names {info.wallet}, a provider or verifier with no stake bonded (fully unbonded or slashed): "
+            f"its certificates count only while its stake does",
+        )
     return info
 
 
-def revoked_among(conn: sqlite3.Connection, cert_hashes: Iterable[bytes]) -> set[bytes]:
-    """Those of `cert_hashes` the index records as revoked, in one query (any number of hashes)."""
-    keys = [_key(h) for h in cert_hashes]
-    if not keys:
-        return set()
+def invalid_among(conn: sqlite3.Connection, certs: Iterable[tuple[str, bytes]]) -> dict[tuple[str, bytes], str]:
+    """Those of `certs` (owner, cert hash) that the index records as revoked (``"revoked"``) or whose
+    owner's stake no longer counts (``"unstaked"``), in one query (any number of certificates).
+    Owners come back as given."""
+    given = {_key(h, owner): (owner, h) for owner, h in certs}
+    if not given:
+        return {}
     rows = conn.execute(
-        "SELECT cert_hash FROM certificates WHERE revoked = 1 AND cert_hash IN (SELECT value FROM json_each(?))",
-        (json.dumps(keys),),
+        "SELECT c.cert_key, c.revoked, s.role, s.active, s.thawing "
+        "FROM certificates c LEFT JOIN stakers s ON s.address = c.owner "
+        "WHERE c.cert_key IN (SELECT value FROM json_each(?)) AND (c.revoked = 1 OR "
+        "(s.role IN ('provider', 'verifier') AND CAST(s.active AS INTEGER) = 0 AND CAST(s.thawing AS INTEGER) = 0))",
+        (json.dumps(list(given)),),
     ).fetchall()
-    return {_bytes32(str(row[0])) for row in rows}
+    return {given[str(row[0])]: "revoked" if row[1] else "unstaked" for row in rows}

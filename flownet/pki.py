@@ -1,9 +1,10 @@
 """Node identities for the mutual-TLS tunnel: a key pair and a self-issued X.509 certificate per wallet.
 
 The certificate names its wallet in a SAN URI in CAIP-10 form, ``eip155:<chainId>:<address>``; the
-wallet registers the certificate's hashes on chain (CertificateRegistry), so a peer trusts a
-certificate because the chain says that wallet registered it and has not revoked it — no certificate
-authority ever sees, or generates, anyone's private key. The private key is stored encrypted with the
+wallet registers the certificate's hashes on chain (CertificateRegistry, one record per wallet and
+hash), so a peer trusts a certificate because the chain says the wallet it names registered it, has not
+revoked it and (for a provider or verifier) still has stake bonded — no certificate authority ever
+sees, or generates, anyone's private key. The private key is stored encrypted with the
 wallet's password.
 """
 

@@ -10,7 +10,8 @@ Conventions:
 - Token amounts are decimal strings of token units (1 FLOW = 10^18 units), without zero padding;
   fields ending in ``_flow`` repeat them for people ("2.5 FLOW").
 - Every error is JSON ``{"error": "<code>", "message": "<sentence naming the bad value>"}`` with a 4xx
-  status; unknown query parameters are refused too (a typo never silently widens a search).
+  status; unknown query parameters are refused too (a typo never silently widens a search). Parameter
+  types, their patterns and bounds, and the error handlers are in `indexer.api_contract`.
 - Lists are paginated with ``limit``/``offset`` and carry ``total``.
 
 The OpenAPI description is served at ``/openapi.json``.
@@ -25,16 +26,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from eth_utils.address import is_address, to_checksum_address
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flownet import __version__
@@ -50,7 +49,25 @@ from flownet.core.heartbeat import (
 from flownet.core.safejson import InputRejected, clamp_recursion_limit
 from flownet.core.units import format_flow
 from flownet.errors import ConfigError
-from indexer import api_equivocations, api_slashing, queries
+from indexer import api_contract, api_equivocations, api_slashing, queries
+from indexer.api_contract import (
+    ADDRESS_PATTERN,
+    BAD_REQUEST,
+    BOOLEAN,
+    BYTES32_PATTERN,
+    DIGITS,
+    LOOKUP,
+    SIGNATURE_PATTERN,
+    SQL_INT_MAX,
+    UINT64_END,
+    ApiError,
+    ErrorOut,
+    OrderIdPath,
+    ProviderPath,
+    UnitsFilter,
+    checksummed,
+    error,
+)
 from indexer.api_slashing import MAX_BODY_BYTES, DisputeOut, SlashOut, TrustDetail, TrustOut, body_refusal, parse_body
 from indexer.apistore import DEFAULT_MAX_PER_EPOCH, ApiStore
 from indexer.events import RawLog, decode
@@ -61,8 +78,7 @@ __all__ = ["ApiError", "create_app"]
 MAX_LIMIT = 500
 MAX_EVENTS = 1000
 MAX_OFFSET = 10_000_000
-_UNITS_RE = re.compile(r"^[0-9]{1,78}$")  # up to uint256; clamped to the widest stored amount
-_ORDER_ID_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+MAX_ACCOUNT = 200  # characters of an account name or prefix
 _ACCOUNT_RE = re.compile(r"^(wallet|stake:active|stake:thawing|escrow):(0x[0-9a-fA-F]{40}|0x[0-9a-fA-F]{64})$")
 ACCOUNT_HELP = (
     "accounts are wallet:<address>, stake:active:<address>, stake:thawing:<address>, escrow:<orderId>, "
@@ -71,28 +87,9 @@ ACCOUNT_HELP = (
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
-class ApiError(Exception):
-    """An error answer: status, machine-readable code and a sentence."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
-
-
 # ----------------------------------------------------------------------------------------- models
 # The handlers return JSONResponse directly (no per-request validation cost); these models describe
 # the answers in /openapi.json and the tests check the answers against them.
-
-
-class ErrorOut(BaseModel):
-    error: str = Field(description="Machine-readable code, e.g. bad_request, not_found, stale, not_staked.")
-    message: str = Field(description="What is wrong, naming the offending value.")
 
 
 class MetadataOut(BaseModel):
@@ -265,12 +262,18 @@ class StatusOut(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
-    provider: str = Field(description="Checksummed or lower-case address.")
-    epoch: int = Field(description="timestamp // epoch_seconds.")
-    endpointHash: str = Field(description="0x + 64 hex: keccak256 of the endpoint in the provider's metadata.")
-    load: int = Field(description="0..10000 basis points of capacity.")
-    timestamp: int = Field(description="Unix seconds; within the node's max skew of its clock.")
-    signature: str = Field(description="0x + 130 hex: EIP-712 signature (65 bytes, v 27/28, low s).")
+    provider: str = Field(
+        pattern=ADDRESS_PATTERN, description="0x + 40 hex: lower or upper case, or mixed as its EIP-55 checksum."
+    )
+    epoch: int = Field(ge=0, lt=UINT64_END, description="timestamp // epoch_seconds.")
+    endpointHash: str = Field(
+        pattern=BYTES32_PATTERN, description="0x + 64 hex: keccak256 of the endpoint in the provider's metadata."
+    )
+    load: int = Field(ge=0, le=10_000, description="0..10000 basis points of capacity.")
+    timestamp: int = Field(ge=0, lt=UINT64_END, description="Unix seconds; within the node's max skew of its clock.")
+    signature: str = Field(
+        pattern=SIGNATURE_PATTERN, description="0x + 130 hex: EIP-712 signature (65 bytes, v 27/28, low s)."
+    )
 
 
 class HeartbeatAccepted(BaseModel):
@@ -279,9 +282,6 @@ class HeartbeatAccepted(BaseModel):
     provider: str
     epoch: int
     live_until: int = Field(description="Unix time until which this heartbeat keeps the provider live.")
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorOut}, 404: {"model": ErrorOut}}
 
 
 # ----------------------------------------------------------------------------------------- metrics
@@ -471,12 +471,6 @@ def _flow(value: Any) -> str:
     return format_flow(int(value) if value not in (None, "") else 0)
 
 
-def _address(text: str, what: str) -> str:
-    if not is_address(text):
-        raise ApiError(400, "bad_request", f"invalid {what} {text!r}: expected 0x followed by 40 hex digits")
-    return str(to_checksum_address(text))
-
-
 def _json_value(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
@@ -589,7 +583,7 @@ def _order_json(row: dict[str, Any], receipt_rows: list[dict[str, Any]]) -> dict
 
 def _account_name(text: str) -> str:
     """Normalize the address (checksum) or order id (lower case) inside an account name."""
-    match = _ACCOUNT_RE.match(text)
+    match = _ACCOUNT_RE.fullmatch(text)
     if not match:
         return text
     kind, tail = match.groups()
@@ -658,26 +652,7 @@ def create_app(
     app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(_Instrument, metrics=metrics)
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = [str(part) for part in first.get("loc", ())]
-        name = where[-1] if where else "request"
-        value = first.get("input")
-        shown = f"{name}={value!r}" if where and where[0] in ("query", "path") else name
-        return _error(400, "bad_request", f"invalid {shown}: {first.get('msg', 'invalid value')}")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            return _error(404, "not_found", f"no route {request.method} {request.url.path} (see /openapi.json)")
-        if exc.status_code == 405:
-            return _error(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
-        return _error(exc.status_code, "http_error", str(exc.detail))
+    api_contract.install(app)
 
     def now() -> float:
         return float(clock())
@@ -687,43 +662,32 @@ def create_app(
     @app.get(
         "/providers",
         response_model=ProviderPage,
-        responses=ERRORS,
+        responses=BAD_REQUEST,
         dependencies=[
             Depends(known_params("region", "max_price", "min_trust", "live", "sort", "order", "limit", "offset"))
         ],
     )
     async def list_providers(
         region: str | None = Query(None, max_length=64, description="Exact region label from the metadata."),
-        max_price: str | None = Query(
-            None,
-            description="Highest price per GiB in token units, as a decimal integer string (1 FLOW = "
-            "1000000000000000000). Providers without an offer (price 0) never match.",
-        ),
+        max_price: UnitsFilter = None,
         min_trust: float | None = Query(
             None,
             allow_inf_nan=False,
             description="Lowest network trust score (TrustRegistry domain 0, 0..1000); providers never "
             "scored count as 500, the registry's neutral score.",
         ),
-        live: bool | None = Query(
-            None, description="true: only providers with a heartbeat in the last 3 epochs; false: only others."
-        ),
+        live: Annotated[
+            bool | None,
+            Query(description="true: only providers with a heartbeat in the last 3 epochs; false: only others."),
+            BOOLEAN,
+        ] = None,
         sort: Literal["price", "stake", "last_seen"] = Query("price", description="Sort key."),
         order: Literal["asc", "desc"] = Query("asc", description="Sort direction (never-seen providers last)."),
-        limit: int = Query(50, ge=1, le=MAX_LIMIT, description="Page size."),
-        offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Rows to skip."),
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size."), DIGITS] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip."), DIGITS] = 0,
     ) -> JSONResponse:
         """Search providers; `total` counts every match."""
-        price_limit = None
-        if max_price is not None:
-            if not _UNITS_RE.match(max_price):
-                raise ApiError(
-                    400,
-                    "bad_request",
-                    f"invalid max_price={max_price!r}: expected token units as a decimal integer string "
-                    "(e.g. 2000000000000000000 for 2 FLOW)",
-                )
-            price_limit = int(max_price)
+        price_limit = int(max_price) if max_price is not None else None
         query = ProviderQuery(region, price_limit, min_trust, live, sort, order, limit, offset)
         t = now()
         total, rows = queries.search_providers(reader, query, t, epoch_seconds)
@@ -739,12 +703,12 @@ def create_app(
     @app.get(
         "/providers/{address}",
         response_model=ProviderDetail,
-        responses=ERRORS,
+        responses=LOOKUP,
         dependencies=[Depends(known_params())],
     )
-    async def get_provider(address: str = PathParam(description="Provider address.")) -> JSONResponse:
+    async def get_provider(address: ProviderPath) -> JSONResponse:
         """One provider with its metadata, liveness and latest heartbeats."""
-        checked = _address(address, "provider address")
+        checked = checksummed(address, "provider address")
         with queries.snapshot(reader):
             row = queries.provider(reader, checked)
             recent = queries.recent_heartbeats(reader, checked)
@@ -761,11 +725,9 @@ def create_app(
 
     # ------------------------------------------------------------------ orders and ledger
 
-    @app.get("/orders/{order_id}", response_model=OrderOut, responses=ERRORS, dependencies=[Depends(known_params())])
-    async def get_order(order_id: str = PathParam(description="0x + 64 hex digits.")) -> JSONResponse:
+    @app.get("/orders/{order_id}", response_model=OrderOut, responses=LOOKUP, dependencies=[Depends(known_params())])
+    async def get_order(order_id: OrderIdPath) -> JSONResponse:
         """An order's terms, state and redeemed receipts."""
-        if not _ORDER_ID_RE.match(order_id):
-            raise ApiError(400, "bad_request", f"invalid order_id {order_id!r}: expected 0x followed by 64 hex digits")
         key = order_id.lower()
         with queries.snapshot(reader):
             row = queries.order(reader, key)
@@ -777,13 +739,13 @@ def create_app(
     @app.get(
         "/ledger/accounts",
         response_model=AccountPage,
-        responses=ERRORS,
+        responses=BAD_REQUEST,
         dependencies=[Depends(known_params("prefix", "limit", "offset"))],
     )
     async def list_accounts(
-        prefix: str = Query("", max_length=200, description="Account name prefix, e.g. wallet: or escrow:."),
-        limit: int = Query(50, ge=1, le=MAX_LIMIT, description="Page size."),
-        offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Rows to skip."),
+        prefix: str = Query("", max_length=MAX_ACCOUNT, description="Account name prefix, e.g. wallet: or escrow:."),
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size."), DIGITS] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip."), DIGITS] = 0,
     ) -> JSONResponse:
         """Ledger accounts and balances in name order."""
         with queries.snapshot(reader):
@@ -797,13 +759,13 @@ def create_app(
     @app.get(
         "/ledger/accounts/{account}",
         response_model=AccountDetail,
-        responses=ERRORS,
+        responses=LOOKUP,
         dependencies=[Depends(known_params("limit", "offset"))],
     )
     async def get_account(
-        account: str = PathParam(description="Account name, e.g. wallet:0x..."),
-        limit: int = Query(50, ge=1, le=MAX_LIMIT, description="Entries per page."),
-        offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Entries to skip."),
+        account: Annotated[str, PathParam(max_length=MAX_ACCOUNT, description="Account name, e.g. wallet:0x...")],
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Entries per page."), DIGITS] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Entries to skip."), DIGITS] = 0,
     ) -> JSONResponse:
         """An account's balance and its journal entries, newest first."""
         name = _account_name(account)
@@ -847,13 +809,15 @@ def create_app(
     @app.get(
         "/events",
         response_model=EventPage,
-        responses=ERRORS,
+        responses=BAD_REQUEST,
         dependencies=[Depends(known_params("from_block", "from_log_index", "limit"))],
     )
     async def list_events(
-        from_block: int = Query(0, ge=0, description="First block."),
-        from_log_index: int = Query(0, ge=0, description="First log index within from_block."),
-        limit: int = Query(100, ge=1, le=MAX_EVENTS, description="Page size."),
+        from_block: Annotated[int, Query(ge=0, le=SQL_INT_MAX, description="First block."), DIGITS] = 0,
+        from_log_index: Annotated[
+            int, Query(ge=0, le=SQL_INT_MAX, description="First log index within from_block."), DIGITS
+        ] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_EVENTS, description="Page size."), DIGITS] = 100,
     ) -> JSONResponse:
         """Raw logs in chain order, with decoded event names and arguments where known."""
         recorded = queries.deployment(reader) or {}
@@ -925,7 +889,7 @@ def create_app(
             "heartbeat_max_skew": max_skew,
         }
 
-    @app.get("/status", response_model=StatusOut, responses=ERRORS, dependencies=[Depends(known_params())])
+    @app.get("/status", response_model=StatusOut, responses=BAD_REQUEST, dependencies=[Depends(known_params())])
     async def status() -> JSONResponse:
         """Deployment, indexing progress (indexed block, head, lag) and the heartbeat epoch."""
         return JSONResponse(_status())
@@ -933,7 +897,13 @@ def create_app(
     @app.get(
         "/metrics",
         response_class=PlainTextResponse,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format 0.0.4."}},
+        responses={
+            200: {"content": {"text/plain": {}}, "description": "Prometheus text format 0.0.4."},
+            400: {  # JSON, unlike the route's own answers
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+                "description": BAD_REQUEST[400]["description"],
+            },
+        },
         dependencies=[Depends(known_params())],
     )
     async def get_metrics() -> PlainTextResponse:
@@ -978,9 +948,7 @@ def create_app(
         manager=slashing_address,
         epoch_seconds=epoch_seconds,
         statute_epochs=statute_epochs,
-        errors=ERRORS,
         known_params=known_params,
-        api_error=ApiError,
     )
     api_equivocations.register(
         app,
@@ -988,10 +956,7 @@ def create_app(
         now=now,
         epoch_seconds=epoch_seconds,
         statute_epochs=statute_epochs,
-        errors=ERRORS,
         known_params=known_params,
-        check_address=_address,
-        api_error=ApiError,
     )
 
     # ------------------------------------------------------------------ heartbeats
@@ -1021,7 +986,11 @@ def create_app(
         response_model=HeartbeatAccepted,
         responses={
             200: {"model": HeartbeatAccepted, "description": "The same statement was already stored."},
-            400: {"model": ErrorOut, "description": "invalid, too_deep (nested over 32 levels), wrong_epoch or stale."},
+            400: {
+                "model": ErrorOut,
+                "description": "invalid, too_deep (nested over 32 levels), wrong_epoch, stale, or bad_request "
+                "(a query parameter).",
+            },
             401: {"model": ErrorOut, "description": "bad_signature."},
             403: {"model": ErrorOut, "description": "not_staked."},
             413: {"model": ErrorOut, "description": "too_large: the body is over 65,536 bytes."},
@@ -1041,10 +1010,10 @@ def create_app(
             data = parse_body(await request.body())
         except InputRejected as exc:
             metrics.heartbeat("rejected", "invalid")
-            return _error(*body_refusal(exc), str(exc))
+            return error(*body_refusal(exc), str(exc))
         except (ValueError, UnicodeDecodeError) as exc:
             metrics.heartbeat("rejected", "invalid")
-            return _error(400, "invalid", f"the body is not JSON: {exc}")
+            return error(400, "invalid", f"the body is not JSON: {exc}")
         code, body = await run_in_threadpool(accept, data)
         return JSONResponse(body, status_code=code)
 

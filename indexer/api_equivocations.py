@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from indexer import queries
+from indexer.api_contract import DIGITS, LOOKUP, ApiError, ProviderPath, checksummed
 
 
 class SignedHeartbeatOut(BaseModel):
@@ -99,28 +99,24 @@ def register(
     now: Callable[[], float],
     epoch_seconds: int,
     statute_epochs: int,
-    errors: dict[int | str, dict[str, Any]],
     known_params: Callable[..., Callable[[Request], None]],
-    check_address: Callable[[str, str], str],
-    api_error: type[Exception],
 ) -> None:
-    """Add ``GET /providers/{address}/equivocations`` to `app`; `check_address` checksums an address or raises
-    the 400 error naming it."""
+    """Add ``GET /providers/{address}/equivocations`` to `app`."""
 
     @app.get(
         "/providers/{address}/equivocations",
         response_model=EquivocationPage,
-        responses=errors,
+        responses=LOOKUP,
         dependencies=[Depends(known_params("limit", "offset"))],
     )
     async def list_equivocations(
-        address: str = PathParam(description="Provider address."),
-        limit: int = Query(50, ge=1, le=500, description="Page size."),
-        offset: int = Query(0, ge=0, le=10_000_000, description="Rows to skip."),
+        address: ProviderPath,
+        limit: Annotated[int, Query(ge=1, le=500, description="Page size."), DIGITS] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip."), DIGITS] = 0,
     ) -> JSONResponse:
         """A provider's provable equivocations: per epoch still within the statute of limitations, two signed
         heartbeats naming different endpoints, ready for `slashEquivocation`."""
-        checked = check_address(address, "provider address")
+        checked = checksummed(address, "provider address")
         current = int(now()) // epoch_seconds
         oldest = max(current - statute_epochs, 0)
         with queries.snapshot(reader):
@@ -128,7 +124,7 @@ def register(
             total, rows = equivocations(reader, checked, oldest, limit, offset)
         if row is None or row["role"] != "provider":
             what = f"a {row['role']}, not a provider" if row else "not a provider known to this node"
-            raise api_error(404, "not_found", f"{checked} is {what}")
+            raise ApiError(404, "not_found", f"{checked} is {what}")
         return JSONResponse(
             {
                 "total": total,

@@ -12,21 +12,33 @@ import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from eth_utils.address import is_address, to_checksum_address
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from flownet.core import safejson
 from flownet.core.safejson import InputRejected
 from flownet.core.units import format_flow
 from indexer import queries, slashing_queries
+from indexer.api_contract import (
+    ADDRESS_PATTERN,
+    BAD_REQUEST,
+    DIGITS,
+    LOOKUP,
+    SIGNATURE_PATTERN,
+    SQL_INT_MAX,
+    UINT64_END,
+    ApiError,
+    DisputeIdPath,
+    ErrorOut,
+    ProviderFilter,
+    checksummed,
+)
 from indexer.apistore import ApiStore
-from indexer.attestations import KIND_NAMES, REASONS, AttestationRejected, SignedAttestation, check
+from indexer.attestations import KIND_NAMES, MAX_CID_LENGTH, REASONS, AttestationRejected, SignedAttestation, check
 
 #: The largest request body accepted (a heartbeat or an attestation is well under 1 KiB); the API's
 #: middleware refuses a longer body before reading it whole.
@@ -123,13 +135,32 @@ class SlashOut(BaseModel):
     evidence_cid: str
 
 
+_ADDRESS_CASE = "lower or upper case, or mixed as its EIP-55 checksum"
+# A kind's name in any case, e.g. ^([lL][aA][tT]...)$ for latency (JSON Schema patterns have no flags).
+_KIND_NAME_PATTERN = "^(" + "|".join("".join(f"[{c}{c.upper()}]" for c in name) for name in KIND_NAMES.values()) + ")$"
+
+
 class AttestationIn(BaseModel):
-    provider: str = Field(description="The accused provider.")
-    epoch: int = Field(description="Epoch of the failure: not in the future, within the statute of limitations.")
-    kind: int | str = Field(description="0..3 or unreachable, latency, throughput, metering.")
-    evidence_cid: str = Field(description="CID of the evidence, 1..128 bytes.")
-    verifier: str = Field(description="The signing verifier (staked, role verifier).")
-    signature: str = Field(description="0x + 130 hex: EIP-712 Attestation signature (v 27/28, low s).")
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(pattern=ADDRESS_PATTERN, description=f"The accused provider: 0x + 40 hex, {_ADDRESS_CASE}.")
+    epoch: int = Field(
+        ge=0,
+        lt=UINT64_END,
+        description="Epoch of the failure: not in the future, within the statute of limitations.",
+    )
+    kind: Annotated[int, Field(ge=0, le=3)] | Annotated[str, Field(pattern=_KIND_NAME_PATTERN)] = Field(
+        description="0..3, or its name in any case: unreachable, latency, throughput, metering."
+    )
+    evidence_cid: str = Field(
+        min_length=1, max_length=MAX_CID_LENGTH, description=f"CID of the evidence, 1..{MAX_CID_LENGTH} UTF-8 bytes."
+    )
+    verifier: str = Field(
+        pattern=ADDRESS_PATTERN, description=f"The signing verifier (staked, role verifier): {_ADDRESS_CASE}."
+    )
+    signature: str = Field(
+        pattern=SIGNATURE_PATTERN, description="0x + 130 hex: EIP-712 Attestation signature (v 27/28, low s)."
+    )
 
 
 class AttestationOut(BaseModel):
@@ -297,37 +328,27 @@ def register(
     manager: str | None,
     epoch_seconds: int,
     statute_epochs: int,
-    errors: dict[int | str, dict[str, Any]],
     known_params: Callable[..., Callable[[Request], None]],
-    api_error: type[Exception],
 ) -> AttestationMetrics:
     """Add the slashing routes to `app`; returns the attestation counters for /metrics."""
     metrics = AttestationMetrics()
 
-    def fail(status: int, code: str, message: str) -> Exception:
-        return api_error(status, code, message)
-
-    def address(text: str, what: str) -> str:
-        if not is_address(text):
-            raise fail(400, "bad_request", f"invalid {what} {text!r}: expected 0x followed by 40 hex digits")
-        return str(to_checksum_address(text))
-
     @app.get(
         "/disputes",
         response_model=DisputePage,
-        responses=errors,
+        responses=BAD_REQUEST,
         dependencies=[Depends(known_params("provider", "status", "limit", "offset"))],
     )
     async def list_disputes(
-        provider: str | None = Query(None, description="Only disputes against this provider."),
+        provider: ProviderFilter = None,
         status: Literal["open", "rebutted", "executed", "superseded"] | None = Query(
             None, description="Only this status."
         ),
-        limit: int = Query(50, ge=1, le=500, description="Page size."),
-        offset: int = Query(0, ge=0, le=10_000_000, description="Rows to skip."),
+        limit: Annotated[int, Query(ge=1, le=500, description="Page size."), DIGITS] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip."), DIGITS] = 0,
     ) -> JSONResponse:
         """Disputes, newest first."""
-        who = address(provider, "provider") if provider is not None else None
+        who = checksummed(provider, "provider") if provider is not None else None
         with queries.snapshot(reader):
             total, rows = slashing_queries.disputes(reader, who, status, limit, offset)
         return JSONResponse(
@@ -335,15 +356,13 @@ def register(
         )
 
     @app.get(
-        "/disputes/{dispute_id}", response_model=DisputeOut, responses=errors, dependencies=[Depends(known_params())]
+        "/disputes/{dispute_id}", response_model=DisputeOut, responses=LOOKUP, dependencies=[Depends(known_params())]
     )
-    async def get_dispute(dispute_id: str = PathParam(description="The dispute id (1, 2, ...).")) -> JSONResponse:
+    async def get_dispute(dispute_id: DisputeIdPath) -> JSONResponse:
         """One dispute with its verifiers and outcome."""
-        if not dispute_id.isdigit() or int(dispute_id) == 0 or len(dispute_id) > 78:
-            raise fail(400, "bad_request", f"invalid dispute_id {dispute_id!r}: expected a positive integer")
-        row = slashing_queries.dispute(reader, int(dispute_id)) if int(dispute_id) < 2**63 else None
+        row = slashing_queries.dispute(reader, dispute_id)
         if row is None:
-            raise fail(404, "not_found", f"no dispute {dispute_id} indexed (yet)")
+            raise ApiError(404, "not_found", f"no dispute {dispute_id} indexed (yet)")
         return JSONResponse(dispute_json(row))
 
     def accept(data: Any) -> tuple[int, dict[str, Any]]:
@@ -372,10 +391,13 @@ def register(
         response_model=AttestationAccepted,
         responses={
             200: {"model": AttestationAccepted, "description": "Already stored (nothing changed)."},
-            400: {"model": errors[400]["model"], "description": "invalid, too_deep (over 32 levels) or wrong_epoch."},
-            401: {"model": errors[400]["model"], "description": "bad_signature."},
-            403: {"model": errors[400]["model"], "description": "not_staked."},
-            413: {"model": errors[400]["model"], "description": "too_large: the body is over 65,536 bytes."},
+            400: {
+                "model": ErrorOut,
+                "description": "invalid, too_deep (over 32 levels), wrong_epoch, or bad_request (a query parameter).",
+            },
+            401: {"model": ErrorOut, "description": "bad_signature."},
+            403: {"model": ErrorOut, "description": "not_staked."},
+            413: {"model": ErrorOut, "description": "too_large: the body is over 65,536 bytes."},
         },
         openapi_extra={
             "requestBody": {
@@ -402,21 +424,25 @@ def register(
     @app.get(
         "/attestations",
         response_model=AttestationPage,
-        responses=errors,
+        responses=BAD_REQUEST,
         dependencies=[Depends(known_params("provider", "epoch", "kind", "evidence_cid", "limit", "offset"))],
     )
     async def list_attestations(
-        provider: str | None = Query(None, description="The accused provider."),
-        epoch: int | None = Query(None, ge=0, description="The epoch of the failure."),
-        kind: int | None = Query(None, ge=0, le=3, description="0 unreachable, 1 latency, 2 throughput, 3 metering."),
-        evidence_cid: str | None = Query(None, max_length=128, description="The evidence CID."),
-        limit: int = Query(100, ge=1, le=500, description="Page size."),
-        offset: int = Query(0, ge=0, le=10_000_000, description="Rows to skip."),
+        provider: ProviderFilter = None,
+        epoch: Annotated[
+            int | None, Query(ge=0, le=SQL_INT_MAX, description="The epoch of the failure."), DIGITS
+        ] = None,
+        kind: Annotated[
+            int | None, Query(ge=0, le=3, description="0 unreachable, 1 latency, 2 throughput, 3 metering."), DIGITS
+        ] = None,
+        evidence_cid: str | None = Query(None, max_length=MAX_CID_LENGTH, description="The evidence CID."),
+        limit: Annotated[int, Query(ge=1, le=500, description="Page size."), DIGITS] = 100,
+        offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip."), DIGITS] = 0,
     ) -> JSONResponse:
         """Stored attestations with their signatures, to gather a quorum for openDispute."""
         filters: dict[str, Any] = {}
         if provider is not None:
-            filters["provider"] = address(provider, "provider")
+            filters["provider"] = checksummed(provider, "provider")
         for key, value in (("epoch", epoch), ("kind", kind), ("evidence_cid", evidence_cid)):
             if value is not None:
                 filters[key] = value

@@ -273,9 +273,16 @@ def transfer(state: State, ev: Event, contracts: dict[str, str]) -> list[Change]
 # ----------------------------------------------------------------------------------------- CertificateRegistry
 
 
+def cert_key(owner: str, cert_hash: str) -> str:
+    """The key of a ``certificates`` row: CertificateRegistry keeps one record per (owner, certHash)."""
+    return f"{owner}:{cert_hash}"
+
+
 def certificate_registered(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
     a = ev.args
+    key = cert_key(a["owner"], a["certHash"])
     row = {
+        "cert_key": key,
         "cert_hash": a["certHash"],
         "owner": a["owner"],
         "key_hash": a["keyHash"],
@@ -288,12 +295,13 @@ def certificate_registered(state: State, ev: Event, _: dict[str, str]) -> list[C
         "reason": None,
         "revoked_block": None,
     }
-    return [Put("certificates", a["certHash"], row)]
+    return [Put("certificates", key, row)]
 
 
 def certificate_revoked(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
     a = ev.args
-    current = state.get("certificates", a["certHash"])
+    key = cert_key(a["owner"], a["certHash"])
+    current = state.get("certificates", key)
     if current is None:  # cannot happen on a real chain: the registry only revokes what it registered
         return []
     row = dict(current)
@@ -304,7 +312,7 @@ def certificate_revoked(state: State, ev: Event, _: dict[str, str]) -> list[Chan
         reason=a["reason"],
         revoked_block=ev.block_number,
     )
-    return [Put("certificates", a["certHash"], row)]
+    return [Put("certificates", key, row)]
 
 
 # ----------------------------------------------------------------------------------------- SlashingManager

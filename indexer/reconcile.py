@@ -2,7 +2,8 @@
 
 Every difference is reported as one line; an empty list means the projection agrees with the chain:
 token balances of the contracts and of every wallet the ledger knows, the token supply against the
-minted and burned accounts, every stake record, every order's state, every dispute's status, every
+minted and burned accounts, every stake record, every certificate record and its validity (which
+joins the record with its owner's stake), every order's state, every dispute's status, every
 recorded slash, every trust score, and the journal's own double-entry consistency.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from web3 import Web3
 
+from flownet.certstatus import lookup, verdict
 from flownet.chain.deploy import Deployment
 from flownet.core.units import format_flow
 from indexer.events import RawLog
@@ -111,14 +113,23 @@ def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: 
 
     if "CertificateRegistry" in deployment.addresses:
         registry = deployment.contract(w3, "CertificateRegistry")
-        for row in conn.execute("SELECT * FROM certificates ORDER BY cert_hash"):
-            chain = registry.functions.status(bytes.fromhex(row["cert_hash"][2:])).call(block_identifier=block)
+        now = int(w3.eth.get_block(block)["timestamp"])
+        for row in conn.execute("SELECT * FROM certificates ORDER BY cert_key"):
+            cert_hash = bytes.fromhex(row["cert_hash"][2:])
+            chain = registry.functions.status(cert_hash, row["owner"]).call(block_identifier=block)
             owner, revoked = chain[0], bool(chain[4])
+            who = f"certificate {row['cert_hash']} of {row['owner']}"
             if owner != row["owner"] or revoked != bool(row["revoked"]) or chain[2] != row["not_after"]:
                 diffs.append(
-                    f"certificate {row['cert_hash']}: ledger owner {row['owner']} revoked {bool(row['revoked'])} "
+                    f"{who}: ledger owner {row['owner']} revoked {bool(row['revoked'])} "
                     f"not-after {row['not_after']} != chain owner {owner} revoked {revoked} not-after {chain[2]}"
                 )
+                continue
+            # Validity joins the record with the owner's stake: the ledger's verdict must be the chain's.
+            ledger_verdict = verdict(conn, lookup(conn, cert_hash, row["owner"]), now)
+            chain_valid = bool(registry.functions.isValid(cert_hash, row["owner"]).call(block_identifier=block))
+            if (ledger_verdict == "valid") != chain_valid:
+                diffs.append(f"{who}: ledger says {ledger_verdict} != chain isValid {chain_valid}")
 
     # Minted tokens leave `external`, burned ones reach `burned`: what is left is the supply.
     supply = int(token.functions.totalSupply().call(block_identifier=block))

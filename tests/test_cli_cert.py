@@ -1,7 +1,9 @@
 """`flownet cert register / revoke / status` on a real anvil devnet, with a real indexer run in between.
 
 The journey: cert new -> register -> index -> status valid -> revoke -> (stale index still says valid)
--> index -> status revoked with its reason; plus every refusal that must happen before a transaction.
+-> index -> status revoked with its reason; plus every refusal that must happen before a transaction;
+a front-runner's copy of a register call that cannot squat the certificate (issue 11, finding 4); and a
+fully unbonded provider whose new certificate does not count (finding 5).
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def test_register_index_status_revoke_round_trip(sh: Shell, tmp_path: Path) -> N
     # And the chain agrees.
     state = _state(sh)
     registry = Registry(http_web3(state.rpc_url), Deployment.load(Path(state.manifest)))
-    on_chain = registry.status(info.cert_hash)
+    on_chain = registry.status(info.cert_hash, alice)
     assert (on_chain.owner, on_chain.key_hash, on_chain.not_after, on_chain.revoked) == (
         alice,
         info.key_hash,
@@ -140,7 +142,7 @@ def test_register_index_status_revoke_round_trip(sh: Shell, tmp_path: Path) -> N
     out = sh.ok("cert", "revoke", "--wallet", "alice", "--reason", "key-compromise", "--compromised-at", iso, cert_hash)
     assert _field(out, "certificate") == f"{cert_hash} revoked (key-compromise)"
     assert _field(out, "compromised").endswith(f"({compromised})")
-    assert registry.status(info.cert_hash).reason == RevocationReason.KEY_COMPROMISE
+    assert registry.status(info.cert_hash, alice).reason == RevocationReason.KEY_COMPROMISE
 
     # No RPC: until the index catches up, status still reports what the index holds.
     assert _field(sh.ok("cert", "status", "--db", str(db), cert_hash), "status") == "valid"
@@ -217,3 +219,79 @@ def test_provider_rebut_refuses_what_it_cannot_defend(sh: Shell) -> None:
     sh.fails(2, "no payment book", "provider", "rebut", "1", "--wallet", "carol")
     PaymentBook(sh.home / "provider" / f"{carol}.payments.sqlite").close()
     sh.fails(2, "dispute 1 is none, not open", "provider", "rebut", "1", "--wallet", "carol")
+
+
+def test_front_runner_copy_cannot_squat_the_certificate(sh: Shell, tmp_path: Path) -> None:
+    """Issue 11, finding 4: erin's register call is copied by frank (same hash, key hash, CID and not-after),
+    mined first, and revoked by frank. erin's own registration still succeeds and is what every check reads;
+    on the old registry it reverted (already registered) and the certificate could never become valid."""
+    sh.ok("wallet", "new", "erin")
+    sh.ok("wallet", "new", "frank")
+    sh.ok("devnet", "fund", "erin", "frank")
+    erin = sh.ok("wallet", "address", "erin").strip()
+    frank = sh.ok("wallet", "address", "frank").strip()
+    sh.ok("cert", "new", "--wallet", "erin", "--days", "30")
+    crt = sh.home / "certs" / "erin.crt.pem"
+    info = inspect(x509.load_pem_x509_certificate(crt.read_bytes()))
+    cert_hash = "0x" + info.cert_hash.hex()
+
+    state = _state(sh)
+    w3, deployment = http_web3(state.rpc_url), Deployment.load(Path(state.manifest))
+    from flownet.wallet import Keystores
+
+    squatter = Registry(w3, deployment, Keystores(sh.home / "keystores").unlock("frank", ENV["FLOWNET_PASSWORD"]))
+    squatter.register(info.cert_hash, info.key_hash, "bafkreicopiedcid", info.not_after)
+    squatter.revoke(info.cert_hash, RevocationReason.KEY_COMPROMISE)
+
+    out = sh.ok("cert", "register", "--wallet", "erin")
+    assert _field(out, "certificate") == f"{cert_hash} registered by {erin}"
+    registry = Registry(w3, deployment)
+    assert registry.is_valid(info.cert_hash, erin)
+    assert not registry.status(info.cert_hash, erin).revoked
+    assert registry.status(info.cert_hash, frank).revoked
+
+    db = tmp_path / "index.sqlite"
+    _index(sh, db)
+    status = sh.ok("cert", "status", "--db", str(db), str(crt))  # the PEM names erin: erin's record
+    assert _field(status, "status") == "valid" and _field(status, "owner") == erin
+    assert _field(sh.ok("cert", "status", "--db", str(db), "--owner", erin, cert_hash), "status") == "valid"
+    out = sh.fails(NOT_VALID_EXIT, "revoked", "cert", "status", "--db", str(db), "--owner", frank, cert_hash)
+    assert _field(out, "owner") == frank
+    # A bare hash registered by two wallets is ambiguous: only the one the certificate names counts.
+    sh.fails(2, "was registered by 2 wallets", "cert", "status", "--db", str(db), cert_hash)
+    sh.fails(2, f"names {erin}, not --owner {frank}", "cert", "status", "--db", str(db), "--owner", frank, str(crt))
+
+
+def test_unbonded_providers_new_certificate_does_not_count(sh: Shell, tmp_path: Path) -> None:
+    """Issue 11, finding 5: dave stakes as a provider, unstakes everything and withdraws it; a certificate it
+    registers afterwards (the registry lets it) is not valid on chain nor in `cert status` (unstaked)."""
+    from decimal import Decimal
+
+    sh.ok("wallet", "new", "dave")
+    sh.ok("devnet", "fund", "dave")
+    dave = sh.ok("wallet", "address", "dave").strip()
+    sh.ok("provider", "register", "--wallet", "dave", "--price", "2", "--endpoint", "127.0.0.1:7999")
+    state = _state(sh)
+    w3, deployment = http_web3(state.rpc_url), Deployment.load(Path(state.manifest))
+    staking = deployment.contract(w3, "Staking")
+    active = staking.functions.stakeOf(dave).call()[0]
+    sh.ok("provider", "unstake", "--wallet", "dave", str(Decimal(active) / 10**18))
+    thaw = staking.functions.thawPeriod().call()
+    w3.provider.make_request("evm_increaseTime", [thaw + 1])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    sh.ok("provider", "withdraw", "--wallet", "dave")
+    assert staking.functions.stakeOf(dave).call()[0] == 0
+
+    sh.ok("cert", "new", "--wallet", "dave", "--days", "30")
+    crt = sh.home / "certs" / "dave.crt.pem"
+    info = inspect(x509.load_pem_x509_certificate(crt.read_bytes()))
+    sh.ok("cert", "register", "--wallet", "dave")
+    registry = Registry(w3, deployment)
+    assert not registry.is_valid(info.cert_hash, dave) and not registry.stake_counts(dave)
+    assert not registry.status(info.cert_hash, dave).revoked  # registered, not revoked: it just does not count
+
+    db = tmp_path / "index.sqlite"
+    _index(sh, db)
+    for cert in ("0x" + info.cert_hash.hex(), str(crt)):
+        out = sh.fails(NOT_VALID_EXIT, "no stake bonded", "cert", "status", "--db", str(db), cert)
+        assert _field(out, "status") == "unstaked" and _field(out, "owner") == dave

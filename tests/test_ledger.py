@@ -239,3 +239,90 @@ def test_certificates_register_and_revoke_for_good(tmp_path: Path) -> None:
     before = ledger.state_hash()
     ledger.rebuild()
     assert ledger.state_hash() == before
+
+
+def _cert_logs() -> list:
+    """Two wallets register the same hash (blocks 1, 2); the first revokes its record (block 3)."""
+    cert = "0x" + "c1" * 32
+    return [
+        make_log("CertificateRegistry", "CertificateRegistered", 1, 0, certHash=cert, owner=PROVIDER,
+                 keyHash="0x" + "4b" * 32, pemCid="bafkreipem", notAfter=2_000_000_000),
+        make_log("CertificateRegistry", "CertificateRegistered", 2, 0, certHash=cert, owner=CLIENT,
+                 keyHash="0x" + "4c" * 32, pemCid="bafkreicopy", notAfter=2_000_000_001),
+        make_log("CertificateRegistry", "CertificateRevoked", 3, 0, certHash=cert, owner=PROVIDER, reason=1,
+                 revokedAt=1_700_000_100, compromisedAt=0),
+    ]  # fmt: skip
+
+
+def _cert_rows(ledger: Ledger) -> dict[str, tuple[str, str, int, str]]:
+    rows = ledger.conn.execute("SELECT cert_key, owner, cert_hash, revoked, pem_cid FROM certificates").fetchall()
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def test_certificates_kept_per_owner(tmp_path: Path) -> None:
+    """Issue 11, finding 4: one row per (owner, certHash), as CertificateRegistry keeps them; revoking one
+    wallet's record leaves another wallet's record of the same hash alone, through rollbacks and rebuilds."""
+    cert = "0x" + "c1" * 32
+    ledger = _ledger(tmp_path)
+    _apply_blocks(ledger, _cert_logs(), 3, finalized=0)
+    assert _cert_rows(ledger) == {
+        f"{PROVIDER}:{cert}": (PROVIDER, cert, 1, "bafkreipem"),
+        f"{CLIENT}:{cert}": (CLIENT, cert, 0, "bafkreicopy"),
+    }
+    before = ledger.state_hash()
+    ledger.rebuild()
+    assert ledger.state_hash() == before
+    ledger.rollback_to(2)
+    assert [r[2] for r in _cert_rows(ledger).values()] == [0, 0]
+    ledger.rollback_to(1)
+    assert list(_cert_rows(ledger)) == [f"{PROVIDER}:{cert}"]
+
+
+def test_migration_rekeys_certificates_and_their_undo_records(tmp_path: Path) -> None:
+    """Migration 0007 turns a ledger of the one-record-per-hash registry (certificates keyed by cert_hash,
+    undo records naming that key) into the per-owner shape: same rows, and a rollback across the migration
+    still restores exactly what the blocks changed."""
+    cert = "0x" + "c1" * 32
+    # One owner per hash, as before; registered in block 2 (block 1 is empty, to roll back to), revoked in 4.
+    logs = [log._replace(block_number=log.block_number + 1) for log in _cert_logs() if log.block_number != 2]
+    want = _ledger(tmp_path, "want.db")
+    _apply_blocks(want, logs, 4, finalized=0)
+    ledger = _ledger(tmp_path)
+    _apply_blocks(ledger, logs, 4, finalized=0)
+    expected = ledger.state_hash()
+    ledger.close()
+
+    # Back to the shape migration 0006 left: certificates keyed by cert_hash, undo records keyed alike.
+    conn = db.connect(tmp_path / "l.db")
+    version = next(v for v, name, _ in db.migration_files() if name == "certificates_by_owner")
+    conn.executescript(
+        """
+        CREATE TABLE old AS SELECT cert_hash, owner, key_hash, pem_cid, not_after, registered_block, revoked,
+            revoked_at, compromised_at, reason, revoked_block FROM certificates;
+        DROP TABLE certificates;
+        CREATE TABLE certificates (cert_hash TEXT PRIMARY KEY, owner TEXT NOT NULL, key_hash TEXT NOT NULL,
+            pem_cid TEXT NOT NULL, not_after INTEGER NOT NULL, registered_block INTEGER NOT NULL,
+            revoked INTEGER NOT NULL DEFAULT 0, revoked_at INTEGER, compromised_at INTEGER, reason INTEGER,
+            revoked_block INTEGER) WITHOUT ROWID;
+        INSERT INTO certificates SELECT * FROM old;
+        DROP TABLE old;
+        CREATE INDEX certificates_owner ON certificates (owner);
+        UPDATE undo SET key = substr(key, 44), old = json_remove(old, '$.cert_key') WHERE tbl = 'certificates';
+        """
+    )
+    conn.execute("DELETE FROM migrations WHERE version = ?", (version,))
+    undo = conn.execute("SELECT key, old FROM undo WHERE tbl = 'certificates' ORDER BY seq").fetchall()
+    assert [r[0] for r in undo] == [cert, cert] and undo[0][1] is None and "cert_key" not in undo[1][1]
+
+    assert db.migrate(conn) == [version]
+    undo = conn.execute("SELECT key, old FROM undo WHERE tbl = 'certificates' ORDER BY seq").fetchall()
+    assert [r[0] for r in undo] == [f"{PROVIDER}:{cert}"] * 2
+    conn.close()
+    ledger = _ledger(tmp_path)
+    assert ledger.state_hash() == expected
+    ledger.rollback_to(3)
+    want.rollback_to(3)
+    assert _cert_rows(ledger) == _cert_rows(want) == {f"{PROVIDER}:{cert}": (PROVIDER, cert, 0, "bafkreipem")}
+    assert ledger.state_hash() == want.state_hash()
+    ledger.rollback_to(1)
+    assert _cert_rows(ledger) == {}

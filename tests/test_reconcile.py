@@ -7,6 +7,7 @@ from pathlib import Path
 from ledger_helpers import index_once
 
 from flownet import demo
+from flownet.certstatus import lookup, verdict
 from flownet.chain.connect import http_web3
 from flownet.devnet import Anvil
 from indexer.reconcile import reconcile
@@ -142,3 +143,27 @@ def test_hook_revocations_are_indexed(anvil: Anvil, tmp_path: Path) -> None:
     for cert in certs[partial_node.address]:
         assert row(cert) == (partial_node.address, 0, None, None)
     assert reconcile(ledger, w3, deployment) == []
+
+    # Issue 11, finding 5: the fully unbonded node registers a new certificate at once. The chain's
+    # isValid and the ledger's verdict agree that it does not count (reconcile compares them), and the
+    # slashed node, still bonded, may register a fresh one that does.
+    late = bytes([0xEE]) * 32
+    Sender(w3, unbonding_node).transact(
+        registry.functions.register(late, bytes([9]) * 32, "bafkreipemlate", expiry), "register"
+    )
+    fresh = bytes([0xEF]) * 32
+    Sender(w3, slashed_node).transact(
+        registry.functions.register(fresh, bytes([9]) * 32, "bafkreipemfresh", expiry), "register"
+    )
+    ledger = Ledger(tmp_path / "hook-later.db", deployment.addresses, deployment.chain_id)
+    index_once(w3, deployment, ledger)
+    now = w3.eth.get_block("latest")["timestamp"]
+    assert not registry.functions.isValid(late, unbonding_node.address).call()
+    assert verdict(ledger.conn, lookup(ledger.conn, late, unbonding_node.address), now) == "unstaked"
+    assert registry.functions.isValid(fresh, slashed_node.address).call()
+    assert verdict(ledger.conn, lookup(ledger.conn, fresh, slashed_node.address), now) == "valid"
+    assert reconcile(ledger, w3, deployment) == []
+    # A ledger that forgot the unbond would call the late certificate valid: reconcile says so.
+    ledger.conn.execute("UPDATE stakers SET thawing = ? WHERE address = ?", ("1".zfill(30), unbonding_node.address))
+    expected = f"certificate 0x{late.hex()} of {unbonding_node.address}: ledger says valid != chain isValid False"
+    assert expected in reconcile(ledger, w3, deployment)

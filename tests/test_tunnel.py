@@ -30,6 +30,7 @@ from tunnel_helpers import (
     MARKET,
     EchoServer,
     LocalWeb,
+    MonitorRounds,
     Tunnel,
     make_node,
     random_file,
@@ -103,7 +104,7 @@ def test_file_through_curl_is_metered_and_paid(tmp_path: Path) -> None:
             assert await curl(client.config.listen_port, f"http://127.0.0.1:{web.port}/f.bin", out) == 0
             assert hashlib.sha256(out.read_bytes()).hexdigest() == want
             # both sides counted the same bytes, and the client paid for all but the last interval on the way
-            await until(lambda: client.total > size and t.metered() == client.total, 5)
+            await until(lambda: client.total > size and t.metered() == client.total, 15)
             assert client.total - client.signed_bytes <= t.receipt_interval
             # once settled, the book's latest receipt covers every byte at the order's price
             expect = Receipt(t.order.order_id, client.total, cost_of(client.total, t.price))
@@ -112,7 +113,7 @@ def test_file_through_curl_is_metered_and_paid(tmp_path: Path) -> None:
                 stored = t.book.latest(t.order.order_id)
                 return stored is not None and stored.receipt == expect
 
-            await until(settled, 5)
+            await until(settled, 15)
             stored = t.book.latest(t.order.order_id)
             assert stored is not None and stored.order == t.order
             assert recover_signer(domain_separator(DOMAIN), stored.receipt, stored.signature) == t.client.address
@@ -178,7 +179,7 @@ def test_upload_and_half_close(tmp_path: Path) -> None:
         answer = await asyncio.wait_for(reader.read(-1), 10)
         assert answer == hashlib.sha256(upload).digest() + len(upload).to_bytes(8, "big")
         writer.close()
-        await until(lambda: t.metered() == client.total == len(upload) + len(answer), 5)
+        await until(lambda: t.metered() == client.total == len(upload) + len(answer), 15)
         sink.close()
         await client.stop()
         await t.server.stop()
@@ -226,7 +227,8 @@ def test_restarts_continue_the_cumulative_receipt(tmp_path: Path) -> None:
         out = tmp_path / "out.bin"
         assert await curl(client.config.listen_port, f"http://127.0.0.1:{web.port}/f.bin", out) == 0
         await until(
-            lambda: (s := t.book.latest(t.order.order_id)) is not None and s.receipt.cumulative_bytes == client.total, 5
+            lambda: (s := t.book.latest(t.order.order_id)) is not None and s.receipt.cumulative_bytes == client.total,
+            15,
         )
         total = client.total
         await client.stop()
@@ -422,18 +424,23 @@ def test_client_that_stops_paying_is_cut_off(tmp_path: Path, caplog: pytest.LogC
     t = Tunnel(tmp_path, pay=False, credit_window=window, payment_timeout=0.5).standard()
 
     async def main() -> None:
-        await t.start_provider()
+        server = await t.start_provider()
+        rounds = MonitorRounds(server)
         client = await t.start_client()
         with random_file(tmp_path, "f.bin", 16 * MIB), LocalWeb(tmp_path) as web:
             code, reader, writer = await socks_connect(client.config.listen_port, "127.0.0.1", web.port)
             assert code == 0
-            start = time.perf_counter()
+            start, first_round = time.perf_counter(), rounds.count
             writer.write(b"GET /f.bin HTTP/1.0\r\nHost: x\r\n\r\n")
-            got, ended = await drain(reader, 5)
+            got, ended = await drain(reader, 30)
             elapsed = time.perf_counter() - start
             writer.close()
             assert ended
-            assert t.payment_timeout <= elapsed < t.payment_timeout + 1.5
+            # never before the timeout; at the latest in the first monitor round after it (each round
+            # sleeps at least the interval, so the timeout spans at most this many rounds, plus the one
+            # that was under way when the stream opened and the one that cuts it off)
+            assert t.payment_timeout <= elapsed
+            assert rounds.count - first_round <= -(-t.payment_timeout // server.config.monitor_interval) + 2
             assert window // 2 <= got <= window + WINDOW  # stopped near the credit window
             assert t.metered() <= window + WINDOW
             assert logged(caplog, "provider closed stream 1: PAYMENT_REQUIRED")
@@ -452,7 +459,7 @@ def test_client_that_stops_paying_is_cut_off(tmp_path: Path, caplog: pytest.LogC
 def test_paying_client_is_not_cut_off_by_a_small_credit_window(tmp_path: Path) -> None:
     """A provider whose credit window is smaller than the client's receipt interval holds the order; the
     client must notice the quiet and pay, or a paying client would be cut off after the payment timeout."""
-    t = Tunnel(tmp_path, credit_window=1 * MIB, receipt_interval=4 * MIB, payment_timeout=1.0).standard()
+    t = Tunnel(tmp_path, credit_window=1 * MIB, receipt_interval=4 * MIB, payment_timeout=5.0).standard()
     size = 8 * MIB
 
     async def main() -> None:
@@ -515,15 +522,15 @@ def test_revocation_closes_a_live_session(tmp_path: Path, caplog: pytest.LogCapt
                 assert await asyncio.wait_for(reader.readexactly(4), 5) == b"ping"
                 streams.append((reader, writer))
             assert len(server.sessions) == 1
-            start = time.perf_counter()
-            t.index.revoke(t.client)
-            ends = await asyncio.gather(*(drain(r, 2) for r, _ in streams))
-            elapsed = time.perf_counter() - start
+            rounds = MonitorRounds(server)
+            t.index.revoke(t.client)  # between two rounds: this test and the server share one event loop
+            revoked_at = rounds.count
+            ends = await asyncio.gather(*(drain(r, 30) for r, _ in streams))
             assert all(ended for _, ended in ends)
-            assert elapsed < 1.0, elapsed
-            assert elapsed < t.monitor_interval + 0.5
+            # the first monitor round after the revocation closed the session and all its streams
+            assert rounds.round_emptied == revoked_at + 1, (revoked_at, rounds.round_emptied)
             assert not server.sessions
-            await until(lambda: client.session is None and echo.open == 0, 1)
+            await until(lambda: client.session is None and echo.open == 0, 15)
             for _, writer in streams:
                 writer.close()
             # and a new session is refused in the handshake
@@ -570,7 +577,7 @@ def test_live_streams_end_when_order_or_registration_ends(
             late = time.time() - ended_at
             writer.close()
             assert ended
-            await until(lambda: echo.open == 0, 1)
+            await until(lambda: echo.open == 0, 15)
         await client.stop()
         await server.stop()
         return late
@@ -732,8 +739,9 @@ def test_provider_drops_a_connection_without_handshake(tmp_path: Path, sent: byt
             reader, writer = await asyncio.open_connection("127.0.0.1", server.config.port)
             writer.write(sent)  # nothing, or the start of a ClientHello
             start = time.perf_counter()
-            assert await asyncio.wait_for(reader.read(), 3) == b""
-            assert 0.25 < time.perf_counter() - start < 1.5
+            # dropped, and not before the handshake timeout (how much later depends on the machine's load)
+            assert await asyncio.wait_for(reader.read(), 30) == b""
+            assert time.perf_counter() - start > 0.25
             writer.close()
             await check_still_serving(client.config.listen_port, echo.port)
             await asyncio.sleep(0.5)  # a session that completed its handshake is not dropped
@@ -813,16 +821,16 @@ def test_malformed_frames_close_only_that_session(tmp_path: Path, case: str) -> 
                 lambda: TlsLink(context, handler, server=False), "127.0.0.1", server.config.port
             )
             link = await asyncio.wait_for(handler.up, 5)
-            await until(lambda: len(server.sessions) == 2, 2)
+            await until(lambda: len(server.sessions) == 2, 15)
             for part in malformed_cases(t.order.order_id, echo.port)[case]:
                 if part == "wait":
-                    await until(lambda: any(isinstance(f, fr.OpenResult) for f in handler.frames), 5)
+                    await until(lambda: any(isinstance(f, fr.OpenResult) for f in handler.frames), 15)
                     assert handler.frames[-1] == fr.OpenResult(1, fr.OpenStatus.OK)
                     continue
                 link.write(part)
             await asyncio.wait_for(handler.down, 5)
-            await until(lambda: len(server.sessions) == 1, 2)
-            await until(lambda: echo.open == 1, 2)  # the attacker's stream (if any) is gone
+            await until(lambda: len(server.sessions) == 1, 15)
+            await until(lambda: echo.open == 1, 15)  # the attacker's stream (if any) is gone
             # the other session did not notice
             writer.write(b"unharmed")
             assert await asyncio.wait_for(reader.readexactly(8), 5) == b"unharmed"
@@ -947,14 +955,14 @@ def test_provider_verifies_receipts_like_the_market(tmp_path: Path, caplog: pyte
         link = await asyncio.wait_for(handler.up, 5)
         for raw, why in bad:
             link.write(raw)
-            await until(lambda why=why: logged(caplog, why), 2)  # type: ignore[misc]
+            await until(lambda why=why: logged(caplog, why), 15)  # type: ignore[misc]
         link.write(frame(good, sig))
-        await until(lambda: fr.ReceiptAck(0, good.cumulative_amount) in handler.frames, 2)
+        await until(lambda: fr.ReceiptAck(0, good.cumulative_amount) in handler.frames, 15)
         link.write(frame(good, sig))  # a replay
-        await until(lambda: logged(caplog, "is not more than the"), 2)
+        await until(lambda: logged(caplog, "is not more than the"), 15)
         # one acknowledgement with the provider's metered count (no stream: 0 bytes), and nothing else but
         # the provider's session confirmation
-        await until(lambda: fr.Meter(0, oid, 0) in handler.frames, 2)
+        await until(lambda: fr.Meter(0, oid, 0) in handler.frames, 15)
         assert [f for f in handler.frames if f != fr.Window(0, 0)] == [
             fr.ReceiptAck(0, good.cumulative_amount),
             fr.Meter(0, oid, 0),

@@ -40,11 +40,11 @@ def test_provider_book_holds_valid_proofs_per_epoch(tmp_path: Path) -> None:
         async with EchoServer() as echo:
             await echo_bytes(client.config.listen_port, echo.port, b"a" * 100_000)
             # traffic goes quiet: the client proves the epoch so far
-            await until(lambda: len(t.book.proofs(t.order.order_id)) == 1, 5)
+            await until(lambda: len(t.book.proofs(t.order.order_id)) == 1, 15)
             now[0] += 60  # the next epoch
             await echo_bytes(client.config.listen_port, echo.port, b"b" * 50_000)
             await client.stop()
-            await until(lambda: len(t.book.proofs(t.order.order_id)) == 2, 5)
+            await until(lambda: len(t.book.proofs(t.order.order_id)) == 2, 15)
         await server.stop()
         proofs = t.book.proofs(t.order.order_id)
         assert [p.epoch for p in proofs] == [first, first + 1]

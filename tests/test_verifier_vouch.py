@@ -114,7 +114,7 @@ def live_round(
             await verifier.check_provider({"address": t.provider.address})
         # the provider books proofs from its writer thread
         if expect_proof:
-            await until(lambda: t.book.proofs(t.order.order_id), 5)
+            await until(lambda: t.book.proofs(t.order.order_id), 15)
         await asyncio.sleep(0.3)  # time for anything else in flight to land
         await server.stop()
         return verifier, prober
@@ -277,7 +277,7 @@ def test_client_vouch_sends_one_proof_and_refuses_what_it_cannot_sign(tmp_path: 
             with pytest.raises(TunnelError, match="0 bytes served"):
                 client.vouch(5, 0)
             client.vouch(5, 12_345)
-            await until(lambda: len(t.book.proofs(t.order.order_id)) == 1, 5)
+            await until(lambda: len(t.book.proofs(t.order.order_id)) == 1, 15)
             await client.stop()
         [proof] = t.book.proofs(t.order.order_id)
         assert (proof.epoch, proof.bytes_served) == (5, 12_345) and client.stats["proofs"] == 1

@@ -1,8 +1,8 @@
 """An in-process tunnel for tests: a provider and a client on one event loop, over a hand-written index.
 
-The index is a real migrated ledger database whose `orders` and `certificates` rows are written
-directly (as the indexer would after the chain events), so every refusal can be staged without a
-chain. `LocalWeb` serves files on 127.0.0.1 from a thread.
+The index is a real migrated ledger database whose `orders`, `certificates` and `stakers` rows are
+written directly (as the indexer would after the chain events), so every refusal can be staged without
+a chain. `LocalWeb` serves files on 127.0.0.1 from a thread.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 
-from flownet.certstatus import lookup
+from flownet.certstatus import lookup, verdict
 from flownet.core.receipts import MarketDomain, Order
 from flownet.pki import inspect, new_identity
 from flownet.tunnel import frames as fr
@@ -32,6 +33,7 @@ from flownet.tunnel.payment import ReceiptSigner, ServiceProofSigner
 from flownet.tunnel.policy import DestinationPolicy
 from flownet.tunnel.server import OrderAccount, ProviderConfig, ProviderServer
 from flownet.tunnel.tls import Identity, TlsLink, make_context
+from indexer.projections import amt, cert_key
 from indexer.store import Ledger
 
 CHAIN_ID = 31337
@@ -67,13 +69,16 @@ class FakeIndex:
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
     def register(self, node: Node, not_after: int | None = None, owner: str | None = None) -> None:
+        """`owner` (default: the node's wallet) registers the node's certificate."""
         info = inspect(node.identity.certificate)
+        owner = owner or node.address
         self.conn.execute(
-            "INSERT INTO certificates (cert_hash, owner, key_hash, pem_cid, not_after, registered_block)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO certificates (cert_key, cert_hash, owner, key_hash, pem_cid, not_after, registered_block)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
+                cert_key(owner, "0x" + info.cert_hash.hex()),
                 "0x" + info.cert_hash.hex(),
-                owner or node.address,
+                owner,
                 "0x" + info.key_hash.hex(),
                 "bafytest",
                 info.not_after if not_after is None else not_after,
@@ -81,10 +86,19 @@ class FakeIndex:
             ),
         )
 
-    def revoke(self, node: Node) -> None:
+    def revoke(self, node: Node, owner: str | None = None) -> None:
+        """`owner` (default: the node's wallet) revokes its record of the node's certificate."""
         self.conn.execute(
-            "UPDATE certificates SET revoked = 1, revoked_at = ?, reason = 1, revoked_block = 2 WHERE cert_hash = ?",
-            (int(time.time()), "0x" + node.cert_hash.hex()),
+            "UPDATE certificates SET revoked = 1, revoked_at = ?, reason = 1, revoked_block = 2 WHERE cert_key = ?",
+            (int(time.time()), cert_key(owner or node.address, "0x" + node.cert_hash.hex())),
+        )
+
+    def stake(self, address: str, role: str, active: int, thawing: int = 0) -> None:
+        """The wallet's stake as Staking's events left it (`role`: provider or verifier)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO stakers (address, role, active, locked, thawing, thaw_end, price, metadata_cid,"
+            " slashed, updated_block, held) VALUES (?, ?, ?, ?, ?, 0, ?, NULL, ?, 1, ?)",
+            (address, role, amt(active), amt(0), amt(thawing), amt(0), amt(0), amt(0)),
         )
 
     def add_order(self, order: Order, status: str = "open") -> None:
@@ -199,10 +213,11 @@ class Tunnel:
         """Bytes the provider metered for the order, over every account it held for it."""
         return max((a.metered for a in self.accounts if a.order.order_id == self.order.order_id), default=0)
 
-    def registered(self, cert_hash: bytes) -> bool:
-        """The client's view of the registry: the certificate is indexed and unrevoked."""
-        record = lookup(self.index.conn, cert_hash)
-        return record is not None and not record.revoked
+    def registered(self, cert_hash: bytes, owner: str | None = None) -> bool:
+        """The client's view of the registry (isValid) from the index: `owner`'s (default: the order's
+        provider's) record of the certificate is live and its stake counts."""
+        record = lookup(self.index.conn, cert_hash, owner or self.order.provider)
+        return verdict(self.index.conn, record, int(time.time())) == "valid"
 
     async def start_client(self, node: Node | None = None, order: Order | None = None) -> ClientTunnel:
         node = node or self.client
@@ -214,7 +229,9 @@ class Tunnel:
             signer=ReceiptSigner(bytes(node.account.key), MarketDomain(self.chain_id, MARKET)),  # type: ignore[attr-defined]
             provider_host="127.0.0.1",
             provider_port=self.server.config.port,
-            provider_check=provider_identity_check(order, self.chain_id, self.registered),
+            provider_check=provider_identity_check(
+                order, self.chain_id, functools.partial(self.registered, owner=order.provider)
+            ),
             receipts=self.receipts,
             listen_port=0,
             receipt_interval=self.receipt_interval,
@@ -346,6 +363,28 @@ async def socks_exchange(port: int, payload: bytes, timeout: float = 5) -> bytes
             writer.close()
 
     return await asyncio.wait_for(go(), timeout)
+
+
+class MonitorRounds:
+    """Counts a provider's monitor rounds (`check_once`), so a test bounds a reaction in rounds, not seconds.
+
+    A round is the provider's unit of reaction time: on a loaded machine its sleep stretches but a round
+    is still a round. `round_emptied` is the round after which the server first had no session left.
+    """
+
+    def __init__(self, server: Any) -> None:
+        self.count = 0
+        self.round_emptied: int | None = None
+        self._server = server
+        original = server.check_once
+
+        def counted() -> None:
+            original()
+            self.count += 1
+            if self.round_emptied is None and not server.sessions:
+                self.round_emptied = self.count
+
+        server.check_once = counted
 
 
 class RawClient:

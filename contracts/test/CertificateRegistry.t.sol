@@ -5,6 +5,7 @@ import {BaseTest} from "./utils/BaseTest.sol";
 import {RegistryNamingStub} from "./utils/RegistryNamingStub.sol";
 import {CertificateRegistry} from "../CertificateRegistry.sol";
 import {ICertificateRegistry} from "../interfaces/ICertificateRegistry.sol";
+import {IStaking} from "../interfaces/IStaking.sol";
 
 /// @notice Unit and fuzz tests of every external function and every revert path of CertificateRegistry.
 contract CertificateRegistryTest is BaseTest {
@@ -71,7 +72,7 @@ contract CertificateRegistryTest is BaseTest {
         uint256 revokedAt,
         uint256 compromisedAt
     ) internal view {
-        ICertificateRegistry.Certificate memory c = registry.status(certHash);
+        ICertificateRegistry.Certificate memory c = registry.status(certHash, node);
         assertTrue(c.revoked, "revoked");
         assertEq(c.revokedAt, revokedAt, "revokedAt");
         assertEq(c.compromisedAt, compromisedAt, "compromisedAt");
@@ -112,7 +113,7 @@ contract CertificateRegistryTest is BaseTest {
     function test_register_storesCertificate() public {
         vm.warp(T0 + 5);
         _register(node, CERT);
-        ICertificateRegistry.Certificate memory c = registry.status(CERT);
+        ICertificateRegistry.Certificate memory c = registry.status(CERT, node);
         assertEq(c.owner, node, "owner");
         assertEq(c.keyHash, KEY, "keyHash");
         assertEq(c.notAfter, T0 + YEAR, "notAfter");
@@ -139,7 +140,7 @@ contract CertificateRegistryTest is BaseTest {
         assertEq(registry.activeCount(node), 3, "activeCount");
         for (uint256 i; i < 3; ++i) {
             assertTrue(registry.isValid(_cert(i), node), "valid");
-            assertEq(registry.status(_cert(i)).keyHash, KEY, "same key");
+            assertEq(registry.status(_cert(i), node).keyHash, KEY, "same key");
         }
     }
 
@@ -198,10 +199,48 @@ contract CertificateRegistryTest is BaseTest {
         _register(node, CERT);
     }
 
-    function test_register_revertsWhenAlreadyRegisteredByOther() public {
+    /// @notice Issue 11, finding 4: another wallet registering the same hash writes its own record; the
+    /// node's record is untouched and stays the only one that counts for the node.
+    function test_register_sameHashByOtherIsItsOwnRecord() public {
         _register(node, CERT);
-        vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateAlreadyRegistered.selector, CERT, node));
-        _register(other, CERT);
+        vm.warp(T0 + 10);
+        vm.prank(other);
+        registry.register(CERT, keccak256("other key"), "bafkreiothers", T0 + 2 * YEAR);
+        ICertificateRegistry.Certificate memory mine = registry.status(CERT, node);
+        assertEq(mine.owner, node, "node's owner");
+        assertEq(mine.keyHash, KEY, "node's key");
+        assertEq(mine.notAfter, T0 + YEAR, "node's notAfter");
+        assertEq(mine.registeredAt, T0, "node's registeredAt");
+        assertTrue(registry.isValid(CERT, node), "node still valid");
+        assertEq(registry.status(CERT, other).owner, other, "other's copy is under other");
+        assertEq(registry.activeCount(node), 1, "node holds one");
+        assertEq(registry.activeCount(other), 1, "other holds its copy");
+    }
+
+    /// @notice Issue 11, finding 4: the front-running attack. A front-runner copies the node's register
+    /// call, lands first, then revokes its copy; the node's own registration still succeeds and its
+    /// certificate is valid, whatever the order. On the old registry (one global record per hash) the
+    /// node's register reverted and the hash could never become valid for it.
+    function test_register_frontRunAndRevokedCopyCannotSquat() public {
+        vm.prank(other);
+        registry.register(CERT, KEY, CID, T0 + YEAR); // the copied call, mined first
+        _revoke(other, CERT, ICertificateRegistry.RevocationReason.KeyCompromise, T0);
+        assertFalse(registry.isValid(CERT, other), "the copy is revoked");
+
+        vm.expectEmit(true, true, false, true, address(registry));
+        emit ICertificateRegistry.CertificateRegistered(CERT, node, KEY, CID, T0 + YEAR);
+        _register(node, CERT); // the node's own call
+        assertTrue(registry.isValid(CERT, node), "the node's certificate is valid");
+        assertEq(registry.activeCount(node), 1, "the node holds it");
+        // The squatter's revoke reaches only its own record (revoked already), never the node's.
+        vm.expectRevert(
+            abi.encodeWithSelector(ICertificateRegistry.CertificateAlreadyRevoked.selector, CERT, uint64(T0))
+        );
+        _revoke(other, CERT, ICertificateRegistry.RevocationReason.KeyCompromise, T0);
+        assertTrue(registry.isValid(CERT, node), "still valid");
+        ICertificateRegistry.Certificate memory c = registry.status(CERT, node);
+        assertFalse(c.revoked, "the copy's revocation is not the node's");
+        assertEq(c.owner, node, "registered to the node");
     }
 
     function test_register_revertsWhenRevokedByOwner() public {
@@ -209,9 +248,10 @@ contract CertificateRegistryTest is BaseTest {
         _revoke(node, CERT, ICertificateRegistry.RevocationReason.KeyCompromise, T0);
         vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateAlreadyRegistered.selector, CERT, node));
         _register(node, CERT);
-        vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateAlreadyRegistered.selector, CERT, node));
+        // Another wallet's registration of the hash is its own record: it does not revive the node's.
         _register(other, CERT);
         assertFalse(registry.isValid(CERT, node), "still invalid");
+        assertTrue(registry.status(CERT, node).revoked, "still revoked");
     }
 
     function test_register_revertsWhenRevokedByStaking() public {
@@ -262,7 +302,7 @@ contract CertificateRegistryTest is BaseTest {
         _assertRevoked(CERT, ICertificateRegistry.RevocationReason.KeyCompromise, T0 + 100, T0 + 50);
         assertFalse(registry.isValid(CERT, node), "invalid");
         assertEq(registry.activeCount(node), 0, "activeCount");
-        ICertificateRegistry.Certificate memory c = registry.status(CERT);
+        ICertificateRegistry.Certificate memory c = registry.status(CERT, node);
         assertEq(c.owner, node, "owner kept");
         assertEq(c.keyHash, KEY, "keyHash kept");
         assertEq(c.registeredAt, T0, "registeredAt kept");
@@ -329,19 +369,22 @@ contract CertificateRegistryTest is BaseTest {
     }
 
     function test_revoke_revertsWhenNotRegistered() public {
-        vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateNotRegistered.selector, CERT));
+        vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateNotRegistered.selector, CERT, node));
         _revoke(node, CERT, ICertificateRegistry.RevocationReason.Unspecified, 0);
     }
 
     function test_revoke_revertsWhenNotOwner() public {
         _register(node, CERT);
-        vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateNotOwner.selector, CERT, other, node));
+        // A caller can only name its own records: the node's certificate is not among other's.
+        vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateNotRegistered.selector, CERT, other));
         _revoke(other, CERT, ICertificateRegistry.RevocationReason.KeyCompromise, 0);
         // Not even Staking may revoke one certificate through revoke().
         vm.expectRevert(
-            abi.encodeWithSelector(ICertificateRegistry.CertificateNotOwner.selector, CERT, stakingAddr, node)
+            abi.encodeWithSelector(ICertificateRegistry.CertificateNotRegistered.selector, CERT, stakingAddr)
         );
         _revoke(stakingAddr, CERT, ICertificateRegistry.RevocationReason.Unspecified, 0);
+        assertTrue(registry.isValid(CERT, node), "untouched");
+        assertFalse(registry.status(CERT, node).revoked, "not revoked");
     }
 
     function test_revoke_revertsWhenAlreadyRevoked() public {
@@ -439,10 +482,71 @@ contract CertificateRegistryTest is BaseTest {
         assertLt(used, 300_000, "revokeAllOf of MAX_ACTIVE certificates");
     }
 
+    // ================================================================ stake (issue 11, finding 5)
+
+    function test_isValid_onlyWhileAProvidersOrVerifiersStakeIsBonded() public {
+        _register(node, CERT);
+        RegistryNamingStub stub = RegistryNamingStub(stakingAddr);
+        assertTrue(registry.stakeCounts(node), "never staked: a client");
+        assertTrue(registry.isValid(CERT, node), "a client's certificate counts without stake");
+
+        IStaking.Role[2] memory roles = [IStaking.Role.Provider, IStaking.Role.Verifier];
+        for (uint256 i; i < roles.length; ++i) {
+            stub.setStake(node, roles[i], 1, 0);
+            assertTrue(registry.isValid(CERT, node), "active stake");
+            stub.setStake(node, roles[i], 0, 1);
+            assertTrue(registry.isValid(CERT, node), "thawing stake is still bonded");
+            stub.setStake(node, roles[i], 0, 0);
+            assertFalse(registry.stakeCounts(node), "nothing bonded");
+            assertFalse(registry.isValid(CERT, node), "nothing bonded: the certificate does not count");
+            // The record itself is untouched: valid again once stake is bonded again.
+            assertFalse(registry.status(CERT, node).revoked, "not revoked");
+            stub.setStake(node, roles[i], 5, 0);
+            assertTrue(registry.isValid(CERT, node), "bonded again");
+        }
+    }
+
+    function test_register_allowedWithoutStakeButNotValid() public {
+        RegistryNamingStub(stakingAddr).setStake(node, IStaking.Role.Provider, 0, 0);
+        _register(node, CERT);
+        assertEq(registry.activeCount(node), 1, "registered");
+        assertFalse(registry.isValid(CERT, node), "an unbonded provider's certificate does not count");
+    }
+
+    // ================================================================ storage (issue 11, finding 10)
+
+    /// @notice A revocation rewrites slots registration made non-zero; it never makes a zero slot
+    /// non-zero (the old record spread the revocation over a slot of its own: +17,100 gas each).
+    function test_revoke_writesNoNewSlot() public {
+        _fill(node, 3);
+        _assertNoNewSlot(abi.encodeCall(registry.revoke, (_cert(0), uint8(2), uint64(T0))), node);
+        _assertNoNewSlot(abi.encodeCall(registry.revoke, (_cert(2), uint8(1), uint64(0))), node);
+        _assertNoNewSlot(abi.encodeCall(registry.revokeAllOf, (node, uint8(4))), stakingAddr);
+        assertEq(registry.activeCount(node), 0, "all revoked");
+    }
+
+    /// @dev Calls the registry with `data` as `caller` and checks that every slot it wrote held a
+    /// non-zero value before the call.
+    function _assertNoNewSlot(bytes memory data, address caller) internal {
+        uint256 before = vm.snapshotState();
+        vm.record();
+        vm.prank(caller);
+        (bool ok,) = address(registry).call(data);
+        assertTrue(ok, "call succeeded");
+        (, bytes32[] memory writes) = vm.accesses(address(registry));
+        assertGt(writes.length, 0, "wrote something");
+        uint256 afterCall = vm.snapshotState();
+        vm.revertToState(before);
+        for (uint256 i; i < writes.length; ++i) {
+            assertTrue(vm.load(address(registry), writes[i]) != bytes32(0), "a revocation wrote a new slot");
+        }
+        vm.revertToState(afterCall);
+    }
+
     // ================================================================ views
 
     function test_status_unregisteredIsZero() public view {
-        ICertificateRegistry.Certificate memory c = registry.status(CERT);
+        ICertificateRegistry.Certificate memory c = registry.status(CERT, node);
         assertEq(c.owner, address(0), "owner");
         assertEq(c.keyHash, bytes32(0), "keyHash");
         assertEq(c.notAfter, 0, "notAfter");

@@ -36,6 +36,9 @@ contract GasTest is SlashingFixture {
     uint256 internal constant OPEN_ORDER_BUDGET = 110_000;
     uint256 internal constant REDEEM_BUDGET = 60_000;
     uint256 internal constant REDEEM_MANY_PER_RECEIPT_BUDGET = 40_000;
+    /// @dev Issue 11, finding 10: a first stake was 86,877 and a withdrawal 51,257.
+    uint256 internal constant STAKE_BUDGET = 70_000;
+    uint256 internal constant WITHDRAW_BUDGET = 45_000;
 
     bool internal isolated;
 
@@ -76,12 +79,13 @@ contract GasTest is SlashingFixture {
         uint256 balanceBefore = token.balanceOf(address(staking));
         vm.prank(provider);
         staking.stake(IStaking.Role.Provider, STAKE);
-        _snapshotGasLastCall("stake");
+        uint256 gasUsed = _snapshotGasLastCall("stake");
 
         IStaking.StakeInfo memory info = staking.stakeOf(provider);
         assertEq(info.active, STAKE, "active stake");
         assertEq(uint256(info.role), uint256(IStaking.Role.Provider), "role");
         assertEq(token.balanceOf(address(staking)), balanceBefore + STAKE, "tokens bonded");
+        assertLe(gasUsed, STAKE_BUDGET, "stake gas");
     }
 
     function test_requestUnstake_gas() public {
@@ -105,10 +109,11 @@ contract GasTest is SlashingFixture {
 
         vm.prank(provider);
         staking.withdraw();
-        _snapshotGasLastCall("withdraw");
+        uint256 gasUsed = _snapshotGasLastCall("withdraw");
 
         assertEq(token.balanceOf(provider), balanceBefore + 1_000e18, "withdrawn");
         assertEq(staking.stakeOf(provider).thawing, 0, "nothing thawing");
+        assertLe(gasUsed, WITHDRAW_BUDGET, "withdraw gas");
     }
 
     /// @notice A full unbond: the withdrawal leaves nothing bonded, so Staking calls the registry's
@@ -163,6 +168,28 @@ contract GasTest is SlashingFixture {
         assertEq(staking.stakeOf(provider).active, STAKE - 100e18, "slashed");
         assertEq(token.balanceOf(slasher), 100e18, "slasher paid");
         assertEq(registry.activeCount(provider), 0, "certificates revoked");
+    }
+
+    /// @notice A provider registers its first certificate (its active list and record written from zero).
+    function test_register_gas() public {
+        stakeProvider(STAKE);
+        _registerCerts(provider, 1);
+        _snapshotGasLastCall("register (certificate)");
+
+        assertEq(registry.activeCount(provider), 1, "registered");
+    }
+
+    /// @notice The owner revokes its only certificate.
+    function test_revoke_gas() public {
+        stakeProvider(STAKE);
+        _registerCerts(provider, 1);
+        bytes32 certHash = registry.activeCertificates(provider)[0];
+
+        vm.prank(provider);
+        registry.revoke(certHash, 2, 0);
+        _snapshotGasLastCall("revoke (certificate)");
+
+        assertEq(registry.activeCount(provider), 0, "revoked");
     }
 
     function _registerCerts(address owner, uint256 n) internal {

@@ -244,10 +244,10 @@ contract SlashingAttacksTest is SlashingFixture {
     /// unaffordable). Now each rebut call strikes one accuser, penalizes without revoking anything, and
     /// costs bounded gas.
     /// Measured with gasleft() around each call, 16 accusers with 8 certificates each, struck in
-    /// signature order: without --isolate 50,198-56,588 gas for each of the 14 strikes that leave the
-    /// dispute open and 69,708 for the 15th, which rebuts it (releasing the provider's hold and the last
+    /// signature order: without --isolate 49,995-56,385 gas for each of the 14 strikes that leave the
+    /// dispute open and 69,601 for the 15th, which rebuts it (releasing the provider's hold and the last
     /// bond); with --isolate (each call a whole transaction: 21,000 base, calldata, cold storage)
-    /// 98,092-127,799 and 157,999. The ~2k growth per strike is the accuser lookup reading the earlier
+    /// 96,330-126,619 and 156,313. The ~2k growth per strike is the accuser lookup reading the earlier
     /// (struck) entries, at most MAX_ATTESTATIONS = 16 of them. Bound asserted in both modes: 200,000
     /// per call, whatever the accusers' certificates.
     function test_attack_griefRebuttalWithCertificates() public {

@@ -73,7 +73,7 @@ contract StakingCertificateHookTest is MarketFixture {
         assertEq(registry.activeCount(owner), 0, "no active certificate left");
         assertEq(registry.activeCertificates(owner).length, 0, "active list empty");
         for (uint256 i; i < n; ++i) {
-            ICertificateRegistry.Certificate memory c = registry.status(_cert(owner, i));
+            ICertificateRegistry.Certificate memory c = registry.status(_cert(owner, i), owner);
             assertEq(c.owner, owner, "owner kept");
             assertTrue(c.revoked, "revoked");
             assertEq(c.revokedAt, at, "revokedAt");
@@ -88,7 +88,7 @@ contract StakingCertificateHookTest is MarketFixture {
         assertEq(registry.activeCount(owner), n, "active count unchanged");
         for (uint256 i; i < n; ++i) {
             assertTrue(registry.isValid(_cert(owner, i), owner), "still valid");
-            assertFalse(registry.status(_cert(owner, i)).revoked, "not revoked");
+            assertFalse(registry.status(_cert(owner, i), owner).revoked, "not revoked");
         }
     }
 
@@ -163,7 +163,7 @@ contract StakingCertificateHookTest is MarketFixture {
         _slash(provider, 500e18);
         assertFalse(registry.isValid(keccak256("fresh"), provider), "revoked by the second slash");
         assertEq(
-            uint256(registry.status(keccak256("fresh")).reason),
+            uint256(registry.status(keccak256("fresh"), provider).reason),
             uint256(ICertificateRegistry.RevocationReason.Slashed),
             "reason"
         );
@@ -245,17 +245,108 @@ contract StakingCertificateHookTest is MarketFixture {
         registry.register(later, KEY, PEM, t0 + YEAR);
         vm.warp(t0 + THAW_PERIOD);
         _withdraw(provider);
-        ICertificateRegistry.Certificate memory c = registry.status(later);
+        ICertificateRegistry.Certificate memory c = registry.status(later, provider);
         assertTrue(c.revoked, "later certificate revoked");
         assertEq(uint256(c.reason), uint256(ICertificateRegistry.RevocationReason.Unbonded), "as Unbonded");
         assertEq(c.revokedAt, t0 + THAW_PERIOD, "at the withdrawal");
         // The earlier revocation is untouched.
         assertEq(
-            uint256(registry.status(_cert(provider, 0)).reason),
+            uint256(registry.status(_cert(provider, 0), provider).reason),
             uint256(ICertificateRegistry.RevocationReason.Slashed),
             "first reason kept"
         );
-        assertEq(registry.status(_cert(provider, 0)).revokedAt, t0, "first revokedAt kept");
+        assertEq(registry.status(_cert(provider, 0), provider).revokedAt, t0, "first revokedAt kept");
+    }
+
+    // ================================================================ validity follows stake (issue 11, finding 5)
+
+    /// @notice A fully unbonded provider registers a new certificate with the same key at once: on the
+    /// old registry it was valid again; now it counts only once the provider bonds stake again.
+    function test_fullUnbond_laterCertificateCountsOnlyOnceBondedAgain() public {
+        stakeProvider(2_000e18);
+        _registerCerts(provider, 1);
+        _unstake(provider, 2_000e18);
+        vm.warp(t0 + THAW_PERIOD);
+        _withdraw(provider);
+        _assertAllRevoked(provider, 1, ICertificateRegistry.RevocationReason.Unbonded, t0 + THAW_PERIOD);
+
+        bytes32 again = keccak256("registered after the unbond");
+        vm.prank(provider);
+        registry.register(again, KEY, PEM, t0 + YEAR);
+        assertFalse(registry.isValid(again, provider), "an unbonded provider's new certificate does not count");
+
+        // Bonding again makes it count (it is slashable again), and the next full unbond revokes it.
+        _stake(provider, IStaking.Role.Provider, PROVIDER_MIN);
+        assertTrue(registry.isValid(again, provider), "counts once bonded again");
+        assertFalse(registry.isValid(_cert(provider, 0), provider), "the revoked one never comes back");
+        _unstake(provider, PROVIDER_MIN);
+        assertTrue(registry.isValid(again, provider), "thawing stake still counts");
+        vm.warp(t0 + 2 * THAW_PERIOD);
+        _withdraw(provider);
+        assertEq(registry.activeCount(provider), 0, "revoked by the next full unbond");
+        assertFalse(registry.stakeCounts(provider), "nothing bonded");
+    }
+
+    /// @notice A provider slashed of everything it had registers a new certificate: it does not count.
+    function test_slashOfEverything_laterCertificateDoesNotCount() public {
+        stakeProvider(2_000e18);
+        _registerCerts(provider, 1);
+        _slash(provider, 2_000e18);
+        _assertAllRevoked(provider, 1, ICertificateRegistry.RevocationReason.Slashed, t0);
+
+        bytes32 again = keccak256("registered after the slash");
+        vm.prank(provider);
+        registry.register(again, KEY, PEM, t0 + YEAR);
+        assertFalse(registry.isValid(again, provider), "a fully slashed provider's new certificate does not count");
+    }
+
+    /// @notice The same for a verifier, also when a forfeited dispute bond (penalize, which revokes
+    /// nothing) takes the last of its stake: its certificates stop counting with its stake.
+    function test_verifier_certificatesCountOnlyWhileBonded() public {
+        _stake(verifier, IStaking.Role.Verifier, VERIFIER_MIN);
+        _registerCerts(verifier, 1);
+        assertTrue(registry.isValid(_cert(verifier, 0), verifier), "bonded verifier");
+        vm.prank(slasher);
+        staking.penalize(verifier, VERIFIER_MIN);
+        assertEq(registry.activeCount(verifier), 1, "penalize revokes nothing");
+        assertFalse(registry.isValid(_cert(verifier, 0), verifier), "but nothing bonded: it does not count");
+
+        _stake(verifier, IStaking.Role.Verifier, VERIFIER_MIN);
+        assertTrue(registry.isValid(_cert(verifier, 0), verifier), "bonded again");
+        _unstake(verifier, VERIFIER_MIN);
+        vm.warp(t0 + THAW_PERIOD);
+        _withdraw(verifier);
+        bytes32 again = keccak256("verifier, after the unbond");
+        vm.prank(verifier);
+        registry.register(again, KEY, PEM, t0 + YEAR);
+        assertFalse(registry.isValid(again, verifier), "an unbonded verifier's new certificate does not count");
+    }
+
+    /// @notice Clients stake nothing and keep their certificates.
+    function test_client_certificatesCountWithoutStake() public {
+        _registerCerts(client, 2);
+        assertTrue(registry.stakeCounts(client), "a client");
+        _assertAllValid(client, 2);
+        assertEq(uint256(staking.stakeOf(client).role), uint256(IStaking.Role.None), "never staked");
+    }
+
+    /// @notice Whatever happens to the stake, isValid is true exactly when the record is live and the
+    /// account never staked or has stake bonded.
+    function testFuzz_isValid_iffRecordLiveAndStakeBonded(uint256 amount, uint256 slashAmount, bool unbond) public {
+        amount = bound(amount, PROVIDER_MIN, 100_000e18);
+        slashAmount = bound(slashAmount, 0, amount);
+        stakeProvider(amount);
+        if (unbond) _unstake(provider, amount);
+        if (slashAmount != 0) _slash(provider, slashAmount);
+        vm.warp(t0 + THAW_PERIOD);
+        if (staking.stakeOf(provider).thawing != 0) _withdraw(provider);
+        bytes32 later = keccak256("later");
+        vm.prank(provider);
+        registry.register(later, KEY, PEM, t0 + THAW_PERIOD + YEAR);
+        IStaking.StakeInfo memory s = staking.stakeOf(provider);
+        bool bonded = uint256(s.active) + s.thawing != 0;
+        assertEq(bonded, !unbond && slashAmount < amount, "bonded iff neither unbonded nor slashed of everything");
+        assertEq(registry.isValid(later, provider), bonded, "valid iff bonded");
     }
 
     // ================================================================ revocation is final
@@ -270,9 +361,10 @@ contract StakingCertificateHookTest is MarketFixture {
         vm.prank(provider);
         registry.register(h, KEY, PEM, t0 + YEAR);
 
-        vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateAlreadyRegistered.selector, h, provider));
+        // Another wallet registering the hash writes its own record; the provider's stays revoked.
         vm.prank(stranger);
         registry.register(h, KEY, PEM, t0 + YEAR);
+        assertFalse(registry.isValid(h, provider), "the provider's certificate stays revoked");
 
         vm.expectRevert(abi.encodeWithSelector(ICertificateRegistry.CertificateAlreadyRevoked.selector, h, t0));
         vm.prank(provider);

@@ -1,7 +1,11 @@
 """Typed bindings for CertificateRegistry (DeCA): a wallet registers and revokes its own TLS certificates.
 
-Writes go through `Sender` and return its `Sent` record; reverts arrive as `TransactionFailed` with the
-sentences of `flownet.chain.reverts` (already registered, too many active, not the owner, ...).
+Records are kept per owner: `status(cert_hash, owner)` is the record `owner` registered (another
+wallet's registration of the same hash is its own record), and `is_valid(cert_hash, owner)` also
+needs the owner's stake to count (`stake_counts`: never staked, or a provider or verifier with stake
+bonded). Writes go through `Sender` and return its `Sent` record; reverts arrive as
+`TransactionFailed` with the sentences of `flownet.chain.reverts` (already registered, too many
+active, not registered by you, ...).
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ def parse_reason(text: str) -> RevocationReason:
 
 @dataclass(frozen=True)
 class CertificateStatus:
-    """ICertificateRegistry.Certificate as `status(certHash)` returns it (owner is the zero address if unknown)."""
+    """ICertificateRegistry.Certificate as `status(certHash, owner)` returns it (owner is the zero address
+    when that owner never registered the hash)."""
 
     owner: str
     key_hash: bytes
@@ -111,9 +116,10 @@ class Registry:
 
     # ------------------------------------------------------------------ views
 
-    def status(self, cert_hash: bytes) -> CertificateStatus:
+    def status(self, cert_hash: bytes, owner: str) -> CertificateStatus:
+        """The record `owner` registered for `cert_hash` (all zero if it never did)."""
         owner, key_hash, not_after, registered_at, revoked, revoked_at, compromised_at, reason = (
-            self.contract.functions.status(_bytes32(cert_hash, "certificate hash")).call()
+            self.contract.functions.status(_bytes32(cert_hash, "certificate hash"), owner).call()
         )
         return CertificateStatus(
             Web3.to_checksum_address(owner),
@@ -127,7 +133,12 @@ class Registry:
         )
 
     def is_valid(self, cert_hash: bytes, owner: str) -> bool:
+        """`owner` registered `cert_hash`, has not revoked it, it has not expired, and its stake counts."""
         return bool(self.contract.functions.isValid(_bytes32(cert_hash, "certificate hash"), owner).call())
+
+    def stake_counts(self, owner: str) -> bool:
+        """Whether `owner`'s stake lets its certificates count (a client, or a bonded provider or verifier)."""
+        return bool(self.contract.functions.stakeCounts(owner).call())
 
     def active_certificates(self, owner: str) -> list[bytes]:
         return [bytes(h) for h in self.contract.functions.activeCertificates(owner).call()]

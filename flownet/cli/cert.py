@@ -1,8 +1,9 @@
 """`flownet cert`: the key pair and certificate a wallet uses in the mutual-TLS tunnel.
 
 `new` and `show` work offline; `register` and `revoke` send CertificateRegistry transactions from the
-wallet; `status` answers from the local index only (the SQLite ledger an indexer keeps), exactly as
-the tunnel does when a peer connects.
+wallet (the registry keeps one record per wallet and hash, so they act on this wallet's record only);
+`status` answers from the local index only (the SQLite ledger an indexer keeps), exactly as the tunnel
+does when a peer connects: the record of the wallet the certificate names, and that wallet's stake.
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ def register(app: App, wallet: str | None, path: Path | None) -> None:
     PATH defaults to the wallet's certificate written by `flownet cert new`
     ($FLOWNET_HOME/certs/<wallet>.crt.pem). The PEM is stored in the blob store (IPFS when
     FLOWNET_IPFS_API is set) and register(certHash, keyHash, pemCid, notAfter) is sent; nothing is
-    sent when the certificate names another wallet or another chain than the manifest's.
+    sent when the certificate names another wallet or another chain than the manifest's. The record is
+    this wallet's: whether another wallet registered the same hash does not matter.
     """
     from flownet.blobs import KuboStore, open_store
     from flownet.chain.registry import Registry
@@ -214,7 +216,7 @@ def _reason_choices() -> list[str]:
 def revoke(app: App, wallet: str | None, reason: str, compromised_at: str | None, cert: str) -> None:
     """Revoke CERT (its hash, 0x + 64 hex digits, or its PEM file) for good.
 
-    Only the wallet that registered it may; a revoked certificate can never be registered again.
+    Revokes the record this wallet registered (nobody else's); the wallet can never register it again.
     """
     from flownet.chain.registry import Registry, parse_reason
 
@@ -264,44 +266,68 @@ def _index_position(conn: sqlite3.Connection) -> tuple[int | None, int | None, i
     type=click.Path(dir_okay=False, path_type=Path),
     help="Local index to read (default: $FLOWNET_HOME/index.sqlite, the one `flownet provider serve` keeps).",
 )
+@click.option(
+    "--owner",
+    metavar="ADDRESS",
+    help="Wallet whose record to read (default: the one the PEM names, or the only wallet that registered it).",
+)
 @click.argument("cert")
 @pass_app
-def status(app: App, db_path: Path | None, cert: str) -> None:
+def status(app: App, db_path: Path | None, owner: str | None, cert: str) -> None:
     """Whether CERT (its hash, 0x + 64 hex digits, or its PEM file) is valid, from the local index only.
 
-    Prints valid, unregistered, revoked (with reason and times) or expired, the owner and not-after,
-    and where the index stands. No RPC: the answer is as fresh as the index (its cursor block).
-    Given a PEM file, also checks the chain, the key and the owner the certificate names, and its
-    own validity window, as the tunnel does. Exit code 0 when valid, 11 when not.
+    Prints valid, unregistered, revoked (with reason and times), expired or unstaked (the owner is a
+    provider or verifier with nothing bonded), the owner and not-after, and where the index stands.
+    No RPC: the answer is as fresh as the index (its cursor block). Records are per wallet: the one
+    read is the wallet's the PEM names (or --owner's); a copy another wallet registered never counts.
+    Given a PEM file, also checks the chain, the key and the owner the certificate names, and its own
+    validity window, as the tunnel does. Exit code 0 when valid, 11 when not.
     """
-    from flownet.certstatus import CertificateRejected, check_certificate, lookup, reason_label
+    from eth_utils.address import is_address, to_checksum_address
+
+    from flownet.certstatus import CertificateRejected, check_certificate, lookup, reason_label, records_of, verdict
 
     cert_hash, certificate = _cert_arg(cert)
+    if owner is not None and not is_address(owner):
+        raise ConfigError(f"--owner {owner!r} is not an address (0x + 40 hex digits)")
     path = db_path or app.settings.index_db
     conn = _open_index(path)
     try:
         chain_id, cursor, head = _index_position(conn)
-        record = lookup(conn, cert_hash)
         now = int(time.time())
-        verdict = "valid"
         problem = ""
         info: CertInfo | None = None
+        others: list[str] = []
+        if certificate is not None:
+            named = inspect(certificate).wallet
+            if owner is not None and to_checksum_address(owner) != named:
+                raise ConfigError(f"{cert} names {named}, not --owner {to_checksum_address(owner)}")
+            owner = named
+        if owner is None:
+            found = records_of(conn, cert_hash)
+            if len(found) > 1:
+                raise ConfigError(
+                    f"certificate 0x{cert_hash.hex()} was registered by {len(found)} wallets "
+                    f"({', '.join(r.owner for r in found)}): only the one it names counts; "
+                    f"pass --owner or the PEM file"
+                )
+            record = found[0] if found else None
+        else:
+            record = lookup(conn, cert_hash, owner)
+            if record is None:
+                others = [r.owner for r in records_of(conn, cert_hash)]
+        state = verdict(conn, record, now)
         if certificate is not None:
             der = certificate.public_bytes(serialization.Encoding.DER)
             try:
                 info = check_certificate(conn, der, chain_id if chain_id is not None else -1, now)
+                state = "valid"
             except CertificateRejected as exc:
-                verdict, problem = exc.reason, str(exc)
-        elif record is None:
-            verdict = "unregistered"
-        elif record.revoked:
-            verdict = "revoked"
-        elif now >= record.not_after:
-            verdict = "expired"
+                state, problem = exc.reason, str(exc)
     finally:
         conn.close()
     app.say(f"certificate 0x{cert_hash.hex()}")
-    app.say(f"status      {verdict}")
+    app.say(f"status      {state}")
     if record is not None:
         app.say(f"owner       {record.owner}")
         app.say(f"key hash    0x{record.key_hash.hex()}")
@@ -316,6 +342,8 @@ def status(app: App, db_path: Path | None, cert: str) -> None:
     elif info is None and certificate is not None:
         details = inspect(certificate)
         app.say(f"names       eip155:{details.chain_id}:{details.wallet}")
+    if others:
+        app.say(f"copies      registered by {', '.join(others)} (they count for nothing)")
     if cursor is None:
         app.say(f"index       {path}: nothing indexed yet")
     elif head is not None and head > cursor:
@@ -324,8 +352,13 @@ def status(app: App, db_path: Path | None, cert: str) -> None:
         app.say(f"index       {path} at block {cursor} (the head when it last synced)")
     else:
         app.say(f"index       {path} at block {cursor}")
-    if verdict != "valid":
-        raise CertificateNotValid(problem or f"certificate 0x{cert_hash.hex()} is {verdict} in the local index {path}")
+    if state != "valid":
+        if not problem and state == "unstaked" and record is not None:
+            problem = (
+                f"certificate 0x{cert_hash.hex()} of {record.owner} does not count: the owner is a provider or "
+                f"verifier with no stake bonded in the local index {path}"
+            )
+        raise CertificateNotValid(problem or f"certificate 0x{cert_hash.hex()} is {state} in the local index {path}")
 
 
 COMMANDS = [group]

@@ -85,7 +85,14 @@ def _certificate(app: App, name: str, account: object, password: str):  # type: 
     if details.wallet != address or details.chain_id != app.deployment.chain_id:
         raise ConfigError(f"{cert_path} names {details.wallet} on chain {details.chain_id}, not {address}")
     registry = Registry(app.w3, app.deployment, account)  # type: ignore[arg-type]
-    if not registry.is_valid(details.cert_hash, address):
+    record = registry.status(details.cert_hash, address)
+    if record.registered and not registry.is_valid(details.cert_hash, address):
+        why = "revoked" if record.revoked else ("expired" if record.not_after <= time.time() else "not counted")
+        raise ConfigError(
+            f"certificate {cert_path} is registered but {why} (a verifier's certificate counts only while it has "
+            f"stake bonded); bond stake, or move it and its key away to make a new one"
+        )
+    if not record.registered:
         store = open_store(app.settings)
         try:
             cid = store.put(identity.certificate.public_bytes(serialization.Encoding.PEM))

@@ -1,18 +1,19 @@
 """The provider's tunnel server: mutual TLS 1.3, orders and certificates checked from the local index.
 
-A client is served only if its certificate is registered on chain, unrevoked and unexpired (checked
-in the TLS handshake's verify callback, from the index — no RPC call per connection), and each stream
+A client is served only if its certificate is registered on chain by the wallet it names, unrevoked
+and unexpired, and that wallet's stake counts (checked in the TLS handshake's verify callback, from the
+index — no RPC call per connection; flownet.certstatus), and each stream
 only if its order is open, belongs to this provider, names the certificate's wallet as its client and
 has escrow left. The server meters every byte in both directions per order, verifies each in-band
 receipt exactly as the market will, stores the latest in the payment book, tells the client its
 metered count (a METER frame with every RECEIPT_ACK and whenever a stream ends), and carries bytes on
 credit only within the order's and the wallet's credit windows, upload windows it granted included
 (flownet.tunnel.credit); an order whose own window is used up is held until a receipt arrives. A
-monitor task closes sessions whose certificate was revoked and streams whose order ended, as the
-index learns of it. With `slashing_manager` set it also verifies the clients' ServiceProofs (signed
-by the order's client under the SlashingManager's EIP-712 domain) for epochs the order can have
-carried bytes in, and keeps the best per (order, epoch) in the payment book, for rebutting disputes
-(flownet.tunnel.defence).
+monitor task closes sessions whose certificate was revoked (or whose wallet, a provider or verifier,
+has nothing bonded any more) and streams whose order ended, as the index learns of it. With
+`slashing_manager` set it also verifies the clients' ServiceProofs (signed by the order's client under
+the SlashingManager's EIP-712 domain) for epochs the order can have carried bytes in, and keeps the
+best per (order, epoch) in the payment book, for rebutting disputes (flownet.tunnel.defence).
 
 Whatever a client (or anyone who can reach the port) sends, what the provider spends on it is bounded
 (flownet.tunnel.limits): connections in their handshake per address and overall, sessions per wallet
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from flownet.certstatus import CertificateRejected, check_certificate, revoked_among
+from flownet.certstatus import CertificateRejected, check_certificate, invalid_among
 from flownet.core.receipts import MarketDomain, Order, Receipt
 from flownet.errors import TunnelError
 from flownet.tunnel import frames as fr
@@ -108,8 +109,9 @@ class IndexView:
         order = Order(int(row[0]), row[1], row[2], int(row[3]), int(row[4]), int(row[5]))
         return order, str(row[6])
 
-    def revoked(self, cert_hashes: list[bytes]) -> set[bytes]:
-        return revoked_among(self.conn, cert_hashes)
+    def invalid(self, certs: list[tuple[str, bytes]]) -> dict[tuple[str, bytes], str]:
+        """Those of `certs` (wallet, cert hash) revoked, or whose wallet's stake no longer counts."""
+        return invalid_among(self.conn, certs)
 
     def close(self) -> None:
         self.conn.close()
@@ -524,10 +526,11 @@ class ProviderServer:
                     del self.new_sessions[wallet]
         if self.sessions:
             sessions = list(self.sessions)
-            revoked = self.index.revoked([s.cert_hash for s in sessions])
+            invalid = self.index.invalid([(s.client, s.cert_hash) for s in sessions])
             for session in sessions:
-                if session.cert_hash in revoked or session.cert_not_after <= now:
-                    why = "revoked" if session.cert_hash in revoked else "expired"
+                why = invalid.get((session.client, session.cert_hash))
+                if why is not None or session.cert_not_after <= now:
+                    why = why or "expired"
                     log.warning("certificate of %s was %s: closing its session", session.client, why)
                     for stream in list(session.streams.values()):
                         session.reset(stream, CloseReason.CERT_REVOKED)

@@ -139,7 +139,8 @@ class ProviderSession(Session):
         self.server.handshake_over(self)
         info = inspect(x509.load_der_x509_certificate(peer_der))
         self.client, self.cert_hash, self.cert_not_after = info.wallet, info.cert_hash, info.not_after
-        record = lookup(self.server.index.conn, info.cert_hash)  # the handshake checked it is registered
+        # the handshake checked that the wallet registered it
+        record = lookup(self.server.index.conn, info.cert_hash, info.wallet)
         if record is not None:  # the wallet may have registered it for less than its own validity
             self.cert_not_after = min(self.cert_not_after, record.not_after)
         self.peer = link.peer_address

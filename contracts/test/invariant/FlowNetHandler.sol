@@ -129,6 +129,8 @@ contract FlowNetHandler is BaseTest {
     /// @notice Every certificate registered through the handler, in order.
     bytes32[] internal _certs;
     mapping(address => bytes32[]) internal _certsOf;
+    /// @notice The actor that registered each certificate (records are kept per owner).
+    mapping(bytes32 => address) public certOwner;
     /// @notice The model's revocation reason of a certificate: 0 while live, else RevocationReason + 1.
     mapping(bytes32 => uint256) public ghostCertRevokedAs;
     /// @notice The model's count of unrevoked certificates per actor.
@@ -387,6 +389,7 @@ contract FlowNetHandler is BaseTest {
             _ok("registerCertificate");
             _certs.push(h);
             _certsOf[a].push(h);
+            certOwner[h] = a;
             ghostLiveCerts[a]++;
         } catch {
             _unexpected("registerCertificate");

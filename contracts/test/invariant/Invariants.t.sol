@@ -242,12 +242,14 @@ contract FlowNetInvariantsTest is MarketFixture {
 
     /// @notice Staking's certificate hook: a certificate is revoked exactly when, after it was
     /// registered, its owner was slashed for a non-zero amount or withdrew its last stake, with the
-    /// reason (Slashed or Unbonded) of the first of those; nothing else revokes. Each actor's count of
-    /// unrevoked certificates matches the model.
+    /// reason (Slashed or Unbonded) of the first of those; nothing else revokes. A certificate is
+    /// valid exactly when it is unrevoked and its owner never staked or has stake bonded (active or
+    /// thawing). Each actor's count of unrevoked certificates matches the model.
     function invariant_certificatesRevokedOnSlashOrFullUnbond() public view {
         bytes32[] memory certs = handler.certificates();
         for (uint256 i; i < certs.length; ++i) {
-            ICertificateRegistry.Certificate memory c = registry.status(certs[i]);
+            address owner = handler.certOwner(certs[i]);
+            ICertificateRegistry.Certificate memory c = registry.status(certs[i], owner);
             uint256 expected = handler.ghostCertRevokedAs(certs[i]);
             assertEq(
                 c.revoked, expected != 0, "Invariant violation: certificate revocation differs from the hook model"
@@ -255,6 +257,13 @@ contract FlowNetInvariantsTest is MarketFixture {
             if (expected != 0) {
                 assertEq(uint256(c.reason) + 1, expected, "Invariant violation: hook revocation reason differs");
             }
+            IStaking.StakeInfo memory s = staking.stakeOf(owner);
+            bool stakeCounts = s.role == IStaking.Role.None || uint256(s.active) + s.thawing != 0;
+            assertEq(
+                registry.isValid(certs[i], owner),
+                expected == 0 && stakeCounts,
+                "Invariant violation: a certificate counts without its owner's stake, or not despite it"
+            );
         }
         address[] memory actors = handler.actors();
         for (uint256 i; i < actors.length; ++i) {
@@ -324,7 +333,7 @@ contract FlowNetInvariantsTest is MarketFixture {
         bool slashed;
         bool unbonded;
         for (uint256 i; i < certs.length; ++i) {
-            ICertificateRegistry.RevocationReason reason = registry.status(certs[i]).reason;
+            ICertificateRegistry.RevocationReason reason = registry.status(certs[i], handler.certOwner(certs[i])).reason;
             slashed = slashed || reason == ICertificateRegistry.RevocationReason.Slashed;
             unbonded = unbonded || reason == ICertificateRegistry.RevocationReason.Unbonded;
         }
