@@ -97,7 +97,8 @@ def live_round(
     tmp_path: Path, faults: Faults | None, downloads: int = 4, expect_proof: bool = True
 ) -> tuple[Tunnel, Verifier, LiveProber, FakeFullNode, VouchLog]:
     """One verifier round (check_provider) against a live provider; the verifier is the tunnel's client."""
-    t = Tunnel(tmp_path, slashing_manager=SLASHING).standard()
+    # the provider keeps proofs of current epochs: the fake chain's time is EPOCH's
+    t = Tunnel(tmp_path, slashing_manager=SLASHING, chain_clock=lambda: EPOCH * 60 + 30).standard()
     world, node = World(epoch=EPOCH), FakeFullNode()
     vouches = VouchLog.at(tmp_path / "home", t.client.address)
 
@@ -259,7 +260,8 @@ def test_vouch_log_is_durable_and_case_insensitive(tmp_path: Path) -> None:
 
 def test_client_vouch_sends_one_proof_and_refuses_what_it_cannot_sign(tmp_path: Path) -> None:
     async def main() -> None:
-        t = Tunnel(tmp_path, slashing_manager=SLASHING).standard()
+        # the provider keeps proofs of current epochs: the fake chain is in epoch 5
+        t = Tunnel(tmp_path, slashing_manager=SLASHING, chain_clock=lambda: 5 * 60 + 30).standard()
         server = await t.start_provider()
         client = await start_verifier_client(t)
         with pytest.raises(TunnelError, match="no live session"):

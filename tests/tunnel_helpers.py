@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,14 @@ from eth_account import Account
 from flownet.certstatus import lookup, verdict
 from flownet.core.receipts import MarketDomain, Order
 from flownet.pki import inspect, new_identity
+from flownet.tunnel import frames as fr
 from flownet.tunnel.book import PaymentBook
 from flownet.tunnel.client import ClientConfig, ClientTunnel, ReceiptLog, provider_identity_check
 from flownet.tunnel.faults import Faults
 from flownet.tunnel.payment import ReceiptSigner, ServiceProofSigner
 from flownet.tunnel.policy import DestinationPolicy
 from flownet.tunnel.server import OrderAccount, ProviderConfig, ProviderServer
-from flownet.tunnel.tls import Identity
+from flownet.tunnel.tls import Identity, TlsLink, make_context
 from indexer.projections import amt, cert_key
 from indexer.store import Ledger
 
@@ -157,6 +158,8 @@ class Tunnel:
     slashing_manager: str | None = None
     epoch_seconds: int = 60
     client_clock: object = None  # a callable returning unix time for the client's epochs (default time.time)
+    # the chain's time, which the provider's SlashingManager epochs follow (default: client_clock, else time.time)
+    chain_clock: object = None
     chain_id: int = CHAIN_ID  # the nodes' certificates must be made for this chain
 
     def __post_init__(self) -> None:
@@ -196,6 +199,8 @@ class Tunnel:
             monitor_interval=self.monitor_interval,
             faults=faults,
             slashing_manager=self.slashing_manager,
+            epoch_seconds=self.epoch_seconds,
+            epoch_clock=self.chain_clock or self.client_clock,  # type: ignore[arg-type]
         )
         server = ProviderServer(config)
         await server.start()
@@ -380,3 +385,109 @@ class MonitorRounds:
                 self.round_emptied = self.count
 
         server.check_once = counted
+
+
+class RawClient:
+    """A client speaking raw frames over TLS with a node's certificate: an attacker, or a precise test.
+
+    It records every frame the provider sends; `down` resolves when the session ends (with its error).
+    """
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.up: asyncio.Future[TlsLink] = loop.create_future()
+        self.down: asyncio.Future[Exception | None] = loop.create_future()
+        self.frames: list[fr.Frame] = []
+        self.decoder = fr.FrameDecoder()
+        self.link: TlsLink | None = None
+
+    @classmethod
+    async def connect(cls, node: Node, port: int, timeout: float = 10) -> RawClient:
+        """A session to the provider on `port` under `node`'s certificate, once the provider accepted it."""
+        raw = cls()
+        context = make_context(node.identity, lambda _der: None, server=False)
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(lambda: TlsLink(context, raw, server=False), "127.0.0.1", port)
+        raw.link = await asyncio.wait_for(raw.up, timeout)
+        return raw
+
+    async def accepted(self, timeout: float = 10) -> None:
+        """Wait for the provider's session confirmation (WINDOW on stream 0)."""
+        await wait_until(lambda: fr.Window(0, 0) in self.frames or self.down.done(), timeout)
+        assert fr.Window(0, 0) in self.frames, "the provider did not accept the session"
+
+    def link_up(self, link: TlsLink, peer_der: bytes) -> None:
+        self.up.set_result(link)
+
+    def link_data(self, data: bytes) -> None:
+        self.frames += self.decoder.feed(data)
+
+    def link_down(self, error: Exception | None) -> None:
+        if not self.down.done():
+            self.down.set_result(error)
+
+    def link_pause_writing(self) -> None:
+        pass
+
+    def link_resume_writing(self) -> None:
+        pass
+
+    def send(self, *frames: fr.Frame | bytes) -> None:
+        assert self.link is not None
+        self.link.write(b"".join(f if isinstance(f, bytes) else fr.encode(f) for f in frames))
+
+    def results(self) -> dict[int, int]:
+        """OPEN_RESULT status per stream id."""
+        return {f.stream_id: f.status for f in self.frames if isinstance(f, fr.OpenResult)}
+
+    def credit(self, stream_id: int) -> int:
+        """Upload window the provider granted on `stream_id` so far."""
+        return sum(f.credit for f in self.frames if isinstance(f, fr.Window) and f.stream_id == stream_id)
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a goodbye (RST)."""
+        if self.link is not None:
+            self.link.abort()
+
+
+async def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.01) -> float:
+    """Wait until `predicate()` is true (at most `timeout` seconds); the seconds it took."""
+    start = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(step)
+    return time.perf_counter() - start
+
+
+class Sink:
+    """An asyncio TCP server on 127.0.0.1 that reads and counts everything (an upload destination)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Sink:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while data := await reader.read(1 << 16):
+                self.received += len(data)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()

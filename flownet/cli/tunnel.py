@@ -178,6 +178,13 @@ def serve(
     if info.wallet != account.address:
         raise ConfigError(f"the certificate names {info.wallet}, not wallet {name!r} ({account.address})")
     book = PaymentBook(app.settings.home / "provider" / f"{account.address}.payments.sqlite")
+    manager = deployment.addresses.get("SlashingManager")
+    epoch_seconds = 30
+    if manager is not None:
+        from flownet.chain.slashing import Slashing
+
+        epoch_seconds = Slashing(app.w3, deployment).epoch_seconds()
+    _raise_file_limit()
     config = ProviderConfig(
         identity=identity,
         provider=account.address,
@@ -191,7 +198,8 @@ def serve(
         payment_timeout=payment_timeout,
         monitor_interval=min(0.25, poll),
         faults=injected,
-        slashing_manager=deployment.addresses.get("SlashingManager"),
+        slashing_manager=manager,
+        epoch_seconds=epoch_seconds,
     )
     stop_threads = threading.Event()
     threads = [
@@ -240,6 +248,22 @@ def serve(
         ledger.close()
         if outstanding:
             app.say(f"{format_flow(outstanding)} of receipts could not be redeemed yet (kept in the book)")
+
+
+def _raise_file_limit(want: int = 65536) -> None:
+    """Let the provider use as many sockets as the system allows (up to `want`): every stream is one, and
+    a soft limit of 1,024 would let a few hundred idle connections refuse everyone else."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, target, exc)
+            return
+        log.info("open-file limit raised from %d to %d", soft, target)
 
 
 def _heartbeats(

@@ -8,19 +8,28 @@ A receipt is the provider's only claim to its money until it is redeemed, so eac
 is committed before it is acknowledged to the client (WAL, synchronous=FULL: it survives a crash of
 the process or the machine). `redeemed_amount` records what the market has paid for the order, so the
 redeemer knows what is outstanding.
+
+`BookWriter` is the tunnel's one writer thread. Receipts are cumulative and a proof is kept only if it
+claims more, so a newer write for the same order (or order and epoch) replaces one still waiting: the
+backlog is bounded by the orders and epochs in use, never by how fast clients send.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flownet.core.receipts import Order, Receipt
 
-__all__ = ["PaymentBook", "StoredProof", "StoredReceipt"]
+__all__ = ["BookWriter", "PaymentBook", "StoredProof", "StoredReceipt"]
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -223,3 +232,63 @@ def _stored(row: tuple[object, ...]) -> StoredReceipt:
     )
     receipt = Receipt(order.order_id, int(str(r["cumulative_bytes"])), int(str(r["cumulative_amount"])))
     return StoredReceipt(order, receipt, bytes(r["signature"]), int(str(r["redeemed_amount"])))  # type: ignore[call-overload]
+
+
+#: A write: what to run on the writer thread, and what to call (on that thread) with its result or error.
+Write = tuple[Callable[[], Any], Callable[[Any, BaseException | None], None]]
+
+
+class BookWriter:
+    """One thread running the book's writes, at most one waiting per key (a newer write replaces it)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[Hashable, Write] = {}  # insertion order: a replaced write keeps its turn
+        self._cond = threading.Condition()
+        self._closing = False
+        self.written = 0
+        self.replaced = 0
+        self._thread = threading.Thread(target=self._run, name="payment-book", daemon=True)
+        self._thread.start()
+
+    @property
+    def backlog(self) -> int:
+        """Writes waiting for the thread."""
+        return len(self._pending)
+
+    def submit(
+        self, key: Hashable, write: Callable[[], Any], done: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        """Run `write()` on the writer thread, then `done(result, error)` there; replaces a waiting write of `key`."""
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("the payment book writer is closed")
+            if key in self._pending:
+                self.replaced += 1
+            self._pending[key] = (write, done)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                key = next(iter(self._pending))
+                write, done = self._pending.pop(key)
+            try:
+                result, error = write(), None
+            except Exception as exc:  # reported through `done`
+                result, error = None, exc
+            self.written += 1
+            try:
+                done(result, error)
+            except Exception:  # pragma: no cover - a callback must not kill the writer
+                log.exception("a payment book callback failed")
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish every waiting write, then stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)

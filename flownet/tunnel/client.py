@@ -111,7 +111,8 @@ class ClientStream(Stream):
     """A SOCKS5 connection: greeting, CONNECT, then a tunnelled stream."""
 
     def __init__(self, tunnel: ClientTunnel) -> None:
-        super().__init__(None, 0)  # type: ignore[arg-type]  # joins a session once CONNECT arrives
+        # joins a session once CONNECT arrives; the provider grants its first window with the OPEN's answer
+        super().__init__(None, 0, send_credit=0)  # type: ignore[arg-type]
         self.tunnel = tunnel
         self.state = "greeting"
         self.head = bytearray()
@@ -222,6 +223,16 @@ class ClientSession(Session):
     def on_reset_by_peer(self, stream: Stream, reason: int) -> None:
         name = CloseReason(reason).name if reason in CloseReason._value2member_map_ else str(reason)
         log.info("provider closed stream %d: %s", stream.id, name)
+        # acknowledge the reset: nothing more comes on this stream, so the provider can release its window
+        self.send(fr.Close(stream.id, CloseReason.RESET))
+
+    def on_unknown(self, frame: fr.Data | fr.Window | fr.Close) -> None:
+        opening = self.opening.get(frame.stream_id)
+        if opening is not None and isinstance(frame, fr.Window):  # the first window comes before the answer
+            stream = opening[0]
+            stream.send_credit += frame.credit
+            if stream.send_credit > 1 << 31:
+                raise ProtocolError(f"stream {frame.stream_id}: the provider granted more than 2 GiB of credit")
 
     def on_control(self, frame: fr.Frame) -> None:
         if isinstance(frame, fr.OpenResult):

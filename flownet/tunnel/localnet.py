@@ -33,6 +33,7 @@ class LocalTunnelNet:
         receipt_interval_mib: float = 4.0,
         credit_window_mib: float = 16.0,
         provider_args: Sequence[str] = (),
+        extra_wallets: Sequence[str] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.home = self.workdir / "home"
@@ -43,6 +44,7 @@ class LocalTunnelNet:
         self.receipt_interval_mib = receipt_interval_mib
         self.credit_window_mib = credit_window_mib
         self.provider_args = tuple(provider_args)
+        self.extra_wallets = tuple(extra_wallets)  # made (and funded by the devnet) next to the two agents
         self.cli = FlownetHome(self.home, logs=self.workdir)
         self.provider_port = free_port()
         self.socks_port = 0
@@ -68,6 +70,8 @@ class LocalTunnelNet:
         self.log("localnet: wallets, devnet, provider offer, order, certificates")
         self.flownet("wallet", "new", "provider")
         self.flownet("wallet", "new", "client")
+        for name in self.extra_wallets:
+            self.flownet("wallet", "new", name)
         self.provider_address = self.flownet("wallet", "address", "provider").strip()
         self.client_address = self.flownet("wallet", "address", "client").strip()
         self.flownet("devnet", "start")

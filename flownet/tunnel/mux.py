@@ -5,15 +5,19 @@ from curl or a browser; on the provider: the connection to the destination). A `
 TLS link and the streams on it: bytes read from a stream's socket go out as DATA frames, DATA frames
 from the peer are written to the stream's socket.
 
-Flow control is per stream, in both directions, like HTTP/2: each side may send at most `WINDOW`
-bytes the peer has not yet acknowledged with a WINDOW frame, and a side acknowledges only bytes it
-has handed to a socket that is not backed up — so one slow destination never stalls the link or the
-other streams. When the link itself backs up, every stream stops reading. A subclass may also hold
-a stream (the provider does while its order's payment is overdue): it then neither reads its socket
-nor acknowledges bytes.
+Flow control is per stream, in both directions, like HTTP/2: each side may send at most the bytes
+the peer granted with WINDOW frames and a side grants only bytes it has handed to a socket that is
+not backed up — so one slow destination never stalls the link or the other streams. A stream starts
+with `WINDOW` bytes towards the client; towards the provider it starts with none, and the provider
+grants its first window (from the order's credit) in a WINDOW frame just before the OPEN's answer.
+When the link itself backs up, every stream stops reading. A subclass may also hold a stream (the
+provider does while its order's payment is overdue): it then neither reads its socket nor grants
+window.
 
 CLOSE with reason 0 is an end-of-file in one direction (half-close); any other reason resets the
-stream at once.
+stream at once. A subclass may bound what this side sends beyond flow control (`sendable`: the
+provider sends only what the order's credit allows) and decide what a frame for a stream it does not
+know means (`on_unknown`: the client ignores them; for the provider most are protocol violations).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ WINDOW = 1 << 20
 ACK_THRESHOLD = WINDOW // 4
 #: Cap on one DATA frame, to keep frames interleaved fairly between streams.
 CHUNK = fr.MAX_PAYLOAD
+#: What `Session.sendable` returns when only flow control limits a stream.
+UNLIMITED = 1 << 62
 
 
 class CloseReason(IntEnum):
@@ -49,15 +55,22 @@ class CloseReason(IntEnum):
     SHUTDOWN = 6
 
 
-class Stream(asyncio.Protocol):
-    """One tunnelled TCP connection: the local socket's protocol, and its state on the link."""
+class Stream(asyncio.BaseProtocol):
+    """One tunnelled TCP connection: the local socket's protocol, and its state on the link.
 
-    def __init__(self, session: Session, stream_id: int) -> None:
+    A plain protocol (`data_received`) without being an `asyncio.Protocol`, so that a subclass can be a
+    `BufferedProtocol` that decides how much each read may take (uvloop reads into a buffer only for a
+    protocol that is not an `asyncio.Protocol`).
+    """
+
+    def __init__(
+        self, session: Session, stream_id: int, send_credit: int = WINDOW, recv_allowance: int = WINDOW
+    ) -> None:
         self.session = session
         self.id = stream_id
         self.transport: asyncio.Transport | None = None
-        self.send_credit = WINDOW  # bytes we may still send to the peer
-        self.recv_allowance = WINDOW  # bytes the peer may still send us
+        self.send_credit = send_credit  # bytes we may still send to the peer
+        self.recv_allowance = recv_allowance  # bytes the peer may still send us
         self.unacked = 0  # bytes delivered to our socket, not yet acknowledged to the peer
         self.pending = bytearray()  # bytes read from our socket that wait for credit
         self.outq: list[bytes | memoryview] = []  # bytes from the peer for our socket, written once per batch
@@ -67,6 +80,7 @@ class Stream(asyncio.Protocol):
         self.write_blocked = False  # our socket's write buffer is above its high-water mark
         self.reading = True
         self.done = False
+        self.reset_sent = False  # this side ended the stream with a reset (the peer may still have DATA in flight)
         self.bytes_up = 0  # towards the destination (client -> provider)
         self.bytes_down = 0
 
@@ -160,9 +174,14 @@ class Session:
         try:
             frames = self.decoder.feed(data)
         except ProtocolError as exc:
-            for frame in exc.completed:
-                self.on_frame(cast(fr.Frame, frame))
-            self.fail(TunnelError(f"protocol error from the peer: {exc}"))
+            error = exc
+            try:
+                for frame in exc.completed:
+                    self.on_frame(cast(fr.Frame, frame))
+            except ProtocolError as first:  # a frame before the undecodable bytes broke the protocol first
+                error = first
+            self.on_violation(error)
+            self.fail(TunnelError(f"protocol error from the peer: {error}"))
             return
         try:
             for frame in frames:
@@ -171,6 +190,7 @@ class Session:
                 try:
                     self.on_frame(frame)
                 except ProtocolError as exc:
+                    self.on_violation(exc)
                     self.fail(TunnelError(f"protocol error from the peer: {exc}"))
                     return
         finally:
@@ -183,10 +203,14 @@ class Session:
         if self.closed:
             return
         self.closed = True
-        for stream in list(self.streams.values()):
-            stream.done = True
-            stream.close_local(abort=error is not None)
+        streams = list(self.streams.values())
         self.streams.clear()
+        for stream in streams:
+            stream.done = True
+            stream.pending.clear()
+            stream.outq.clear()
+            stream.close_local(abort=error is not None)
+            self.on_stream_end(stream)
         self.on_down(error)
 
     def link_pause_writing(self) -> None:
@@ -222,7 +246,7 @@ class Session:
     def local_data(self, stream: Stream, data: bytes) -> None:
         if stream.done:
             return
-        if stream.pending or len(data) > stream.send_credit:
+        if stream.pending or len(data) > stream.send_credit or len(data) > self.sendable(stream):
             stream.pending += data
             self.flush_pending(stream)
         else:
@@ -235,10 +259,11 @@ class Session:
         if stream.done:
             return
         if stream.pending and stream.send_credit > 0 and not self.is_held(stream):
-            n = min(len(stream.pending), stream.send_credit)
-            chunk = bytes(stream.pending[:n])
-            del stream.pending[:n]
-            self._send_stream_data(stream, chunk)
+            n = min(len(stream.pending), stream.send_credit, self.sendable(stream))
+            if n > 0:
+                chunk = bytes(stream.pending[:n])
+                del stream.pending[:n]
+                self._send_stream_data(stream, chunk)
         if stream.local_eof and not stream.pending and not stream.sent_close:
             stream.sent_close = True
             self.send(fr.Close(stream.id, CloseReason.EOF))
@@ -260,6 +285,7 @@ class Session:
             and not stream.pending
             and not self.link_blocked
             and not self.is_held(stream)
+            and self.sendable(stream) > 0
         )
 
     def acknowledge(self, stream: Stream, force: bool = False) -> None:
@@ -279,11 +305,13 @@ class Session:
             self.on_data(frame)
         elif isinstance(frame, fr.Window):
             stream = self.streams.get(frame.stream_id)
-            if stream is not None and not stream.done:
-                stream.send_credit += frame.credit
-                if stream.send_credit > 1 << 31:
-                    raise ProtocolError(f"stream {frame.stream_id}: the peer granted more than 2 GiB of credit")
-                self.flush_pending(stream)
+            if stream is None or stream.done:
+                self.on_unknown(frame)
+                return
+            stream.send_credit += frame.credit
+            if stream.send_credit > 1 << 31:
+                raise ProtocolError(f"stream {frame.stream_id}: the peer granted more than 2 GiB of credit")
+            self.flush_pending(stream)
         elif isinstance(frame, fr.Close):
             self.on_close(frame)
         else:
@@ -292,7 +320,8 @@ class Session:
     def on_data(self, frame: fr.Data) -> None:
         stream = self.streams.get(frame.stream_id)
         if stream is None or stream.done:
-            return  # a stream closed while this was in flight
+            self.on_unknown(frame)  # e.g. a stream this side reset while the DATA was in flight
+            return
         size = len(frame.data)
         if stream.peer_eof:
             raise ProtocolError(f"stream {frame.stream_id}: DATA after the peer's EOF")
@@ -310,6 +339,7 @@ class Session:
     def on_close(self, frame: fr.Close) -> None:
         stream = self.streams.get(frame.stream_id)
         if stream is None or stream.done:
+            self.on_unknown(frame)
             return
         if frame.reason != CloseReason.EOF:
             self.drop(stream, abort=True)
@@ -336,6 +366,7 @@ class Session:
         if stream.done:
             return
         self.send(fr.Close(stream.id, reason))
+        stream.reset_sent = True
         self.drop(stream, abort=reason != CloseReason.RESET)
         self.flush()
 
@@ -354,7 +385,7 @@ class Session:
 
     def fail(self, error: Exception) -> None:
         """Tear the whole session down (protocol violation, revocation, shutdown)."""
-        log.warning("closing the tunnel session: %s", error)
+        self.report_failure(error)
         if self.link is not None:
             self.flush()
             self.link.close()
@@ -362,8 +393,21 @@ class Session:
 
     # hooks
 
+    def report_failure(self, error: Exception) -> None:
+        log.warning("closing the tunnel session: %s", error)
+
+    def on_violation(self, error: ProtocolError) -> None:
+        """The peer broke the protocol (the session is closed right after)."""
+
     def is_held(self, stream: Stream) -> bool:
         return False
+
+    def sendable(self, stream: Stream) -> int:
+        """Bytes this side may send on `stream` now, flow control aside."""
+        return UNLIMITED
+
+    def on_unknown(self, frame: fr.Data | fr.Window | fr.Close) -> None:
+        """A frame for a stream that is not open here (ended while it was in flight): ignored."""
 
     def on_sent(self, stream: Stream, size: int) -> None:
         stream.bytes_up += size

@@ -6,48 +6,56 @@ index — no RPC call per connection; flownet.certstatus), and each stream
 only if its order is open, belongs to this provider, names the certificate's wallet as its client and
 has escrow left. The server meters every byte in both directions per order, verifies each in-band
 receipt exactly as the market will, stores the latest in the payment book, tells the client its
-metered count (a METER frame with every RECEIPT_ACK and whenever a stream ends), and holds an order's
-streams (no reading, no window credit) once its unpaid bytes reach the credit window. A monitor task
-closes sessions whose certificate was revoked (or whose wallet, a provider or verifier, has nothing
-bonded any more) and streams whose order ended, as the index learns of it.
-With `slashing_manager` set it also verifies the clients' ServiceProofs (signed by the order's client
-under the SlashingManager's EIP-712 domain) and keeps the best per (order, epoch) in the payment book,
-for rebutting disputes (flownet.tunnel.defence).
+metered count (a METER frame with every RECEIPT_ACK and whenever a stream ends), and carries bytes on
+credit only within the order's and the wallet's credit windows, upload windows it granted included
+(flownet.tunnel.credit); an order whose own window is used up is held until a receipt arrives. A
+monitor task closes sessions whose certificate was revoked (or whose wallet, a provider or verifier,
+has nothing bonded any more) and streams whose order ended, as the index learns of it. With
+`slashing_manager` set it also verifies the clients' ServiceProofs (signed by the order's client under
+the SlashingManager's EIP-712 domain) for epochs the order can have carried bytes in, and keeps the
+best per (order, epoch) in the payment book, for rebutting disputes (flownet.tunnel.defence).
+
+Whatever a client (or anyone who can reach the port) sends, what the provider spends on it is bounded
+(flownet.tunnel.limits): connections in their handshake per address and overall, sessions per wallet
+and overall, streams, name lookups (flownet.tunnel.resolver), signature checks, payment-book writes
+and log lines; a session that ends releases everything it held.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import ipaddress
+import contextlib
 import logging
-import socket
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
-from cryptography import x509
-
-from flownet.certstatus import CertificateRejected, check_certificate, invalid_among, lookup
-from flownet.core.pricing import GIB, cost_of
+from flownet.certstatus import CertificateRejected, check_certificate, invalid_among
 from flownet.core.receipts import MarketDomain, Order, Receipt
-from flownet.errors import ProtocolError, ReceiptError
-from flownet.pki import inspect
+from flownet.errors import TunnelError
 from flownet.tunnel import frames as fr
-from flownet.tunnel.book import PaymentBook
+from flownet.tunnel.book import BookWriter, PaymentBook
+from flownet.tunnel.checks import Checker
+from flownet.tunnel.credit import OrderAccount, WalletAccount
 from flownet.tunnel.faults import Faults
-from flownet.tunnel.mux import CloseReason, Session, Stream
-from flownet.tunnel.payment import domain_separator, recover_proof_signer, recover_signer, service_proof_separator
-from flownet.tunnel.policy import DestinationPolicy, DestinationRefused
+from flownet.tunnel.limits import LogLimiter, PendingHandshakes, TokenBucket, TunnelLimits
+from flownet.tunnel.mux import CloseReason
+from flownet.tunnel.payment import domain_separator, service_proof_separator
+from flownet.tunnel.policy import DestinationPolicy
+from flownet.tunnel.resolver import Resolver
+from flownet.tunnel.session import ProviderSession, ProviderStream
 from flownet.tunnel.tls import Identity, TlsLink, make_context
 
-__all__ = ["OrderAccount", "ProviderConfig", "ProviderServer", "ProviderSession"]
+__all__ = ["OrderAccount", "ProviderConfig", "ProviderServer", "ProviderSession", "ProviderStream"]
 
 log = logging.getLogger("flownet.provider")
 
 MIB = 1 << 20
+#: The largest first upload window of a stream (smaller when the credit window is small).
+MAX_INITIAL_WINDOW = 64 * 1024
 
 
 @dataclass
@@ -60,7 +68,7 @@ class ProviderConfig:
     policy: DestinationPolicy = field(default_factory=DestinationPolicy)
     host: str = "127.0.0.1"
     port: int = 7443
-    credit_window: int = 16 * MIB  # unpaid bytes tolerated before an order's streams are held
+    credit_window: int = 16 * MIB  # bytes an order may have unpaid (upload windows granted included)
     payment_timeout: float = 30.0  # seconds a held order may stay unpaid before its streams close
     connect_timeout: float = 10.0
     handshake_timeout: float = 10.0  # seconds a connection may take to complete the TLS handshake
@@ -69,6 +77,9 @@ class ProviderConfig:
     clock: Callable[[], float] = time.time
     faults: Faults | None = None  # deliberate misbehaviour, for tests and the demo only (flownet.tunnel.faults)
     slashing_manager: str | None = None  # SlashingManager address: keep clients' ServiceProofs (None: ignore them)
+    epoch_seconds: int = 30  # the SlashingManager's epoch: proofs are kept only for epochs an order can span
+    epoch_clock: Callable[[], float] | None = None  # the chain's time for epochs (None: `clock`)
+    limits: TunnelLimits = field(default_factory=TunnelLimits)
 
 
 class IndexView:
@@ -106,268 +117,32 @@ class IndexView:
         self.conn.close()
 
 
-def _ip_literal(host: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        return None
+class _Logs:
+    """The server's rate-limited log lines, one limiter per kind."""
 
+    def __init__(self, limits: TunnelLimits) -> None:
+        def limiter(kind: str, scale: int = 1) -> LogLimiter:
+            return LogLimiter(log, kind, scale * limits.log_lines_per_second, scale * limits.log_burst)
 
-class OrderAccount:
-    """Metering and payment state of one order (shared by every session and stream using it)."""
+        self.refusals = limiter("stream refusal")
+        self.payments = limiter("receipt and proof")
+        self.handshakes = limiter("handshake")
+        self.sessions = limiter("session", 10)  # what a busy provider does: bounded by the session caps
+        self.violations = limiter("session failure")
+        self.orders = limiter("order")
+        self.all = (self.refusals, self.payments, self.handshakes, self.sessions, self.violations, self.orders)
 
-    def __init__(self, order: Order, accepted: Receipt | None) -> None:
-        self.order = order
-        self.accepted_amount = accepted.cumulative_amount if accepted else 0
-        self.accepted_bytes = accepted.cumulative_bytes if accepted else 0
-        self.metered = self.accepted_bytes  # bytes carried (both directions); a restart resumes from the receipt
-        self.streams: set[ProviderStream] = set()
-        self.held_since: float | None = None
-        self.open = True
-        self.checked_at = float("-inf")  # when `open` was last read from the index
-
-    @property
-    def covered_bytes(self) -> int:
-        """Bytes the accepted amount pays for at the order's price."""
-        price = self.order.price_per_gib
-        return self.metered if price == 0 else self.accepted_amount * GIB // price
-
-    @property
-    def unpaid(self) -> int:
-        return max(0, self.metered - self.covered_bytes)
-
-    @property
-    def exhausted(self) -> bool:
-        """Nothing more can be paid: the accepted amount is the deposit, or the traffic already costs it."""
-        return self.accepted_amount >= self.order.deposit or cost_of(self.metered, self.order.price_per_gib) >= (
-            self.order.deposit
-        )
-
-
-class ProviderStream(Stream):
-    """The connection to a destination; it reads only once the OPEN has been answered."""
-
-    def __init__(self, session: ProviderSession, stream_id: int, account: OrderAccount) -> None:
-        super().__init__(session, stream_id)
-        self.account = account
-        self.opened = False
-        self.doomed = False  # a fault will reset this stream (flownet.tunnel.faults)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        assert self.transport is not None
-        self.transport.pause_reading()
-        self.reading = False
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def data_received(self, data: bytes) -> None:
-        faults = self.session.server.config.faults  # type: ignore[attr-defined]
-        if self.doomed and faults is not None:
-            left = faults.drop_after - (self.bytes_up + self.bytes_down)
-            if len(data) >= left:  # the fault: relay up to the limit, then reset the stream
-                self.doomed = False
-                if left > 0:
-                    self.session.local_data(self, data[:left])
-                log.warning("FAULT INJECTED: dropping stream %d after %d bytes", self.id, faults.drop_after)
-                self.session.reset(self, CloseReason.RESET)
-                return
-        super().data_received(data)
-
-
-class ProviderSession(Session):
-    def __init__(self, server: ProviderServer) -> None:
-        super().__init__()
-        self.server = server
-        self.client = ""  # the wallet named by the client's certificate
-        self.cert_hash = b""
-        self.cert_not_after = 0
-        self.opening: set[int] = set()
-        self.peer = "?"
-        self.max_streams = server.config.max_streams
-
-    def link_up(self, link: TlsLink, peer_der: bytes) -> None:
-        super().link_up(link, peer_der)
-        info = inspect(x509.load_der_x509_certificate(peer_der))
-        self.client, self.cert_hash, self.cert_not_after = info.wallet, info.cert_hash, info.not_after
-        # the handshake checked that the wallet registered it
-        record = lookup(self.server.index.conn, info.cert_hash, info.wallet)
-        if record is not None:  # the wallet may have registered it for less than its own validity
-            self.cert_not_after = min(self.cert_not_after, record.not_after)
-        self.peer = link.peer_address
-        self.server.sessions.add(self)
-        # TLS 1.3 clients finish their handshake before we judge their certificate: this first frame
-        # (WINDOW on the control stream 0) tells the client it was accepted.
-        self.send(fr.Window(0, 0))
-        self.flush()
-        log.info("client %s connected from %s (certificate 0x%s…)", self.client, self.peer, self.cert_hash.hex()[:12])
-
-    def on_down(self, error: Exception | None) -> None:
-        self.server.sessions.discard(self)
-        if not self.client and error is not None:
-            self.server.stats["refused_handshakes"] += 1
-        if self.client:
-            log.info("client %s disconnected%s", self.client, f": {error}" if error else "")
-
-    # metering: on the provider, what we send goes down to the client, what we receive goes up
-
-    def on_sent(self, stream: Stream, size: int) -> None:
-        stream.bytes_down += size
-        self._meter(stream, size)
-
-    def on_received(self, stream: Stream, size: int) -> None:
-        stream.bytes_up += size
-        self._meter(stream, size)
-
-    def _meter(self, stream: Stream, size: int) -> None:
-        assert isinstance(stream, ProviderStream)
-        account = stream.account
-        faults = self.server.config.faults
-        account.metered += size if faults is None else faults.metered(size)
-        if account.held_since is None and (account.unpaid >= self.server.config.credit_window or account.exhausted):
-            self.server.hold(account)  # exhausted: the deposit cannot pay for more, whatever the window
-
-    def send_meter(self, account: OrderAccount) -> None:
-        """Tell the client what this provider metered for the order so far."""
-        if not self.closed:
-            self.send(fr.Meter(0, account.order.order_id, account.metered))
-            self.flush()
-
-    def is_held(self, stream: Stream) -> bool:
-        return isinstance(stream, ProviderStream) and (stream.account.held_since is not None or not stream.opened)
-
-    def on_stream_end(self, stream: Stream) -> None:
-        if isinstance(stream, ProviderStream):
-            stream.account.streams.discard(stream)
-            if stream.opened:
-                self.send_meter(stream.account)
-
-    # control frames
-
-    def on_control(self, frame: fr.Frame) -> None:
-        if isinstance(frame, fr.Open):
-            if frame.stream_id == 0 or frame.stream_id in self.streams or frame.stream_id in self.opening:
-                raise ProtocolError(f"OPEN for stream {frame.stream_id}, which is reserved or in use")
-            self.opening.add(frame.stream_id)
-            asyncio.get_running_loop().create_task(self._open(frame))
-        elif isinstance(frame, fr.ReceiptFrame):
-            self._receipt(frame)
-        elif isinstance(frame, fr.ServiceProofFrame):
-            self._service_proof(frame)
-        else:
-            raise ProtocolError(f"unexpected {type(frame).__name__} frame from a client")
-
-    def _answer(self, stream_id: int, status: fr.OpenStatus, why: str = "") -> None:
-        self.opening.discard(stream_id)
-        if status != fr.OpenStatus.OK:
-            log.info("stream %d of %s refused: %s (%s)", stream_id, self.client, status.name, why)
-        if not self.closed:
-            self.send(fr.OpenResult(stream_id, status))
-            self.flush()
-
-    async def _open(self, frame: fr.Open) -> None:
-        server = self.server
-        status, why, account = server.admit(self, frame.order_id)
-        if account is None:
-            self._answer(frame.stream_id, status, why)
-            return
-        if len(self.streams) + len(self.opening) > self.max_streams:
-            self._answer(frame.stream_id, fr.OpenStatus.GENERAL_FAILURE, f"more than {self.max_streams} streams")
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            literal = _ip_literal(frame.host)
-            if literal is not None:  # no resolver round trip for an address
-                address = server.config.policy.check(literal)
-            else:
-                infos = await asyncio.wait_for(
-                    loop.getaddrinfo(frame.host, frame.port, type=socket.SOCK_STREAM), server.config.connect_timeout
-                )
-                address = server.config.policy.pick([str(info[4][0]) for info in infos])
-        except DestinationRefused as exc:
-            self._answer(frame.stream_id, fr.OpenStatus.NOT_ALLOWED, str(exc))
-            return
-        except (OSError, TimeoutError) as exc:
-            self._answer(frame.stream_id, fr.OpenStatus.HOST_UNREACHABLE, f"cannot resolve {frame.host!r}: {exc}")
-            return
-        stream = ProviderStream(self, frame.stream_id, account)
-        try:
-            async with asyncio.timeout(server.config.connect_timeout):  # no extra task, unlike wait_for
-                await loop.create_connection(lambda: stream, str(address), frame.port)
-        except ConnectionRefusedError as exc:
-            self._answer(frame.stream_id, fr.OpenStatus.CONNECTION_REFUSED, str(exc))
-            return
-        except (OSError, TimeoutError) as exc:
-            self._answer(frame.stream_id, fr.OpenStatus.HOST_UNREACHABLE, str(exc) or type(exc).__name__)
-            return
-        if self.closed or not account.open:
-            stream.close_local(abort=True)
-            self._answer(frame.stream_id, fr.OpenStatus.ORDER_NOT_OPEN, "the order or session ended meanwhile")
-            return
-        self.streams[frame.stream_id] = stream
-        account.streams.add(stream)
-        stream.opened = True
-        if server.config.faults is not None:
-            stream.doomed = server.config.faults.doom_next_stream()
-        server.stats["streams"] += 1
-        self._answer(frame.stream_id, fr.OpenStatus.OK)
-        self.update_reading(stream)
-
-    def _receipt(self, frame: fr.ReceiptFrame) -> None:
-        account = self.server.account(frame.order_id)
-        if account is None or account.order.client != self.client:
-            log.warning("receipt from %s for order 0x%s it cannot pay; ignored", self.client, frame.order_id.hex())
-            return
-        receipt = frame.receipt()
-        try:
-            signer = recover_signer(self.server.separator, receipt, frame.signature)
-            if signer != account.order.client:
-                raise ReceiptError(f"receipt signed by {signer}, not the order's client {account.order.client}")
-            receipt.check_against(account.order)
-            if receipt.cumulative_amount <= account.accepted_amount:
-                raise ReceiptError(
-                    f"amount {receipt.cumulative_amount} is not more than the {account.accepted_amount} accepted"
-                )
-            if receipt.cumulative_bytes < account.accepted_bytes:
-                raise ReceiptError(f"bytes {receipt.cumulative_bytes} go back from {account.accepted_bytes}")
-        except ReceiptError as exc:
-            log.warning("receipt from %s rejected: %s", self.client, exc)
-            return
-        self.server.accept(account, receipt, frame.signature, self)
-
-    def _service_proof(self, frame: fr.ServiceProofFrame) -> None:
-        separator = self.server.proof_separator
-        if separator is None:
-            log.debug("service proof from %s ignored: no SlashingManager configured", self.client)
-            return
-        account = self.server.account(frame.order_id)
-        if (
-            account is None
-            or account.order.client != self.client
-            or account.order.provider != self.server.config.provider
-        ):
-            log.warning(
-                "service proof from %s for order 0x%s it is not party to; ignored", self.client, frame.order_id.hex()
-            )
-            return
-        try:
-            if not 0 < frame.bytes_served < 1 << 63:
-                raise ReceiptError(f"bytes served {frame.bytes_served} is outside 1..2**63-1")
-            signer = recover_proof_signer(separator, frame.order_id, frame.epoch, frame.bytes_served, frame.signature)
-            if signer != account.order.client:
-                raise ReceiptError(f"service proof signed by {signer}, not the order's client {account.order.client}")
-        except ReceiptError as exc:
-            log.warning("service proof from %s rejected: %s", self.client, exc)
-            return
-        self.server.keep_proof(account.order, frame)
+    def flush(self) -> None:
+        for limiter in self.all:
+            limiter.flush()
 
 
 class ProviderServer:
-    """Listens for clients; owns the order accounts, the payment book writer and the monitor."""
+    """Listens for clients; owns the order accounts, the payment book writer, the resolver and the monitor."""
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
+        self.limits = limits = config.limits
         self.separator = domain_separator(config.domain)
         self.proof_separator = (
             service_proof_separator(config.domain.chain_id, config.slashing_manager)
@@ -375,17 +150,47 @@ class ProviderServer:
             else None
         )
         self.sessions: set[ProviderSession] = set()
+        self.by_wallet: dict[str, list[ProviderSession]] = {}  # each wallet's sessions, oldest first
         self.accounts: dict[bytes, OrderAccount] = {}
+        self.wallets: dict[str, WalletAccount] = {}
         self.index = IndexView(config.index_path, config.domain.chain_id, config.clock)
         self.context = make_context(config.identity, self.index.check_cert, server=True)
-        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="payment-book")
+        self.logs = _Logs(limits)
+        self.pending = PendingHandshakes(limits.pending_handshakes_per_address, limits.pending_handshakes)
+        self.resolver = Resolver(
+            limits.lookups, limits.lookups_per_session, limits.lookups_per_wallet, limits.lookup_timeout
+        )
+        self.writer = BookWriter()
+        self.checker = Checker(self)
+        self.penalties: dict[str, tuple[float, int]] = {}  # wallet -> (refused until, violations)
+        self.slots = 0  # streams open or connecting, over all sessions (each a socket)
+        self.max_sessions = limits.sessions
+        self.max_streams_total = limits.streams
+        self.max_wallet_streams = limits.streams_per_wallet
+        self.initial_window = min(
+            MAX_INITIAL_WINDOW, max(1024, config.credit_window // (2 * max(1, config.max_streams)))
+        )
+        self._waking: dict[WalletAccount, None] = {}
+        self._wake: asyncio.Handle | None = None
         self._server: asyncio.Server | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self._flushed_logs = time.monotonic()
         self.stats = {"sessions": 0, "streams": 0, "receipts": 0, "refused_handshakes": 0, "proofs": 0}
+        self.counters = {  # what abuse cost, for tests and benchmarks
+            "handshakes_given_up": 0,
+            "sessions_refused": 0,
+            "sessions_replaced": 0,
+            "sessions_failed": 0,
+            "signature_checks": 0,
+            "proofs_refused": 0,
+            "sessions_throttled": 0,
+        }
+        self.new_sessions: dict[str, TokenBucket] = {}  # per wallet
         if config.faults is not None and config.faults.active:
             log.warning("FAULT INJECTION ON (testing and demo only): %s", config.faults.describe())
 
     async def start(self) -> None:
+        self._fit_file_limit()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._link, self.config.host, self.config.port, backlog=1024)
         sock = self._server.sockets[0]
@@ -393,20 +198,135 @@ class ProviderServer:
         self._monitor = loop.create_task(self._watch())
         log.info("tunnel listening on %s:%d as %s", self.config.host, self.config.port, self.config.provider)
 
+    def _fit_file_limit(self) -> None:
+        """Lower the caps on pending handshakes, sessions and streams (each a socket) to fit the open-file
+        limit, so that no client can make the provider run out of sockets for the others."""
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        budget = (1 << 20 if soft == resource.RLIM_INFINITY else soft) - 64
+        limits = self.limits
+        self.pending.total = min(limits.pending_handshakes, max(8, budget // 8))
+        self.pending.per_address = min(limits.pending_handshakes_per_address, self.pending.total)
+        self.max_sessions = min(limits.sessions, max(8, budget // 4))
+        self.max_streams_total = min(limits.streams, max(16, budget - self.pending.total - self.max_sessions))
+        self.max_wallet_streams = min(limits.streams_per_wallet, max(16, self.max_streams_total // 2))
+        if (self.pending.total, self.max_sessions, self.max_streams_total) != (
+            limits.pending_handshakes,
+            limits.sessions,
+            limits.streams,
+        ):
+            log.warning(
+                "open-file limit %d: at most %d pending handshakes, %d sessions and %d streams (%d per wallet)",
+                soft,
+                self.pending.total,
+                self.max_sessions,
+                self.max_streams_total,
+                self.max_wallet_streams,
+            )
+
+    # connections and sessions
+
     def _link(self) -> TlsLink:
         self.stats["sessions"] += 1
         session = ProviderSession(self)
-        link = TlsLink(self.context, session, server=True)
-        asyncio.get_running_loop().call_later(self.config.handshake_timeout, self._handshake_deadline, session, link)
+        link = TlsLink(self.context, session, server=True, on_connect=self._connected, report=self.logs.handshakes.info)
+        session.handshake_link = link
+        session.deadline = asyncio.get_running_loop().call_later(
+            self.config.handshake_timeout, self._handshake_deadline, session, link
+        )
         return link
+
+    def _connected(self, link: TlsLink) -> None:
+        """A TCP connection was accepted: count it as pending, giving up the oldest idle ones beyond the caps."""
+        given_up = self.pending.admit(link, link.peer_host)
+        if given_up:
+            self.counters["handshakes_given_up"] += len(given_up)
+            self.logs.handshakes.info(
+                "%d connection(s) still in their handshake closed to make room for %s",
+                len(given_up),
+                link.peer_address,
+            )
+            for old in given_up:
+                cast(TlsLink, old).abort()
 
     def _handshake_deadline(self, session: ProviderSession, link: TlsLink) -> None:
         """Drop a connection that has not completed its handshake in time (it would hold a socket forever)."""
+        session.deadline = None
         if session.link is None and not link.closed:
-            log.info(
+            self.logs.handshakes.info(
                 "no TLS handshake from %s within %.0f s: closing", link.peer_address, self.config.handshake_timeout
             )
             link.close()
+
+    def handshake_over(self, session: ProviderSession) -> None:
+        if session.handshake_link is not None:
+            self.pending.done(session.handshake_link)
+            session.handshake_link = None
+        if session.deadline is not None:
+            session.deadline.cancel()
+            session.deadline = None
+
+    def register(self, session: ProviderSession) -> str | None:
+        """Count a session that completed its handshake; why it is refused, if it is."""
+        penalty = self.penalties.get(session.client)
+        if penalty is not None and time.monotonic() < penalty[0]:
+            self.counters["sessions_refused"] += 1
+            wait = penalty[0] - time.monotonic()
+            return f"{session.client} broke the protocol: its sessions are refused for another {wait:.0f} s"
+        if len(self.sessions) >= self.max_sessions:
+            self.counters["sessions_refused"] += 1
+            return f"the provider already serves {len(self.sessions)} sessions, its limit"
+        rate = self.new_sessions.get(session.client)
+        if rate is None:
+            limits = self.limits
+            rate = self.new_sessions[session.client] = TokenBucket(
+                limits.new_sessions_per_second, limits.new_session_burst
+            )
+        if not rate.take():
+            self.counters["sessions_refused"] += 1
+            return f"{session.client} opens sessions faster than {self.limits.new_sessions_per_second:g} a second"
+        mine = self.by_wallet.setdefault(session.client, [])
+        while len(mine) >= self.limits.sessions_per_wallet:
+            oldest = mine.pop(0)
+            self.counters["sessions_replaced"] += 1
+            oldest.fail(TunnelError(f"a newer session of {session.client} replaces it ({len(mine) + 1} at most)"))
+        mine.append(session)
+        self.sessions.add(session)
+        return None
+
+    def unregister(self, session: ProviderSession, error: Exception | None) -> None:
+        """A session ended: forget it everywhere."""
+        self.handshake_over(session)
+        self.sessions.discard(session)
+        self.checker.forget(session)
+        mine = self.by_wallet.get(session.client)
+        if mine is not None:
+            if session in mine:
+                mine.remove(session)
+            if not mine:
+                del self.by_wallet[session.client]
+        if not session.client and error is not None:
+            self.stats["refused_handshakes"] += 1
+
+    def penalize(self, session: ProviderSession) -> None:
+        """`session` broke the protocol: refuse its wallet's new sessions for a while (longer each time)."""
+        if not session.client:
+            return
+        _, strikes = self.penalties.get(session.client, (0.0, 0))
+        strikes += 1
+        limits = self.limits
+        cooldown = min(limits.violation_cooldown_max, limits.violation_cooldown * 2 ** min(strikes - 1, 16))
+        self.penalties[session.client] = (time.monotonic() + cooldown, strikes)
+        self.logs.violations.warning(
+            "%s broke the protocol (%d time(s)): its new sessions are refused for %.0f s",
+            session.client,
+            strikes,
+            cooldown,
+        )
+
+    def wallet_streams(self, wallet: str) -> int:
+        return sum(len(s.streams) + len(s.opening) for s in self.by_wallet.get(wallet, ()))
 
     async def stop(self) -> None:
         if self._monitor is not None:
@@ -417,10 +337,25 @@ class ProviderServer:
             for stream in list(session.streams.values()):
                 session.reset(stream, CloseReason.SHUTDOWN)
             session.fail(ConnectionAbortedError("the provider is shutting down"))
-        self._writer.shutdown(wait=True)
+        self.checker.stop()
+        if self._wake is not None:
+            self._wake.cancel()
+        self.writer.close()
+        self.resolver.close()
+        self.logs.flush()
         self.index.close()
 
     # orders
+
+    def _new_account(self, order: Order) -> OrderAccount:
+        wallet = self.wallets.get(order.client)
+        if wallet is None:
+            window = self.limits.wallet_window(self.config.credit_window)
+            wallet = self.wallets[order.client] = WalletAccount(order.client, window)
+        stored = self.config.book.latest(order.order_id)
+        account = OrderAccount(order, stored.receipt if stored else None, self.config.credit_window, wallet)
+        self.accounts[order.order_id] = account
+        return account
 
     def account(self, order_id: bytes) -> OrderAccount | None:
         account = self.accounts.get(order_id)
@@ -428,14 +363,13 @@ class ProviderServer:
             found = self.index.order(order_id)
             if found is None:
                 return None
-            stored = self.config.book.latest(order_id)
-            account = OrderAccount(found[0], stored.receipt if stored else None)
+            account = self._new_account(found[0])
             account.open = found[1] == "open"
-            self.accounts[order_id] = account
         return account
 
-    def admit(self, session: ProviderSession, order_id: bytes) -> tuple[fr.OpenStatus, str, OrderAccount | None]:
-        """Whether `session` may open a stream on `order_id` now; the account if so.
+    def admit(self, session: ProviderSession, order_id: bytes) -> tuple[fr.OpenStatus, str, OrderAccount | None, bool]:
+        """Whether `session` may open a stream on `order_id` now: (status, why, the account if so, whether
+        the order is one the session can never use: unknown, another provider's or another client's).
 
         The index is read at most once per monitor interval per order (an order's terms never change,
         and its status is re-read by then), which keeps a query off most stream openings.
@@ -447,28 +381,27 @@ class ProviderServer:
         else:
             found = self.index.order(order_id)
             if found is None:
-                return fr.OpenStatus.ORDER_NOT_OPEN, f"order 0x{order_id.hex()} is not in the index", None
+                return fr.OpenStatus.ORDER_NOT_OPEN, f"order 0x{order_id.hex()} is not in the index", None, True
             order, status = found
             if account is None:
-                stored = self.config.book.latest(order_id)
-                account = OrderAccount(order, stored.receipt if stored else None)
-                self.accounts[order_id] = account
+                account = self._new_account(order)
             account.open, account.checked_at = status == "open", now
         if order.provider != self.config.provider:
-            return fr.OpenStatus.ORDER_NOT_OPEN, f"order is for provider {order.provider}", None
+            return fr.OpenStatus.ORDER_NOT_OPEN, f"order is for provider {order.provider}", None, True
         if order.client != session.client:
-            return fr.OpenStatus.CERT_NOT_AUTHORISED, f"order belongs to {order.client}, not {session.client}", None
+            why = f"order belongs to {order.client}, not {session.client}"
+            return fr.OpenStatus.CERT_NOT_AUTHORISED, why, None, True
         if status != "open" or order.expiry <= now:
-            return fr.OpenStatus.ORDER_NOT_OPEN, f"order is {status}, expiry {order.expiry}", None
+            return fr.OpenStatus.ORDER_NOT_OPEN, f"order is {status}, expiry {order.expiry}", None, False
         if account.exhausted:
-            return fr.OpenStatus.ORDER_EXHAUSTED, f"deposit {order.deposit} used up", None
+            return fr.OpenStatus.ORDER_EXHAUSTED, f"deposit {order.deposit} used up", None, False
         if account.held_since is not None:
-            return fr.OpenStatus.PAYMENT_REQUIRED, f"{account.unpaid} bytes unpaid", None
-        return fr.OpenStatus.OK, "", account
+            return fr.OpenStatus.PAYMENT_REQUIRED, f"{account.unpaid} bytes unpaid", None, False
+        return fr.OpenStatus.OK, "", account, False
 
     def hold(self, account: OrderAccount) -> None:
         account.held_since = self.config.clock()
-        log.info(
+        self.logs.orders.info(
             "order 0x%s…: %d bytes unpaid, holding its %d stream(s) until a receipt arrives",
             account.order.order_id.hex()[:12],
             account.unpaid,
@@ -477,40 +410,85 @@ class ProviderServer:
         for stream in account.streams:
             stream.set_reading(False)
 
+    def starve(self, account: OrderAccount, stream: ProviderStream) -> None:
+        """`stream` found no credit: it waits for some; the order is held once its own window is used up."""
+        account.starved.add(stream)
+        if account.held_since is None and account.window - account.unpaid - account.granted <= 0:
+            self.hold(account)
+
+    def wake_soon(self, account: OrderAccount) -> None:
+        """Credit was freed in `account`'s wallet: let its waiting streams move (once per loop turn)."""
+        wallet = account.wallet
+        if any(a.starved for a in wallet.accounts):
+            self._waking[wallet] = None
+            if self._wake is None:
+                self._wake = asyncio.get_running_loop().call_soon(self._wake_now)
+
+    def _wake_now(self) -> None:
+        self._wake = None
+        wallets, self._waking = self._waking, {}
+        for wallet in wallets:
+            for account in list(wallet.accounts):
+                starved, account.starved = account.starved, set()
+                for stream in starved:
+                    if not stream.done:
+                        stream.session.flush_pending(stream)
+                        stream.session.acknowledge(stream, force=True)
+
     def accept(self, account: OrderAccount, receipt: Receipt, signature: bytes, session: ProviderSession) -> None:
-        account.accepted_amount = receipt.cumulative_amount
-        account.accepted_bytes = receipt.cumulative_bytes
+        account.pay(receipt)
         self.stats["receipts"] += 1
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._writer, self.config.book.record, account.order, receipt, signature)
+        book, order = self.config.book, account.order
 
-        def stored(done: asyncio.Future[None]) -> None:
-            if done.exception() is not None:
-                log.error("could not store a receipt for order 0x%s: %s", receipt.order_id.hex(), done.exception())
+        def stored(_result: object, error: BaseException | None) -> None:  # on the writer thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the provider stopped
+                loop.call_soon_threadsafe(acknowledged, error)
+
+        def acknowledged(error: BaseException | None) -> None:
+            if error is not None:
+                log.error("could not store a receipt for order 0x%s: %s", receipt.order_id.hex(), error)
             elif not session.closed:
                 session.send(fr.ReceiptAck(0, receipt.cumulative_amount))
                 session.send_meter(account)
 
-        future.add_done_callback(stored)
-        if account.held_since is not None and account.unpaid < self.config.credit_window and not account.exhausted:
+        self.writer.submit(("receipt", order.order_id), lambda: book.record(order, receipt, signature), stored)
+        if (
+            account.held_since is not None
+            and account.window - account.unpaid - account.granted > 0
+            and not account.exhausted
+        ):
             account.held_since = None
             for stream in list(account.streams):
                 if not stream.done:
                     stream.session.flush_pending(stream)
                     stream.session.acknowledge(stream, force=True)
+        self.wake_soon(account)
+
+    def proof_epochs(self, expiry: int | None = None) -> tuple[int, int]:
+        """The SlashingManager epochs a proof may name now: from `proof_max_age` ago to the current epoch
+        (one more for clocks a little ahead), and for an order expiring at `expiry`, none after it."""
+        now = (self.config.epoch_clock or self.config.clock)()
+        seconds = self.config.epoch_seconds
+        last = int(now) // seconds + 1
+        if expiry is not None:
+            last = min(last, expiry // seconds)
+        return int(now - self.limits.proof_max_age) // seconds, last
 
     def keep_proof(self, order: Order, frame: fr.ServiceProofFrame) -> None:
         """Store a verified ServiceProof in the book (from the writer thread, like receipts)."""
         self.stats["proofs"] += 1
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._writer, self.config.book.record_proof, order, frame.epoch, frame.bytes_served, frame.signature
-        )
+        book = self.config.book
 
-        def stored(done: asyncio.Future[bool]) -> None:
-            if done.exception() is not None:
-                log.error("could not store a service proof for order 0x%s: %s", order.order_id.hex(), done.exception())
-            elif done.result():
+        def stored(kept: object, error: BaseException | None) -> None:  # on the writer thread
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(logged, kept, error)
+
+        def logged(kept: object, error: BaseException | None) -> None:
+            if error is not None:
+                log.error("could not store a service proof for order 0x%s: %s", order.order_id.hex(), error)
+            elif kept:
                 log.debug(
                     "service proof: order 0x%s… epoch %d, %d bytes",
                     order.order_id.hex()[:12],
@@ -518,7 +496,11 @@ class ProviderServer:
                     frame.bytes_served,
                 )
 
-        future.add_done_callback(stored)
+        self.writer.submit(
+            ("proof", order.order_id, frame.epoch),
+            lambda: book.record_proof(order, frame.epoch, frame.bytes_served, frame.signature),
+            stored,
+        )
 
     # the monitor: revocations, ended orders, unpaid orders
 
@@ -532,6 +514,16 @@ class ProviderServer:
 
     def check_once(self) -> None:
         now = self.config.clock()
+        if time.monotonic() - self._flushed_logs >= 10:
+            self._flushed_logs = time.monotonic()
+            self.logs.flush()
+            forgiven = time.monotonic() - self.limits.violation_cooldown_max
+            for wallet, (until, _) in list(self.penalties.items()):
+                if until < forgiven:
+                    del self.penalties[wallet]
+            for wallet, rate in list(self.new_sessions.items()):
+                if rate.wait() == 0 and rate.tokens >= rate.burst:
+                    del self.new_sessions[wallet]
         if self.sessions:
             sessions = list(self.sessions)
             invalid = self.index.invalid([(s.client, s.cert_hash) for s in sessions])
@@ -545,9 +537,12 @@ class ProviderServer:
                     session.fail(ConnectionAbortedError(f"client certificate {why}"))
         for order_id, account in list(self.accounts.items()):
             if not account.streams:
-                if account.held_since is None and account.unpaid == 0:
+                if account.idle:
                     # reloaded from the index and the book when next used; an unpaid balance is kept
                     self.accounts.pop(order_id, None)
+                    account.forget()
+                    if not account.wallet.accounts:
+                        self.wallets.pop(account.order.client, None)
                 continue
             found = self.index.order(order_id)
             ended = found is None or found[1] != "open" or found[0].expiry <= now
@@ -560,6 +555,8 @@ class ProviderServer:
                 self._end(account, CloseReason.PAYMENT_REQUIRED, f"{account.unpaid} bytes unpaid")
 
     def _end(self, account: OrderAccount, reason: CloseReason, why: str) -> None:
-        log.info("order 0x%s…: closing %d stream(s): %s", account.order.order_id.hex()[:12], len(account.streams), why)
+        self.logs.orders.info(
+            "order 0x%s…: closing %d stream(s): %s", account.order.order_id.hex()[:12], len(account.streams), why
+        )
         for stream in list(account.streams):
             stream.session.reset(stream, reason)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +112,8 @@ def _whole_writes(ctx: SSL.Context) -> None:
 #: Most plaintext handed over in one piece (many 16 KiB TLS records).
 DRAIN_SIZE = 1 << 20
 
+_shared = threading.local()  # the drain buffer of this thread's links
+
 
 class _Reader:
     """Decrypts every whole record the memory BIO holds into one buffer.
@@ -120,17 +122,21 @@ class _Reader:
     fresh buffer each time, and the records then have to be joined. With pyOpenSSL's own cffi binding
     this calls SSL_read straight into one preallocated buffer (a single copy out at the end), which
     halves the receiving side's per-record overhead. Without that binding it falls back to `recv`.
+
+    The buffer is shared by every link of a thread (what is decrypted is copied out before `drain`
+    returns) and allocated at the first read, so a connection costs no buffer before its handshake.
+    The reader holds no reference to its link: a link that closes is freed at once, without waiting
+    for the cycle collector.
     """
 
-    def __init__(self, conn: SSL.Connection, link: TlsLink) -> None:
+    def __init__(self, conn: SSL.Connection, peer: str | None = None) -> None:
         self.conn = conn
-        self.link = link
+        self.peer = peer or "?"
         try:
             from OpenSSL._util import ffi, lib
 
             self.ffi, self.lib = ffi, lib
             self.ssl = conn._ssl
-            self.buf = ffi.new("char[]", DRAIN_SIZE)
             self.fast = True
         except (ImportError, AttributeError):  # pragma: no cover - another pyOpenSSL layout
             self.fast = False
@@ -140,7 +146,10 @@ class _Reader:
         return self._drain_fast() if self.fast else self._drain_slow()
 
     def _drain_fast(self) -> tuple[bytes, tuple[Exception | None] | None]:
-        lib, ssl, buf = self.lib, self.ssl, self.buf
+        lib, ssl = self.lib, self.ssl
+        buf = getattr(_shared, "buf", None)
+        if buf is None:
+            buf = _shared.buf = self.ffi.new("char[]", DRAIN_SIZE)
         got = 0
         ended: tuple[Exception | None] | None = None
         while got < DRAIN_SIZE:
@@ -156,9 +165,9 @@ class _Reader:
                 break
             try:
                 self.conn._raise_ssl_error(ssl, n)  # pyOpenSSL's own translation into SSL.Error
-                ended = (TunnelError(f"TLS error from {self.link.peer_address}: SSL_read returned {n}"),)
+                ended = (TunnelError(f"TLS error from {self.peer}: SSL_read returned {n}"),)
             except SSL.Error as exc:
-                ended = (TunnelError(f"TLS error from {self.link.peer_address}: {exc}"),)
+                ended = (TunnelError(f"TLS error from {self.peer}: {exc}"),)
             break
         return (self.ffi.buffer(buf, got)[:] if got else b""), ended
 
@@ -175,7 +184,7 @@ class _Reader:
                 ended = (None,)
                 break
             except SSL.Error as exc:
-                ended = (TunnelError(f"TLS error from {self.link.peer_address}: {exc}"),)
+                ended = (TunnelError(f"TLS error from {self.peer}: {exc}"),)
                 break
             chunks.append(chunk)
             size += len(chunk)
@@ -196,21 +205,64 @@ class LinkHandler(Protocol):
     def link_resume_writing(self) -> None: ...
 
 
-class TlsLink(asyncio.Protocol):
-    """An asyncio protocol speaking TLS (pyOpenSSL, memory BIOs) to one peer on behalf of a LinkHandler."""
+class _Detached:
+    """The handler of a link that ended: nothing more reaches the multiplexer, and nothing keeps it alive."""
 
-    def __init__(self, context: SSL.Context, handler: LinkHandler, *, server: bool) -> None:
+    def link_up(self, link: TlsLink, peer_der: bytes) -> None:
+        pass
+
+    def link_data(self, data: bytes) -> None:
+        pass
+
+    def link_down(self, error: Exception | None) -> None:
+        pass
+
+    def link_pause_writing(self) -> None:
+        pass
+
+    def link_resume_writing(self) -> None:
+        pass
+
+
+_DETACHED = _Detached()
+
+
+def _report_info(message: str) -> None:
+    log.info("%s", message)
+
+
+class TlsLink(asyncio.Protocol):
+    """An asyncio protocol speaking TLS (pyOpenSSL, memory BIOs) to one peer on behalf of a LinkHandler.
+
+    `on_connect` is called once the TCP connection is accepted, before the handshake (a server uses it
+    to bound connections still in their handshake), and `report` receives the one-line reason of each
+    failed link (default: INFO on this module's logger; a server passes a rate-limited one). Once the
+    link ends it lets go of its handler and its transport.
+    """
+
+    def __init__(
+        self,
+        context: SSL.Context,
+        handler: LinkHandler,
+        *,
+        server: bool,
+        on_connect: Callable[[TlsLink], None] | None = None,
+        report: Callable[[str], None] = _report_info,
+    ) -> None:
         self._conn = SSL.Connection(context, None)
         if server:
             self._conn.set_accept_state()
         else:
             self._conn.set_connect_state()
-        self._handler = handler
-        self._reader = _Reader(self._conn, self)
+        self._handler: LinkHandler = handler
+        self._reader = _Reader(self._conn)
         self._transport: asyncio.Transport | None = None
         self._up = False
         self._closed = False
+        self._on_connect = on_connect
+        self._report = report
         self.peer_address: str = "?"
+        self.peer_host: str = "?"
 
     # asyncio.Protocol
 
@@ -219,10 +271,14 @@ class TlsLink(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer_address = f"{peer[0]}:{peer[1]}"
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.peer_host = str(peer[0])
+            self._reader.peer = self.peer_address
+        # asyncio and uvloop set TCP_NODELAY on every TCP transport (asking for the socket here would
+        # cost a socket object per connection, which adds up when connections are churned)
+        if self._on_connect is not None:
+            self._on_connect(self)
+            if self._closed:
+                return
         self._handshake()
 
     def data_received(self, data: bytes) -> None:
@@ -252,9 +308,10 @@ class TlsLink(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
         if not self._closed:
             self._closed = True
-            self._handler.link_down(exc or (None if self._up else TunnelError("connection lost during the handshake")))
+            self._detach().link_down(exc or (None if self._up else TunnelError("connection lost during the handshake")))
 
     def pause_writing(self) -> None:
         self._handler.link_pause_writing()
@@ -289,15 +346,21 @@ class TlsLink(asyncio.Protocol):
             self._flush()
         if self._transport is not None:
             self._transport.close()
-        self._handler.link_down(None)
+        self._detach().link_down(None)
 
     def abort(self) -> None:
+        """Reset the TCP connection (no close_notify); the handler hears of it when the transport is gone."""
         if self._transport is not None:
             self._transport.abort()
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def write_backlog(self) -> int:
+        """Encrypted bytes waiting to be sent (the peer is not reading them yet)."""
+        return self._transport.get_write_buffer_size() if self._transport is not None else 0
 
     @property
     def cipher(self) -> str:
@@ -351,10 +414,15 @@ class TlsLink(asyncio.Protocol):
             return
         self._closed = True
         if error is not None:
-            log.info("%s", error)
+            self._report(str(error))
         if self._transport is not None:
             self._transport.close()
-        self._handler.link_down(error)
+        self._detach().link_down(error)
+
+    def _detach(self) -> LinkHandler:
+        handler, self._handler = self._handler, _DETACHED
+        self._on_connect = None
+        return handler
 
 
 def _describe(exc: SSL.Error) -> str:
