@@ -173,7 +173,9 @@ def serve(
     policy = DestinationPolicy.parse(allow)
     injected = Faults.parse(faults) if faults else None
     threshold = parse_flow(redeem_threshold)
-    policy = IdlePolicy(_seconds_or_off(cancel_idle, "--cancel-idle"), _seconds_or_off(refuse_idle, "--refuse-idle"))
+    idle_policy = IdlePolicy(
+        _seconds_or_off(cancel_idle, "--cancel-idle"), _seconds_or_off(refuse_idle, "--refuse-idle")
+    )
     name = app.wallet_name(wallet)
     app.keystores.info(name)
     password = resolve_password(f"wallet {name!r}", app.password_file)
@@ -221,7 +223,7 @@ def serve(
         server = running.get("server")
         return server is not None and order_id in server.accounts
 
-    keeper = Keeper(net, book, path, policy, busy=busy)
+    keeper = Keeper(net, book, path, idle_policy, busy=busy)
     threads = [
         threading.Thread(target=indexer.run, args=(stop_threads,), name="indexer", daemon=True),
         threading.Thread(
@@ -229,7 +231,7 @@ def serve(
         ),
         threading.Thread(
             target=keeper.run,
-            args=(stop_threads, min(5.0, max(0.5, policy.idle_after / 4))),
+            args=(stop_threads, min(5.0, max(0.5, idle_policy.idle_after / 4))),
             name="keeper",
             daemon=True,
         ),
