@@ -233,7 +233,9 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
         if (duration == 0 || duration > _maxDuration) revert MarketInvalidDuration(duration, _maxDuration);
         if (provider == address(0) || provider == msg.sender) revert MarketInvalidProvider(provider);
         uint64 refusedUntil_ = _refusedUntil[provider][msg.sender];
-        if (block.timestamp < refusedUntil_) revert MarketClientRefused(provider, msg.sender, refusedUntil_);
+        if (block.timestamp < refusedUntil_ && !_canAccuse(msg.sender)) {
+            revert MarketClientRefused(provider, msg.sender, refusedUntil_);
+        }
 
         uint256 lockAmount = Pricing.lockFor(deposit, _lockBps);
         uint256 price = _staking.lockForOrder(provider, lockAmount);
@@ -291,6 +293,13 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
         if (termsId != orderId) revert MarketTermsMismatch(orderId, termsId);
         state = _orders[orderId];
         if (state.status != Status.Open) revert MarketOrderNotOpen(orderId);
+    }
+
+    /// @dev Whether `account` is a verifier that could accuse a provider (the SlashingManager's test:
+    /// role Verifier, at least the minimum active stake, nothing thawing). Read only for a refused client.
+    function _canAccuse(address account) private view returns (bool) {
+        IStaking.StakeInfo memory s = _staking.stakeOf(account);
+        return s.role == IStaking.Role.Verifier && s.active >= _staking.verifierMinStake() && s.thawing == 0;
     }
 
     function _refuse(address client, uint64 until) private {

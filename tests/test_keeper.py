@@ -169,3 +169,30 @@ def test_keeper_races(market: Market, tmp_path: Path, caplog: pytest.LogCaptureF
     assert client.order_state(stale) == (PRICE, 1)
     assert IdlePolicy(0).active is False and Keeper(provider, book, path, IdlePolicy(0)).check_once() == []
     book.close()
+
+
+@pytest.mark.parametrize("w3", ["anvil"], indirect=True)
+def test_keeper_cancels_a_verifiers_idle_order_without_refusing_it(market: Market, tmp_path: Path) -> None:
+    """A verifier that could accuse the provider is its auditor: the market ignores refusals of it, and
+    the keeper writes none (it still cancels the verifier's unused order, which the verifier rebuys)."""
+    from flownet.chain.market import Role
+
+    provider = market.provider
+    verifier = market.actor()
+    minimum = int(verifier.staking.functions.verifierMinStake().call())
+    verifier.stake(Role.VERIFIER, minimum)
+    assert provider.can_accuse(verifier.address) and not provider.can_accuse(market.client.address)
+    probe, _ = verifier.open_order(provider.address, 10 * TOKEN_UNIT, DAY, PRICE)
+    index = Index(market, tmp_path)
+    book = PaymentBook(tmp_path / "payments.sqlite")
+    clock = Clock(1_000.0)
+    keeper = Keeper(provider, book, index.refresh(), IdlePolicy(IDLE, DAY), clock=clock)
+    keeper.check_once()
+    clock.now += IDLE
+    assert len(keeper.check_once()) == 1
+    assert verifier.order_state(probe) == (0, 2)
+    assert provider.refused_until(verifier.address) == 0, "no refusal written for a verifier"
+    provider.refuse(verifier.address, 2**64 - 1)  # by hand: recorded, but the verifier still buys
+    again, _ = verifier.open_order(provider.address, 10 * TOKEN_UNIT, DAY, PRICE)
+    assert verifier.order_state(again) == (0, 1)
+    book.close()

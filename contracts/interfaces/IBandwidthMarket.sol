@@ -22,7 +22,11 @@ pragma solidity 0.8.28;
 /// A provider may also `refuse` a client for a while (on its own, or in the cancel), so the client
 /// cannot lock the stake again at once: to keep locking it, a griefer needs a fresh, funded address
 /// for every order (a token transfer, gas money and an approval or permit on top of `openOrder`),
-/// while each cancel costs the provider one transaction. There is deliberately no cancellation fee:
+/// while each cancel costs the provider one transaction. A refusal does not stop a verifier that
+/// could accuse the provider (staked as a verifier, at least the minimum, nothing thawing): verifiers
+/// probe providers as paying clients, and a provider able to turn them away could hide from audits.
+/// (A provider that cancels a verifier's probe orders instead fails the verifier's probes: that is
+/// what an `unreachable` dispute, which no proof of the provider's can rebut, is for.) There is deliberately no cancellation fee:
 /// a fee paid to the provider would let a provider earn by cancelling honest orders, a fee burned
 /// would punish honest clients whose orders a provider cancels, and either would break the rule that
 /// an order no byte was paid for refunds its whole deposit.
@@ -185,7 +189,8 @@ interface IBandwidthMarket {
     /// @notice Open an order with `provider`, escrowing `deposit` (pulled with transferFrom after a
     /// prior approve) for `duration` seconds, at the provider's current price if it is at most
     /// `maxPricePerGiB`. Locks part of the provider's stake. Refused while the provider refuses the
-    /// caller (`refusedUntil`). Returns the new order's id (the hash of its terms).
+    /// caller (`refusedUntil`), unless the caller is a verifier that could accuse the provider.
+    /// Returns the new order's id (the hash of its terms).
     function openOrder(address provider, uint256 deposit, uint256 duration, uint256 maxPricePerGiB)
         external
         returns (bytes32 orderId);
@@ -231,7 +236,8 @@ interface IBandwidthMarket {
 
     /// @notice Refuse new orders from `client` to you (the caller, as a provider) until `until` (unix
     /// seconds); 0 or a past time accepts them again. Orders already open are not affected (cancel
-    /// those you have not accepted). Whom a provider refuses matters only to its own orders.
+    /// those you have not accepted). Whom a provider refuses matters only to its own orders, and a
+    /// refusal is ignored while `client` is a verifier that could accuse the provider (see above).
     function refuse(address client, uint64 until) external;
 
     /// @notice Until when `provider` refuses orders from `client` (0 or a past time: it does not).

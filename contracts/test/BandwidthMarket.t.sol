@@ -1502,6 +1502,45 @@ contract BandwidthMarketTest is MarketFixture {
         _assertState(id, 20e18, IBandwidthMarket.Status.Closed, "closed as usual");
     }
 
+    /// @notice Verifiers probe providers as paying clients: a provider cannot refuse one that could
+    /// accuse it (it would hide from audits). Refusing it is recorded but ignored until the verifier
+    /// can no longer accuse (here: it starts to unbond, so it has stake thawing).
+    function test_refuse_doesNotStopAVerifierThatCanAccuse() public {
+        vm.prank(verifier);
+        staking.stake(IStaking.Role.Verifier, VERIFIER_MIN + 1e18);
+        vm.prank(provider);
+        market.refuse(verifier, type(uint64).max);
+        assertEq(market.refusedUntil(provider, verifier), type(uint64).max, "recorded");
+        (bytes32 id,) = openOrderAs(verifier, provider, DEPOSIT, DURATION, PRICE);
+        _assertState(id, 0, IBandwidthMarket.Status.Open, "the verifier's probe order opens");
+
+        vm.prank(verifier);
+        staking.requestUnstake(1e18); // thawing: it could no longer accuse, and the refusal applies
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IBandwidthMarket.MarketClientRefused.selector, provider, verifier, uint256(type(uint64).max)
+            )
+        );
+        vm.prank(verifier);
+        market.openOrder(provider, DEPOSIT, DURATION, PRICE);
+    }
+
+    function test_RevertWhen_openOrderByRefusedVerifierBelowMinimum() public {
+        vm.prank(verifier);
+        staking.stake(IStaking.Role.Verifier, VERIFIER_MIN);
+        vm.prank(slasher);
+        staking.slash(verifier, 1); // below the minimum: it cannot accuse
+        vm.prank(provider);
+        market.refuse(verifier, type(uint64).max);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IBandwidthMarket.MarketClientRefused.selector, provider, verifier, uint256(type(uint64).max)
+            )
+        );
+        vm.prank(verifier);
+        market.openOrder(provider, DEPOSIT, DURATION, PRICE);
+    }
+
     /// @notice Anyone may keep a refusal list, but only its own: a stranger's "refusal" of the client
     /// does not stop the client from buying from the provider.
     function test_refuse_onlyForTheCallersOwnOrders() public {

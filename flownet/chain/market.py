@@ -183,6 +183,13 @@ class FlowNet:
         who = Web3.to_checksum_address(provider or self.address)
         return int(self.market.functions.refusedUntil(who, Web3.to_checksum_address(client)).call())
 
+    def can_accuse(self, who: str) -> bool:
+        """Whether `who` is a verifier that could accuse a provider (role verifier, at least the minimum
+        stake, nothing thawing): the market does not let a provider refuse such a client."""
+        active, _, _, thawing, _, role = self.staking.functions.stakeOf(Web3.to_checksum_address(who)).call()
+        minimum = int(self.staking.functions.verifierMinStake().call())
+        return int(role) == int(Role.VERIFIER) and int(active) >= minimum and int(thawing) == 0
+
     def order_state(self, order: Order) -> tuple[int, int]:
         """(paid, status) of `order` on chain; status 0 none, 1 open, 2 closed."""
         paid, status = self.market.functions.orderState(order.order_id).call()

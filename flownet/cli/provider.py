@@ -282,6 +282,11 @@ def refuse(app: App, client: str, duration: str, lift: bool, wallet: str | None)
     who = parse_address(client, "client address")
     net = app.flownet(wallet)
     until = 0 if lift else _refusal_end(net, duration)
+    if not lift and net.can_accuse(who):
+        app.say(
+            f"note: {who} is a staked verifier that could accuse you; the market lets it buy (probe) orders "
+            "while it can, whatever you refuse"
+        )
     with app.status("lifting the refusal" if lift else "refusing"):
         sent = net.refuse(who, until)
     _show(app, sent)

@@ -5,8 +5,9 @@ expiry plus grace (up to 31 days). The provider accepts an order by redeeming it
 then it may cancel it (the client gets its whole deposit back). `Keeper.check_once` reads this
 provider's open orders from its local index, asks `IdlePolicy` (flownet.core.cancellation) about each
 with what the payment book and the tunnel know of it, and cancels those idle too long, refusing their
-clients for a while in the same transaction. `Keeper.run` does so every few seconds (`flownet provider
-serve` runs it in a thread; `--cancel-idle` and `--refuse-idle` set the policy).
+clients for a while in the same transaction (never a verifier that could accuse the provider: the market
+ignores such a refusal, verifiers being the provider's auditors). `Keeper.run` does so every few seconds
+(`flownet provider serve` runs it in a thread; `--cancel-idle` and `--refuse-idle` set the policy).
 
 Races. A cancel and the provider's own first redemption of an order cannot both succeed: the market
 refuses whichever comes second, and nobody else can redeem a first receipt. The keeper never cancels
@@ -97,8 +98,11 @@ class Keeper:
             if self.book.latest(order.order_id) is not None or self.busy(order.order_id):
                 continue
             try:
-                chain_now = int(self.net.w3.eth.get_block("latest")["timestamp"]) if decision.refuse_for else 0
-                refuse_until = refusal_end(chain_now, decision.refuse_for)
+                refuse_for = decision.refuse_for
+                if refuse_for and self.net.can_accuse(order.client):
+                    refuse_for = 0  # a verifier probing us: the market ignores its refusal, so do not write one
+                chain_now = int(self.net.w3.eth.get_block("latest")["timestamp"]) if refuse_for else 0
+                refuse_until = refusal_end(chain_now, refuse_for)
                 one = self.net.cancel(order, refuse_until)
             except FlowNetError as exc:  # accepted or closed meanwhile, or the RPC is down: the index tells
                 log.warning("could not cancel order %d (0x%s…): %s", order.nonce, order.order_id.hex()[:12], exc)

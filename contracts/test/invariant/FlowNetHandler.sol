@@ -153,6 +153,9 @@ contract FlowNetHandler is BaseTest {
     uint256 public invalidAccepted;
     /// @notice openOrder calls by a client its provider refuses (each must be refused).
     uint256 public refusedOpenAttempts;
+    /// @notice openOrder calls by a refused verifier that could accuse the provider (each must succeed
+    /// when nothing else stops it).
+    uint256 public refusedVerifierOpens;
     /// @notice Calls the model says are valid that the contracts refused (a liveness check). Must stay 0.
     uint256 public unexpectedReverts;
     /// @notice A readable line per problem seen by the handler, asserted empty by an invariant.
@@ -216,7 +219,7 @@ contract FlowNetHandler is BaseTest {
             token.approve(address(market_), type(uint256).max);
         }
 
-        string[20] memory names = [
+        string[21] memory names = [
             "stake",
             "requestUnstake",
             "withdraw",
@@ -236,7 +239,8 @@ contract FlowNetHandler is BaseTest {
             "autoOpen",
             "registerCertificate",
             "cancel",
-            "refuse"
+            "refuse",
+            "verifierOpen"
         ];
         for (uint256 i; i < names.length; ++i) {
             _actionNames.push(names[i]);
@@ -414,7 +418,7 @@ contract FlowNetHandler is BaseTest {
         uint256 maxPriceSeed
     ) external action("openOrder") {
         OpenPlan memory plan;
-        plan.client = _clients[clientSeed % _clients.length];
+        plan.client = _buyer(clientSeed);
         plan.provider = _providers[providerSeed % _providers.length];
         GhostStake storage g = _gs[plan.provider];
 
@@ -430,8 +434,11 @@ contract FlowNetHandler is BaseTest {
         bool priceProbe = maxPriceSeed % 10 == 0 && g.price != 0;
         plan.maxPrice = priceProbe ? g.price - 1 : g.price + bound(maxPriceSeed, 0, 1e18);
         plan.expectOk = !priceProbe && g.role == IStaking.Role.Provider && g.price != 0 && g.active >= _providerMin
-            && _lockFor(deposit) <= unlocked && !_refused(plan.provider, plan.client);
-        if (_refused(plan.provider, plan.client)) refusedOpenAttempts++;
+            && _lockFor(deposit) <= unlocked && (!_refused(plan.provider, plan.client) || _canAccuse(plan.client));
+        if (_refused(plan.provider, plan.client)) {
+            if (_canAccuse(plan.client)) refusedVerifierOpens++;
+            else refusedOpenAttempts++;
+        }
         _executeOpen(plan, g.price, "openOrder");
     }
 
@@ -575,10 +582,11 @@ contract FlowNetHandler is BaseTest {
         }
     }
 
-    /// @notice A provider refuses a client until some time, or (one time in three) lifts a refusal.
+    /// @notice A provider refuses a client (one time in four a verifier, which stays free to buy while
+    /// it could accuse the provider) until some time, or (one time in three) lifts a refusal.
     function refuse(uint256 providerSeed, uint256 clientSeed, uint256 untilSeed) external action("refuse") {
         address p = _providers[providerSeed % _providers.length];
-        address c = _clients[clientSeed % _clients.length];
+        address c = _buyer(clientSeed);
         uint64 until = untilSeed % 3 == 0 ? 0 : uint64(ghostTime + bound(untilSeed, 1, MAX_REFUSAL));
         vm.prank(p);
         try market.refuse(c, until) {
@@ -586,7 +594,27 @@ contract FlowNetHandler is BaseTest {
             ghostRefusedUntil[p][c] = until;
         } catch {
             _unexpected("refuse");
+            return;
         }
+        // A refused verifier that could accuse the provider still buys a (probe) order at once.
+        GhostStake storage g = _gs[p];
+        uint256 deposit = bound(untilSeed >> 64, 1e18, 100e18);
+        uint256 unlocked = g.active > g.locked ? g.active - g.locked : 0;
+        if (
+            !_refused(p, c) || !_canAccuse(c) || g.price == 0 || g.active < _providerMin
+                || _lockFor(deposit) > unlocked || token.balanceOf(c) < deposit
+        ) return;
+        refusedVerifierOpens++;
+        OpenPlan memory plan = OpenPlan({
+            client: c,
+            provider: p,
+            deposit: deposit,
+            duration: bound(untilSeed >> 128, 1 hours, _maxDuration),
+            maxPrice: g.price,
+            withPermit: false,
+            expectOk: true
+        });
+        _executeOpen(plan, g.price, "verifierOpen");
     }
 
     /// @notice The client closes an open order with the provider's CloseOrder signature.
@@ -1116,6 +1144,18 @@ contract FlowNetHandler is BaseTest {
 
     function _refused(address p, address c) internal view returns (bool) {
         return ghostTime < ghostRefusedUntil[p][c];
+    }
+
+    /// @dev The model of "a verifier that could accuse": role Verifier, the minimum, nothing thawing.
+    function _canAccuse(address a) internal view returns (bool) {
+        GhostStake storage g = _gs[a];
+        return g.role == IStaking.Role.Verifier && g.active >= _verifierMin && g.thawing == 0;
+    }
+
+    /// @dev Who buys: a client, or one time in four a verifier (verifiers probe providers as clients).
+    function _buyer(uint256 seed) internal view returns (address) {
+        if (seed % 4 == 3) return _verifiers[(seed >> 2) % _verifiers.length];
+        return _clients[seed % _clients.length];
     }
 
     /// @dev Any order (open or closed) other than k.

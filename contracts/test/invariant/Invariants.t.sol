@@ -335,6 +335,8 @@ contract FlowNetInvariantsTest is MarketFixture {
         assertGt(handler.counter("cancel").rejected, 0, "no forbidden cancel was refused");
         assertGt(handler.counter("refuse").ok, 0, "no client was refused");
         assertGt(handler.refusedOpenAttempts(), 0, "no refused client tried to open an order");
+        assertGt(handler.refusedVerifierOpens(), 0, "no refused verifier tried to open an order");
+        assertGt(handler.counter("verifierOpen").ok, 0, "no refused verifier opened an order");
         _assertSomeCancelledAndRefused();
         _assertHookRevokedSome();
         invariant_stakingBalanceEqualsActivePlusThawing();
@@ -435,6 +437,7 @@ contract FlowNetInvariantsTest is MarketFixture {
         Log.log("foreign-signature probes", handler.foreignAttempts());
         Log.log("other must-fail probes", handler.invalidAttempts());
         Log.log("opens by refused clients", handler.refusedOpenAttempts());
+        Log.log("opens by refused verifiers that could accuse", handler.refusedVerifierOpens());
         Log.log("total slashed", handler.ghostTotalSlashed());
         Log.log("time elapsed (s)", handler.ghostTime() - 1_700_000_000);
     }
