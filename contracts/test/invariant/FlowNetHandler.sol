@@ -1132,8 +1132,9 @@ contract FlowNetHandler is BaseTest {
     /// `seed`; when there is none, first opens a valid one.
     function _pickUnpaid(uint256 seed) internal returns (bool, uint256) {
         uint256 n = _open.length;
+        uint256 start = n == 0 ? 0 : seed % n; // seed + i could overflow
         for (uint256 i; i < n; ++i) {
-            uint256 k = _open[(seed + i) % n];
+            uint256 k = _open[(start + i) % n];
             if (_orders[k].paid == 0) return (true, k);
         }
         uint256 before = _orders.length;
