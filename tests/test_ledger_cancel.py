@@ -152,7 +152,7 @@ def test_migration_0007_upgrades_an_existing_database(tmp_path: Path) -> None:
         "VALUES (?, 1, ?, ?, ?, ?, 2000000000, ?, ?, ?, ?, 'closed', 1, 4, 6)",
         (OID, C, P, amt(100), amt(2), amt(50), amt(10), amt(5), amt(90)),
     )
-    assert db.migrate(conn) == [7]
+    assert db.migrate(conn) == [v for v, _, _ in db.migration_files() if v >= 7]
     assert conn.execute("SELECT cancelled FROM orders WHERE order_id = ?", (OID,)).fetchone()[0] == 0
     assert conn.execute("SELECT COUNT(*) FROM refusals").fetchone()[0] == 0
     conn.close()
