@@ -61,7 +61,7 @@ slither: setup ## Slither on contracts/: fails on any High or Medium finding not
 pytest: setup ## Python tests (eth-tester and anvil)
 	$(PY) -m pytest
 
-test: lint forge-test pytest ## everything: set-up, lint, forge tests, pytest
+test: lint forge-test slither pytest ## everything: set-up, lint, forge tests, Slither, pytest
 
 gas: build ## gas figures (snapshots/, .gas-snapshot) with each call in its own transaction, then the table
 	FOUNDRY_PROFILE=default $(FORGE) test --isolate --match-path 'contracts/test/Gas.t.sol'

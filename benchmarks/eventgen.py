@@ -1,7 +1,8 @@
 """Generate many real FlowNet events on a local anvil, fast (for the indexer benchmarks).
 
 Deploys the contracts from the node's unlocked dev account, registers providers, opens orders and
-then redeems batches of client-signed receipts with redeemMany (one Redeemed event per receipt).
+then redeems batches of client-signed receipts with redeemMany (one Redeemed event per receipt): each
+provider first redeems the first receipts of its own orders (only it may), then the dev account the rest.
 Receipts are signed with coincurve over a precomputed EIP-712 domain (about 50,000 per second), and
 the redeemMany transactions are sent from the unlocked dev account without waiting for each one.
 """
@@ -91,6 +92,14 @@ def generate(w3: Web3, events: int, providers: int = 10, orders: int = 400, say=
     # Amount-major order keeps each order's receipts increasing within and across batches; grouping
     # by provider inside one amount lets redeemMany pay each provider with one transfer per run.
     redemptions.sort(key=lambda x: (x[3], x[1][2], x[1][0]))
+    # Only an order's provider may redeem its first receipt (that accepts the order): each provider
+    # sends the first receipts of its own orders, the dev account all later ones.
+    firsts = [r for r in redemptions if r[3] == PRICE]
+    redemptions = [r for r in redemptions if r[3] != PRICE]
+    for net in provider_nets:
+        own = [r for r in firsts if r[1][2].lower() == net.address.lower()]
+        for start in range(0, len(own), BATCH):
+            net.sender.transact(net.market.functions.redeemMany(own[start : start + BATCH]), "redeemMany (accept)")
     hashes = []
     for start in range(0, len(redemptions), BATCH):
         data = market.encode_abi("redeemMany", args=[redemptions[start : start + BATCH]])

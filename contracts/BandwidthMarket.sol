@@ -35,6 +35,7 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
 
     uint64 private _nextNonce = 1;
     mapping(bytes32 orderId => OrderState) private _orders;
+    mapping(address provider => mapping(address client => uint64 until)) private _refusedUntil;
 
     /// @param lockBps_ Provider stake locked per order, in basis points of the deposit (1 to 10,000).
     constructor(address token_, address staking_, uint64 gracePeriod_, uint64 maxDuration_, uint16 lockBps_)
@@ -113,6 +114,27 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
     // ---------------------------------------------------------------- providers
 
     /// @inheritdoc IBandwidthMarket
+    function cancel(bytes32 orderId, Order calldata order, uint64 refuseUntil) external returns (uint256 refund) {
+        OrderState storage state = _openOrder(orderId, order);
+        if (msg.sender != order.provider) revert MarketNotProvider(orderId, msg.sender, order.provider);
+        // paid != 0 exactly when the provider has redeemed a receipt: only it may redeem the first one.
+        uint256 paid = state.paid;
+        if (paid != 0) revert MarketOrderAccepted(orderId, paid);
+        state.status = Status.Closed;
+        refund = order.deposit;
+        emit OrderCancelled(orderId, order.client, order.provider, refund);
+        if (refuseUntil != 0) _refuse(order.client, refuseUntil);
+        // The same amount the order locked when it opened: deposit and lockBps are fixed.
+        _staking.unlock(order.provider, Pricing.lockFor(order.deposit, _lockBps));
+        _token.safeTransfer(order.client, refund);
+    }
+
+    /// @inheritdoc IBandwidthMarket
+    function refuse(address client, uint64 until) external {
+        _refuse(client, until);
+    }
+
+    /// @inheritdoc IBandwidthMarket
     function redeem(Redemption calldata r) external returns (uint256 payout) {
         payout = _redeem(r);
         _token.safeTransfer(r.order.provider, payout);
@@ -124,7 +146,7 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
         if (n == 0) revert MarketEmptyBatch();
         // Consecutive receipts of the same provider are paid with one transfer.
         address payee = rs[0].order.provider;
-        uint256 pending;
+        uint256 pending = 0; // explicit: Slither flags an uninitialized local
         for (uint256 i; i < n; ++i) {
             Redemption calldata r = rs[i];
             uint256 payout = _redeem(r);
@@ -159,6 +181,11 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
     /// @inheritdoc IBandwidthMarket
     function closeDigest(bytes32 orderId, uint256 finalAmount) external view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(CLOSE_TYPEHASH, orderId, finalAmount)));
+    }
+
+    /// @inheritdoc IBandwidthMarket
+    function refusedUntil(address provider, address client) external view returns (uint64) {
+        return _refusedUntil[provider][client];
     }
 
     /// @inheritdoc IBandwidthMarket
@@ -205,6 +232,10 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
         if (deposit == 0 || deposit > type(uint96).max) revert MarketInvalidDeposit(deposit);
         if (duration == 0 || duration > _maxDuration) revert MarketInvalidDuration(duration, _maxDuration);
         if (provider == address(0) || provider == msg.sender) revert MarketInvalidProvider(provider);
+        uint64 refusedUntil_ = _refusedUntil[provider][msg.sender];
+        if (block.timestamp < refusedUntil_ && !_canAccuse(msg.sender)) {
+            revert MarketClientRefused(provider, msg.sender, refusedUntil_);
+        }
 
         uint256 lockAmount = Pricing.lockFor(deposit, _lockBps);
         uint256 price = _staking.lockForOrder(provider, lockAmount);
@@ -243,6 +274,10 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
         if (!SignatureChecker.isValidSignatureNowCalldata(
                 r.order.client, receiptDigest(orderId, r.cumulativeBytes, amount), r.signature
             )) revert MarketInvalidReceiptSignature(orderId);
+        // The first redemption is the provider's acceptance (after it, no cancel): nobody else may make it.
+        if (paid == 0 && msg.sender != r.order.provider) {
+            revert MarketOrderNotAccepted(orderId, msg.sender, r.order.provider);
+        }
 
         // Safe: paid < amount <= deposit, a uint96.
         payout = amount - paid;
@@ -258,6 +293,18 @@ contract BandwidthMarket is IBandwidthMarket, EIP712 {
         if (termsId != orderId) revert MarketTermsMismatch(orderId, termsId);
         state = _orders[orderId];
         if (state.status != Status.Open) revert MarketOrderNotOpen(orderId);
+    }
+
+    /// @dev Whether `account` is a verifier that could accuse a provider (the SlashingManager's test:
+    /// role Verifier, at least the minimum active stake, nothing thawing). Read only for a refused client.
+    function _canAccuse(address account) private view returns (bool) {
+        IStaking.StakeInfo memory s = _staking.stakeOf(account);
+        return s.role == IStaking.Role.Verifier && s.active >= _staking.verifierMinStake() && s.thawing == 0;
+    }
+
+    function _refuse(address client, uint64 until) private {
+        _refusedUntil[msg.sender][client] = until;
+        emit ClientRefused(msg.sender, client, until);
     }
 
     function _settle(

@@ -184,6 +184,10 @@ class OrderOut(BaseModel):
     escrow: str = Field(description="Deposit still held by the market (0 once closed).")
     status: Literal["open", "closed"]
     cooperative: bool | None
+    cancelled: bool = Field(
+        description="Closed by its provider's cancel before the provider accepted it: nothing was paid and the "
+        "whole deposit was refunded."
+    )
     opened_block: int
     closed_block: int | None
     receipts: list[ReceiptOut]
@@ -566,6 +570,7 @@ def _order_json(row: dict[str, Any], receipt_rows: list[dict[str, Any]]) -> dict
         "escrow": str(escrow),
         "status": row["status"],
         "cooperative": None if row["cooperative"] is None else bool(row["cooperative"]),
+        "cancelled": bool(row["cancelled"]),
         "opened_block": row["opened_block"],
         "closed_block": row["closed_block"],
         "receipts": [

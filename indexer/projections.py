@@ -194,6 +194,7 @@ def order_opened(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
         "refunded": amt(0),
         "status": "open",
         "cooperative": None,
+        "cancelled": 0,
         "opened_block": ev.block_number,
         "closed_block": None,
     }
@@ -250,6 +251,41 @@ def order_closed(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
     if a["refund"]:
         changes.append(_entry(ev, seq, "refund", f"escrow:{a['orderId']}", f"wallet:{a['client']}", a["refund"]))
     return changes
+
+
+def order_cancelled(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    """The provider cancelled an order it never accepted: nothing was paid, the whole deposit (`refund`)
+    went back to the client. Closed, not co-signed (cooperative 0), cancelled 1."""
+    a = ev.args
+    changes: list[Change] = []
+    order = state.get("orders", a["orderId"])
+    if order is not None:
+        order = dict(order)
+        order.update(
+            refunded=amt(a["refund"]), status="closed", cooperative=0, cancelled=1, closed_block=ev.block_number
+        )
+        changes.append(Put("orders", a["orderId"], order))
+    if a["refund"]:
+        changes.append(_entry(ev, 0, "refund", f"escrow:{a['orderId']}", f"wallet:{a['client']}", a["refund"]))
+    return changes
+
+
+def refusal_key(provider: str, client: str) -> str:
+    return f"{provider}:{client}"
+
+
+def client_refused(state: State, ev: Event, _: dict[str, str]) -> list[Change]:
+    """ClientRefused carries the refusal's new end (0 or a past time: lifted); no tokens move."""
+    a = ev.args
+    key = refusal_key(a["provider"], a["client"])
+    row = {
+        "refusal_key": key,
+        "provider": a["provider"],
+        "client": a["client"],
+        "refused_until": str(a["refusedUntil"]).zfill(20),
+        "updated_block": ev.block_number,
+    }
+    return [Put("refusals", key, row)]
 
 
 # ----------------------------------------------------------------------------------------- FlowToken
@@ -515,6 +551,8 @@ REDUCERS: dict[tuple[str, str], Reducer] = {
     ("BandwidthMarket", "OrderOpened"): order_opened,
     ("BandwidthMarket", "Redeemed"): redeemed,
     ("BandwidthMarket", "OrderClosed"): order_closed,
+    ("BandwidthMarket", "OrderCancelled"): order_cancelled,
+    ("BandwidthMarket", "ClientRefused"): client_refused,
     ("FlowToken", "Transfer"): transfer,
     ("CertificateRegistry", "CertificateRegistered"): certificate_registered,
     ("CertificateRegistry", "CertificateRevoked"): certificate_revoked,

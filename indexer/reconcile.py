@@ -3,7 +3,8 @@
 Every difference is reported as one line; an empty list means the projection agrees with the chain:
 token balances of the contracts and of every wallet the ledger knows, the token supply against the
 minted and burned accounts, every stake record, every certificate record and its validity (which
-joins the record with its owner's stake), every order's state, every dispute's status, every
+joins the record with its owner's stake), every order's state (a cancelled one: nothing paid, the
+whole deposit refunded), every provider's refusal of a client, every dispute's status, every
 recorded slash, every trust score, and the journal's own double-entry consistency.
 """
 
@@ -146,10 +147,17 @@ def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: 
                     f"chain {chain_score}"
                 )
 
-    for row in conn.execute("SELECT order_id, paid, status, deposit, refunded FROM orders ORDER BY order_id"):
+    for row in conn.execute(
+        "SELECT order_id, paid, status, deposit, refunded, cancelled FROM orders ORDER BY order_id"
+    ):
         paid, status = market.functions.orderState(bytes.fromhex(row["order_id"][2:])).call(block_identifier=block)
         check(f"order {row['order_id']}: paid", int(row["paid"]), paid)
         check(f"order {row['order_id']}: status", STATUS_CODES.get(row["status"], -1), status, money=False)
+        if row["cancelled"] and (int(row["paid"]) != 0 or int(row["refunded"]) != int(row["deposit"])):
+            diffs.append(
+                f"order {row['order_id']}: cancelled, but paid {format_flow(int(row['paid']))} and refunded "
+                f"{format_flow(int(row['refunded']))} of a {format_flow(int(row['deposit']))} deposit"
+            )
         escrow = balances.get(f"escrow:{row['order_id']}", 0)
         expected = int(row["deposit"]) - int(row["paid"]) - int(row["refunded"])
         if escrow != expected:
@@ -157,6 +165,9 @@ def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: 
                 f"order {row['order_id']}: escrow account holds {format_flow(escrow)} but deposit - paid - refunded "
                 f"is {format_flow(expected)}"
             )
+    for row in conn.execute("SELECT provider, client, refused_until FROM refusals ORDER BY refusal_key"):
+        chain_until = int(market.functions.refusedUntil(row["provider"], row["client"]).call(block_identifier=block))
+        check(f"refusal of {row['client']} by {row['provider']}: until", int(row["refused_until"]), chain_until, False)
     return diffs
 
 

@@ -33,6 +33,7 @@ KEYED = {
     "scores": "score_key",
     "scorers": "scorer_key",
     "trust_authorities": "domain",
+    "refusals": "refusal_key",
 }
 APPENDED = ("receipts", "journal", "slashes", "score_history")
 PROJECTIONS = (*KEYED, *APPENDED)
@@ -50,6 +51,7 @@ _HASHED = (
     ("score_history", "block_number, log_index"),
     ("scorers", "scorer_key"),
     ("trust_authorities", "domain"),
+    ("refusals", "refusal_key"),
 )
 
 

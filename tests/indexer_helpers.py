@@ -237,6 +237,8 @@ class Sim:
                 continue
             signed = sign_receipt(o.client, self.domain, o.order, receipt)
             sender = self.rng.choice([o.provider, o.client])
+            if o.paid == 0:  # only the provider may redeem an order's first receipt (its acceptance)
+                sender = o.provider
             txs.append(self._tx(sender, self.market, "redeem", signed.as_redemption()))
             o.paid, o.paid_bytes = receipt.cumulative_amount, new_bytes
         return txs
@@ -249,6 +251,17 @@ class Sim:
             final = min(o.order.deposit, o.paid + self.rng.randint(0, 3) * 10**15)
             signature = sign_close(o.provider, self.domain, CloseAgreement(o.order.order_id, final))
             txs.append(self._tx(o.client, self.market, "close", o.order.order_id, o.order.as_tuple(), final, signature))
+            self.open.remove(o)
+        self._send_mixed(txs)
+
+    def cancels(self, count: int) -> None:
+        """Up to `count` cancels by providers of orders they never accepted (OrderCancelled, StakeUnlocked
+        and the refund's Transfer); every other one also refuses the client until a past time
+        (ClientRefused, which refuses nothing, so later orders still open)."""
+        unpaid = [o for o in self.open if o.paid == 0]
+        txs = []
+        for i, o in enumerate(self.rng.sample(unpaid, min(count, len(unpaid)))):
+            txs.append(self._tx(o.provider, self.market, "cancel", o.order.order_id, o.order.as_tuple(), i % 2))
             self.open.remove(o)
         self._send_mixed(txs)
 
@@ -276,6 +289,7 @@ class Sim:
         self.transfers(txs * 2 // 10)
         self.closes(max(1, txs // 20))
         self.redeems(txs // 20)
+        self.cancels(max(1, txs // 40))
 
     def blocks_with_events(self, blocks: int) -> None:
         """Exactly `blocks` new blocks, each with 1-3 FlowNet transactions (orders, redeems, transfers)."""

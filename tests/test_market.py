@@ -13,7 +13,7 @@ from flownet.chain.deploy import TOKEN_UNIT
 from flownet.chain.market import FlowNet, SignedReceipt, sign_receipt
 from flownet.core.pricing import GIB, lock_for
 from flownet.core.receipts import MarketDomain, Receipt
-from flownet.errors import ReceiptError, TransactionFailed
+from flownet.errors import ConfigError, ReceiptError, TransactionFailed
 
 DEPOSIT = 100 * TOKEN_UNIT
 DAY = 24 * 3600
@@ -55,18 +55,65 @@ def test_redeem_many_settles_several_orders(market: Market) -> None:
     provider, client = market.provider, market.client
     orders = [client.open_order(provider.address, DEPOSIT, DAY, PRICE)[0] for _ in range(3)]
     before = provider.balance()
-    receipts = [client.sign_receipt(o, (i + 1) * GIB) for i, o in enumerate(orders)]
-    market.stranger.redeem_many(receipts)  # anyone may submit; the provider is paid
-    assert provider.balance() - before == (1 + 2 + 3) * PRICE
-    assert [client.order_state(o)[0] for o in orders] == [PRICE, 2 * PRICE, 3 * PRICE]
+    provider.redeem_many([client.sign_receipt(o, GIB) for o in orders])  # the provider accepts all three
+    receipts = [client.sign_receipt(o, (i + 2) * GIB) for i, o in enumerate(orders)]
+    market.stranger.redeem_many(receipts)  # later receipts anyone may submit; the provider is paid
+    assert provider.balance() - before == (2 + 3 + 4) * PRICE
+    assert [client.order_state(o)[0] for o in orders] == [2 * PRICE, 3 * PRICE, 4 * PRICE]
 
 
 def test_payout_goes_to_provider_not_submitter(market: Market) -> None:
     order, _ = market.client.open_order(market.provider.address, DEPOSIT, DAY, PRICE)
+    market.provider.redeem(market.client.sign_receipt(order, GIB))
     stranger_before, provider_before = market.stranger.balance(), market.provider.balance()
-    market.stranger.redeem(market.client.sign_receipt(order, GIB))
+    market.stranger.redeem(market.client.sign_receipt(order, 2 * GIB))
     assert market.stranger.balance() == stranger_before
     assert market.provider.balance() - provider_before == PRICE
+
+
+def test_first_receipt_only_by_provider(market: Market) -> None:
+    """The first redemption is the provider's acceptance: nobody else (the client's puppet included)
+    can make an order uncancellable by paying a unit of it."""
+    order, _ = market.client.open_order(market.provider.address, DEPOSIT, DAY, PRICE)
+    pin = market.client.sign_receipt(order, 1, 1)
+    for who in (market.stranger, market.client):
+        with pytest.raises(TransactionFailed) as excinfo:
+            who.redeem(pin)
+        assert excinfo.value.error == "MarketOrderNotAccepted"
+        assert "only its provider" in str(excinfo.value) and who.address in str(excinfo.value)
+    assert market.client.order_state(order) == (0, 1)
+    market.provider.cancel(order)
+    assert market.client.order_state(order) == (0, 2)
+
+
+def test_cancel_refunds_deposit_and_unlocks_stake(market: Market) -> None:
+    provider, client = market.provider, market.client
+    client_before, provider_before = client.balance(), provider.balance()
+    order, _ = client.open_order(provider.address, DEPOSIT, DAY, PRICE)
+    assert provider.staking.functions.stakeOf(provider.address).call()[1] == lock_for(DEPOSIT, 5_000)
+    until = market.w3.eth.get_block("latest")["timestamp"] + DAY
+    sent = provider.cancel(order, refuse_until=until)
+    assert sent.gas_used > 0
+    assert client.order_state(order) == (0, 2)
+    assert client.balance() == client_before, "the whole deposit came back"
+    assert provider.balance() == provider_before, "the provider kept nothing"
+    assert provider.staking.functions.stakeOf(provider.address).call()[1] == 0
+    assert provider.refused_until(client.address) == until
+    with pytest.raises(TransactionFailed) as excinfo:
+        client.open_order(provider.address, DEPOSIT, DAY, PRICE)
+    assert excinfo.value.error == "MarketClientRefused"
+    assert f"refuses orders from {client.address}" in str(excinfo.value)
+    provider.refuse(client.address, 0)
+    assert provider.refused_until(client.address) == 0
+    again, _ = client.open_order(provider.address, DEPOSIT, DAY, PRICE)
+    provider.redeem(client.sign_receipt(again, GIB))
+    with pytest.raises(TransactionFailed) as excinfo:
+        provider.cancel(again)
+    assert excinfo.value.error == "MarketOrderAccepted"
+    with pytest.raises(TransactionFailed, match="MarketOrderNotOpen"):
+        provider.cancel(order)
+    with pytest.raises(ConfigError, match="only the order's provider"):
+        client.cancel(again)
 
 
 def _revert_reason(excinfo: pytest.ExceptionInfo[TransactionFailed]) -> str:

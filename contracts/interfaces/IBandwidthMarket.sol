@@ -9,6 +9,27 @@ pragma solidity 0.8.28;
 /// expiry plus the grace period anyone may trigger the refund of the unpaid remainder to the client;
 /// with the provider's signature the client closes at once. Payouts only ever go to the order's
 /// provider or client, never to the transaction's sender.
+///
+/// Acceptance and cancellation. Opening an order locks part of the provider's stake without asking
+/// the provider, so a client that never means to use an order could otherwise keep that stake locked
+/// until expiry plus grace (up to `maxDuration + gracePeriod`) and then reclaim its whole deposit. A
+/// provider therefore *accepts* an order by redeeming its first receipt itself (only the provider may
+/// redeem an order's first receipt; later ones anyone may submit), and until then it may `cancel` the
+/// order: the client gets its whole deposit back, the stake the order locked is unlocked, and nothing
+/// is paid. Because only the provider can make the first redemption, a client cannot make its order
+/// uncancellable by redeeming a 1-wei receipt of its own (through any address), and a cancel can never
+/// race a redemption of someone else: after the provider's first redemption a cancel is refused.
+/// A provider may also `refuse` a client for a while (on its own, or in the cancel), so the client
+/// cannot lock the stake again at once: to keep locking it, a griefer needs a fresh, funded address
+/// for every order (a token transfer, gas money and an approval or permit on top of `openOrder`),
+/// while each cancel costs the provider one transaction. A refusal does not stop a verifier that
+/// could accuse the provider (staked as a verifier, at least the minimum, nothing thawing): verifiers
+/// probe providers as paying clients, and a provider able to turn them away could hide from audits.
+/// (A provider that cancels a verifier's probe orders instead fails the verifier's probes: that is
+/// what an `unreachable` dispute, which no proof of the provider's can rebut, is for.) There is deliberately no cancellation fee:
+/// a fee paid to the provider would let a provider earn by cancelling honest orders, a fee burned
+/// would punish honest clients whose orders a provider cancels, and either would break the rule that
+/// an order no byte was paid for refunds its whole deposit.
 /// @dev An order's id is the hash of its terms (which include a sequence number), so only its mutable
 /// state is stored: one slot. Whoever acts on an order passes the terms back; terms that were not
 /// opened hash to an id with no open order. The OrderOpened event carries the full terms, so
@@ -94,6 +115,14 @@ interface IBandwidthMarket {
         bool cooperative
     );
 
+    /// @notice The provider of `orderId` cancelled it before accepting it (nothing was ever paid): the
+    /// client got its whole deposit `refund` back and the stake the order locked was unlocked.
+    event OrderCancelled(bytes32 indexed orderId, address indexed client, address indexed provider, uint256 refund);
+
+    /// @notice `provider` refuses new orders from `client` until `refusedUntil` (unix seconds); a time
+    /// that is not in the future (0 included) means it accepts them again.
+    event ClientRefused(address indexed provider, address indexed client, uint64 refusedUntil);
+
     /// @notice The deposit is zero or does not fit in 96 bits.
     error MarketInvalidDeposit(uint256 deposit);
 
@@ -134,6 +163,20 @@ interface IBandwidthMarket {
     /// @notice Only the order's client may do this; `caller` is not `client`.
     error MarketNotClient(bytes32 orderId, address caller, address client);
 
+    /// @notice Only the order's provider may do this; `caller` is not `provider`.
+    error MarketNotProvider(bytes32 orderId, address caller, address provider);
+
+    /// @notice The provider already accepted order `orderId` (it redeemed a receipt; `paid` in total),
+    /// so it can no longer cancel it.
+    error MarketOrderAccepted(bytes32 orderId, uint256 paid);
+
+    /// @notice Order `orderId` has not been accepted yet: only its provider `provider` may redeem its
+    /// first receipt, not `caller`.
+    error MarketOrderNotAccepted(bytes32 orderId, address caller, address provider);
+
+    /// @notice `provider` refuses orders from `client` until `refusedUntil`.
+    error MarketClientRefused(address provider, address client, uint256 refusedUntil);
+
     /// @notice The order cannot be reclaimed before `reclaimableAt`; it is `now`.
     error MarketNotReclaimable(bytes32 orderId, uint256 reclaimableAt, uint256 now);
 
@@ -145,7 +188,9 @@ interface IBandwidthMarket {
 
     /// @notice Open an order with `provider`, escrowing `deposit` (pulled with transferFrom after a
     /// prior approve) for `duration` seconds, at the provider's current price if it is at most
-    /// `maxPricePerGiB`. Locks part of the provider's stake. Returns the new order's id (the hash of its terms).
+    /// `maxPricePerGiB`. Locks part of the provider's stake. Refused while the provider refuses the
+    /// caller (`refusedUntil`), unless the caller is a verifier that could accuse the provider.
+    /// Returns the new order's id (the hash of its terms).
     function openOrder(address provider, uint256 deposit, uint256 duration, uint256 maxPricePerGiB)
         external
         returns (bytes32 orderId);
@@ -164,11 +209,13 @@ interface IBandwidthMarket {
     ) external returns (bytes32 orderId);
 
     /// @notice Pay the provider of `r.orderId` the difference between `r.cumulativeAmount` and what it
-    /// was already paid. Anyone may submit; the payout goes to the provider.
+    /// was already paid; the payout goes to the provider. An order's first receipt only its provider may
+    /// redeem (that accepts the order: it can no longer be cancelled); later receipts anyone may submit.
     function redeem(Redemption calldata r) external returns (uint256 payout);
 
     /// @notice redeem for several receipts (each for a different order, or increasing for one order)
-    /// in one transaction; all succeed or none.
+    /// in one transaction; all succeed or none. The first receipt of an order must come from a batch
+    /// its provider sends.
     function redeemMany(Redemption[] calldata rs) external returns (uint256 totalPayout);
 
     /// @notice Client only: close `orderId` now. The provider signed CloseOrder(orderId, finalAmount)
@@ -179,6 +226,22 @@ interface IBandwidthMarket {
     /// @notice After expiry plus the grace period, refund the unpaid remainder of `orderId` to its
     /// client and release the provider's locked stake. Anyone may call; the refund goes to the client.
     function reclaim(bytes32 orderId, Order calldata order) external returns (uint256 refund);
+
+    /// @notice Provider only: cancel `orderId`, which it has not accepted (no receipt of it was ever
+    /// redeemed, so nothing was paid). The client gets its whole deposit back (returned as `refund`),
+    /// the stake the order locked is unlocked and the order is closed; this works at any time while the
+    /// order is open, also after expiry. When `refuseUntil` is not 0 the provider also refuses the
+    /// order's client until then, as `refuse` does, in the same transaction.
+    function cancel(bytes32 orderId, Order calldata order, uint64 refuseUntil) external returns (uint256 refund);
+
+    /// @notice Refuse new orders from `client` to you (the caller, as a provider) until `until` (unix
+    /// seconds); 0 or a past time accepts them again. Orders already open are not affected (cancel
+    /// those you have not accepted). Whom a provider refuses matters only to its own orders, and a
+    /// refusal is ignored while `client` is a verifier that could accuse the provider (see above).
+    function refuse(address client, uint64 until) external;
+
+    /// @notice Until when `provider` refuses orders from `client` (0 or a past time: it does not).
+    function refusedUntil(address provider, address client) external view returns (uint64);
 
     /// @notice The stored state of `orderId`.
     function orderState(bytes32 orderId) external view returns (OrderState memory);

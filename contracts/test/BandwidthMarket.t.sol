@@ -72,6 +72,19 @@ contract BandwidthMarketTest is MarketFixture {
         return _redemptionOn(market, key, id, o, bytes_, amount);
     }
 
+    /// @dev Redeems `r` as its order's provider: only the provider may redeem an order's first receipt
+    /// (test_redeem_laterReceiptByAnyone and the RevertWhen tests cover other senders).
+    function _redeem(IBandwidthMarket.Redemption memory r) internal returns (uint256) {
+        vm.prank(r.order.provider);
+        return market.redeem(r);
+    }
+
+    /// @dev redeemMany as the provider of the batch's first receipt.
+    function _redeemMany(IBandwidthMarket.Redemption[] memory rs) internal returns (uint256) {
+        if (rs.length != 0) vm.prank(rs[0].order.provider);
+        return market.redeemMany(rs);
+    }
+
     function _assertState(bytes32 id, uint256 paid, IBandwidthMarket.Status status, string memory what) internal view {
         IBandwidthMarket.OrderState memory st = market.orderState(id);
         assertEq(st.paid, paid, string.concat(what, ": paid"));
@@ -296,7 +309,7 @@ contract BandwidthMarketTest is MarketFixture {
     function test_orderState_tracksOpenRedeemAndClose() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
         _assertState(id, 0, IBandwidthMarket.Status.Open, "opened");
-        market.redeem(receipt(id, o, 7e18));
+        _redeem(receipt(id, o, 7e18));
         _assertState(id, 7e18, IBandwidthMarket.Status.Open, "redeemed");
         bytes memory sig = signClose(PROVIDER_KEY, id, 9e18);
         vm.prank(client);
@@ -376,8 +389,8 @@ contract BandwidthMarketTest is MarketFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IBandwidthMarket.MarketAmountAbovePrice.selector, id, 1.5e18 + 1, 1.5e18)
         );
-        market.redeem(over);
-        assertEq(market.redeem(_redemption(CLIENT_KEY, id, o, GIB, 1.5e18)), 1.5e18, "pays 1.5 per GiB");
+        _redeem(over);
+        assertEq(_redeem(_redemption(CLIENT_KEY, id, o, GIB, 1.5e18)), 1.5e18, "pays 1.5 per GiB");
     }
 
     function test_openOrder_acceptsPriceEqualToMax() public {
@@ -402,7 +415,7 @@ contract BandwidthMarketTest is MarketFixture {
         assertEq(_locked(provider), lockedBefore, "no stake locked");
         assertEq(market.nextNonce(), 2, "no nonce consumed");
         // The raise does not touch the order already open: it still pays at PRICE.
-        assertEq(market.redeem(receipt(oldId, oldOrder, PRICE)), PRICE, "old order keeps its price");
+        assertEq(_redeem(receipt(oldId, oldOrder, PRICE)), PRICE, "old order keeps its price");
     }
 
     function test_openOrder_locksCeilOfDepositTimesLockBps() public {
@@ -611,19 +624,20 @@ contract BandwidthMarketTest is MarketFixture {
 
     function test_redeem_laterReceiptPaysOnlyTheDifference() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
-        market.redeem(receipt(id, o, 10e18));
+        _redeem(receipt(id, o, 10e18));
         uint256 providerBefore = token.balanceOf(provider);
         IBandwidthMarket.Redemption memory r = receipt(id, o, 25e18);
         vm.expectEmit(true, true, true, true, address(market));
         emit IBandwidthMarket.Redeemed(id, provider, r.cumulativeBytes, 25e18, 15e18);
-        assertEq(market.redeem(r), 15e18, "payout is the difference");
+        assertEq(_redeem(r), 15e18, "payout is the difference");
         assertEq(token.balanceOf(provider), providerBefore + 15e18, "provider paid the difference");
         _assertState(id, 25e18, IBandwidthMarket.Status.Open, "cumulative paid");
     }
 
     function test_redeem_byStrangerPaysProviderNotSender() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
-        IBandwidthMarket.Redemption memory r = receipt(id, o, 10e18);
+        _redeem(receipt(id, o, 1e18)); // the provider accepts the order; later receipts anyone may submit
+        IBandwidthMarket.Redemption memory r = receipt(id, o, 11e18);
         uint256 strangerBefore = token.balanceOf(stranger);
         uint256 providerBefore = token.balanceOf(provider);
         vm.prank(stranger);
@@ -632,9 +646,56 @@ contract BandwidthMarketTest is MarketFixture {
         assertEq(token.balanceOf(provider), providerBefore + 10e18, "provider paid");
     }
 
+    function test_redeem_laterReceiptByAnyone() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        _redeem(receipt(id, o, 1e18));
+        IBandwidthMarket.Redemption memory r = receipt(id, o, 3e18);
+        vm.prank(client); // even the client may submit a later receipt: it pays the provider
+        assertEq(market.redeem(r), 2e18, "client-submitted later receipt");
+        IBandwidthMarket.Redemption memory r2 = receipt(id, o, 6e18);
+        vm.prank(stranger);
+        assertEq(market.redeem(r2), 3e18, "stranger-submitted later receipt");
+        _assertState(id, 6e18, IBandwidthMarket.Status.Open, "paid");
+    }
+
+    function test_RevertWhen_redeemFirstReceiptNotByProvider() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        IBandwidthMarket.Redemption memory r = receipt(id, o, 10e18);
+        address[3] memory others = [client, stranger, provider2];
+        for (uint256 i; i < others.length; ++i) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotAccepted.selector, id, others[i], provider)
+            );
+            vm.prank(others[i]);
+            market.redeem(r);
+        }
+        _assertState(id, 0, IBandwidthMarket.Status.Open, "nothing paid");
+        // A 1-unit receipt of the client's own (the cheapest way to make an order "paid") is refused too.
+        IBandwidthMarket.Redemption memory pin = receipt(id, o, 1);
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotAccepted.selector, id, stranger, provider));
+        vm.prank(stranger);
+        market.redeem(pin);
+        assertEq(_redeem(r), 10e18, "the provider redeems it");
+    }
+
+    function test_RevertWhen_redeemManyFirstReceiptNotByItsProvider() public {
+        (bytes32 idA, IBandwidthMarket.Order memory oA) = _open();
+        (bytes32 idB, IBandwidthMarket.Order memory oB) = openOrderAs(client, provider2, DEPOSIT, DURATION, PRICE2);
+        _redeem(receipt(idA, oA, 1e18)); // A is accepted, B is not
+        IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](2);
+        rs[0] = receipt(idA, oA, 2e18);
+        rs[1] = receipt(idB, oB, 3e18);
+        // provider may send A's later receipt but not B's first one (provider2's acceptance).
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotAccepted.selector, idB, provider, provider2));
+        vm.prank(provider);
+        market.redeemMany(rs);
+        _assertState(idA, 1e18, IBandwidthMarket.Status.Open, "A rolled back");
+        _assertState(idB, 0, IBandwidthMarket.Status.Open, "B untouched");
+    }
+
     function test_redeem_wholeDeposit() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
-        assertEq(market.redeem(receipt(id, o, DEPOSIT)), DEPOSIT, "whole deposit");
+        assertEq(_redeem(receipt(id, o, DEPOSIT)), DEPOSIT, "whole deposit");
         assertEq(token.balanceOf(address(market)), 0, "escrow empty");
         _assertState(id, DEPOSIT, IBandwidthMarket.Status.Open, "still open until closed");
     }
@@ -642,16 +703,16 @@ contract BandwidthMarketTest is MarketFixture {
     function test_redeem_worksAfterExpiryUntilReclaimed() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
         vm.warp(o.expiry + GRACE - 1);
-        assertEq(market.redeem(receipt(id, o, 10e18)), 10e18, "during grace");
+        assertEq(_redeem(receipt(id, o, 10e18)), 10e18, "during grace");
         vm.warp(o.expiry + GRACE + 1 days);
-        assertEq(market.redeem(receipt(id, o, 20e18)), 10e18, "after grace, before any reclaim");
+        assertEq(_redeem(receipt(id, o, 20e18)), 10e18, "after grace, before any reclaim");
     }
 
     function test_redeem_acceptsAmountAtRoundedUpPrice() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
         // One byte at 2e18 per GiB costs 2e18 / 2^30 = 1862645149.2..., rounded up to 1862645150.
         uint256 maxAmount = (PRICE + GIB - 1) / GIB;
-        assertEq(market.redeem(_redemption(CLIENT_KEY, id, o, 1, maxAmount)), maxAmount, "ceil accepted");
+        assertEq(_redeem(_redemption(CLIENT_KEY, id, o, 1, maxAmount)), maxAmount, "ceil accepted");
     }
 
     function test_RevertWhen_redeemUnknownOrder() public {
@@ -666,7 +727,7 @@ contract BandwidthMarketTest is MarketFixture {
         bytes32 id = keccak256(abi.encode(o));
         IBandwidthMarket.Redemption memory r = receipt(id, o, 10e18);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotOpen.selector, id));
-        market.redeem(r);
+        _redeem(r);
     }
 
     function test_RevertWhen_redeemClosedOrder() public {
@@ -676,7 +737,7 @@ contract BandwidthMarketTest is MarketFixture {
         vm.prank(client);
         market.close(id, o, 5e18, sig);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotOpen.selector, id));
-        market.redeem(r);
+        _redeem(r);
     }
 
     function test_RevertWhen_redeemTermsDoNotMatchOrderId() public {
@@ -686,7 +747,7 @@ contract BandwidthMarketTest is MarketFixture {
         r.order.pricePerGiB = uint96(PRICE * 2);
         bytes32 termsId = keccak256(abi.encode(r.order));
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketTermsMismatch.selector, id, termsId));
-        market.redeem(r);
+        _redeem(r);
     }
 
     function test_RevertWhen_redeemSignedByNonClient() public {
@@ -695,9 +756,9 @@ contract BandwidthMarketTest is MarketFixture {
         IBandwidthMarket.Redemption memory byProvider = _redemption(PROVIDER_KEY, id, o, bytes_, 10e18);
         IBandwidthMarket.Redemption memory byStranger = _redemption(STRANGER_KEY, id, o, bytes_, 10e18);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidReceiptSignature.selector, id));
-        market.redeem(byProvider);
+        _redeem(byProvider);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidReceiptSignature.selector, id));
-        market.redeem(byStranger);
+        _redeem(byStranger);
     }
 
     function test_RevertWhen_redeemReceiptFieldsTampered() public {
@@ -706,17 +767,17 @@ contract BandwidthMarketTest is MarketFixture {
         r.cumulativeAmount = 11e18; // client signed 10
         r.cumulativeBytes = bytesFor(11e18, PRICE);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidReceiptSignature.selector, id));
-        market.redeem(r);
+        _redeem(r);
 
         r = receipt(id, o, 10e18);
         r.cumulativeBytes += 1; // more bytes than the client signed for
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidReceiptSignature.selector, id));
-        market.redeem(r);
+        _redeem(r);
 
         r = receipt(id, o, 10e18);
         r.signature = "";
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidReceiptSignature.selector, id));
-        market.redeem(r);
+        _redeem(r);
     }
 
     function test_RevertWhen_redeemReceiptOfOrderAForOrderB() public {
@@ -729,18 +790,18 @@ contract BandwidthMarketTest is MarketFixture {
         asB.orderId = idB;
         asB.order = oB;
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidReceiptSignature.selector, idB));
-        market.redeem(asB);
+        _redeem(asB);
 
         // A's receipt with B's terms.
         IBandwidthMarket.Redemption memory mixed = receipt(idA, oA, 10e18);
         mixed.order = oB;
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketTermsMismatch.selector, idA, idB));
-        market.redeem(mixed);
+        _redeem(mixed);
 
         _assertState(idA, 0, IBandwidthMarket.Status.Open, "A untouched");
         _assertState(idB, 0, IBandwidthMarket.Status.Open, "B untouched");
         // The receipt is good for A itself.
-        assertEq(market.redeem(forA), 10e18, "valid for A");
+        assertEq(_redeem(forA), 10e18, "valid for A");
     }
 
     function test_RevertWhen_redeemReceiptSignedForAnotherMarket() public {
@@ -761,10 +822,11 @@ contract BandwidthMarketTest is MarketFixture {
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidReceiptSignature.selector, id));
         m2.redeem(forMarket);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidReceiptSignature.selector, id));
-        market.redeem(forM2);
+        _redeem(forM2);
 
+        vm.prank(provider);
         assertEq(m2.redeem(forM2), PRICE, "valid on its own market");
-        assertEq(market.redeem(forMarket), PRICE, "valid on its own market");
+        assertEq(_redeem(forMarket), PRICE, "valid on its own market");
     }
 
     function test_RevertWhen_redeemReceiptSignedOnAnotherChain() public {
@@ -775,33 +837,33 @@ contract BandwidthMarketTest is MarketFixture {
         vm.chainId(block.chainid + 1);
         assertTrue(market.receiptDigest(id, r.cumulativeBytes, 10e18) != digestBefore, "domain changed");
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketInvalidReceiptSignature.selector, id));
-        market.redeem(r);
+        _redeem(r);
 
         // Signed under the current chain id it verifies.
-        assertEq(market.redeem(receipt(id, o, 10e18)), 10e18, "re-signed receipt");
+        assertEq(_redeem(receipt(id, o, 10e18)), 10e18, "re-signed receipt");
     }
 
     function test_RevertWhen_redeemReplaysReceipt() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
         IBandwidthMarket.Redemption memory r = receipt(id, o, 10e18);
-        market.redeem(r);
+        _redeem(r);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketReceiptNotNewer.selector, id, 10e18, 10e18));
-        market.redeem(r);
+        _redeem(r);
     }
 
     function test_RevertWhen_redeemLowerReceiptAfterHigher() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
         IBandwidthMarket.Redemption memory low = receipt(id, o, 10e18);
-        market.redeem(receipt(id, o, 20e18));
+        _redeem(receipt(id, o, 20e18));
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketReceiptNotNewer.selector, id, 10e18, 20e18));
-        market.redeem(low);
+        _redeem(low);
     }
 
     function test_RevertWhen_redeemZeroAmount() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
         IBandwidthMarket.Redemption memory r = _redemption(CLIENT_KEY, id, o, 0, 0);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketReceiptNotNewer.selector, id, 0, 0));
-        market.redeem(r);
+        _redeem(r);
     }
 
     function test_RevertWhen_redeemAmountExceedsDeposit() public {
@@ -810,7 +872,7 @@ contract BandwidthMarketTest is MarketFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IBandwidthMarket.MarketAmountExceedsDeposit.selector, id, DEPOSIT + 1, DEPOSIT)
         );
-        market.redeem(r);
+        _redeem(r);
     }
 
     function test_RevertWhen_redeemAmountAbovePrice() public {
@@ -818,7 +880,7 @@ contract BandwidthMarketTest is MarketFixture {
         // One GiB costs PRICE; the client (mistakenly) signed PRICE + 1 for it.
         IBandwidthMarket.Redemption memory r = _redemption(CLIENT_KEY, id, o, GIB, PRICE + 1);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketAmountAbovePrice.selector, id, PRICE + 1, PRICE));
-        market.redeem(r);
+        _redeem(r);
     }
 
     // =============================================================== redeemMany
@@ -831,6 +893,11 @@ contract BandwidthMarketTest is MarketFixture {
         (bytes32 idC, IBandwidthMarket.Order memory oC) = openOrderAs(stranger, provider, 50e18, DURATION, PRICE);
         (bytes32 idD, IBandwidthMarket.Order memory oD) = openOrderAs(client, provider2, 40e18, DURATION, PRICE2);
         assertEq(oB.pricePerGiB, PRICE2, "provider2's own price");
+        // Each provider accepts its orders (1 unit each): a batch from anyone else may then carry them.
+        _redeem(receipt(idA, oA, 1));
+        _redeem(_redemption(STRANGER_KEY, idC, oC, bytesFor(1, PRICE), 1));
+        _redeem(receipt(idB, oB, 1));
+        _redeem(receipt(idD, oD, 1));
 
         IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](5);
         rs[0] = receipt(idA, oA, 10e18);
@@ -845,29 +912,29 @@ contract BandwidthMarketTest is MarketFixture {
         uint256 escrowBefore = token.balanceOf(address(market));
 
         vm.expectEmit(true, true, true, true, address(market));
-        emit IBandwidthMarket.Redeemed(idA, provider, rs[0].cumulativeBytes, 10e18, 10e18);
+        emit IBandwidthMarket.Redeemed(idA, provider, rs[0].cumulativeBytes, 10e18, 10e18 - 1);
         vm.expectEmit(true, true, true, true, address(market));
-        emit IBandwidthMarket.Redeemed(idC, provider, rs[1].cumulativeBytes, 5e18, 5e18);
+        emit IBandwidthMarket.Redeemed(idC, provider, rs[1].cumulativeBytes, 5e18, 5e18 - 1);
         vm.expectEmit(true, true, true, true, address(market));
-        emit IBandwidthMarket.Redeemed(idB, provider2, rs[2].cumulativeBytes, 30e18, 30e18);
+        emit IBandwidthMarket.Redeemed(idB, provider2, rs[2].cumulativeBytes, 30e18, 30e18 - 1);
         vm.expectEmit(true, true, true, true, address(token));
-        emit IERC20.Transfer(address(market), provider, 15e18);
+        emit IERC20.Transfer(address(market), provider, 15e18 - 2);
         vm.expectEmit(true, true, true, true, address(market));
-        emit IBandwidthMarket.Redeemed(idD, provider2, rs[3].cumulativeBytes, 40e18, 40e18);
+        emit IBandwidthMarket.Redeemed(idD, provider2, rs[3].cumulativeBytes, 40e18, 40e18 - 1);
         vm.expectEmit(true, true, true, true, address(market));
         emit IBandwidthMarket.Redeemed(idA, provider, rs[4].cumulativeBytes, 12e18, 2e18);
         vm.expectEmit(true, true, true, true, address(token));
-        emit IERC20.Transfer(address(market), provider2, 70e18);
+        emit IERC20.Transfer(address(market), provider2, 70e18 - 2);
         vm.expectEmit(true, true, true, true, address(token));
         emit IERC20.Transfer(address(market), provider, 2e18);
         vm.prank(verifier);
         uint256 total = market.redeemMany(rs);
 
-        assertEq(total, 87e18, "total payout");
-        assertEq(token.balanceOf(provider), p1Before + 10e18 + 5e18 + 2e18, "provider: A and C");
-        assertEq(token.balanceOf(provider2), p2Before + 30e18 + 40e18, "provider2: B and D");
+        assertEq(total, 87e18 - 4, "total payout");
+        assertEq(token.balanceOf(provider), p1Before + 10e18 + 5e18 + 2e18 - 2, "provider: A and C");
+        assertEq(token.balanceOf(provider2), p2Before + 30e18 + 40e18 - 2, "provider2: B and D");
         assertEq(token.balanceOf(verifier), verifierBefore, "submitter's balance unchanged");
-        assertEq(token.balanceOf(address(market)), escrowBefore - 87e18, "escrow decreased by the total");
+        assertEq(token.balanceOf(address(market)), escrowBefore - (87e18 - 4), "escrow decreased by the total");
         _assertState(idA, 12e18, IBandwidthMarket.Status.Open, "A");
         _assertState(idB, 30e18, IBandwidthMarket.Status.Open, "B");
         _assertState(idC, 5e18, IBandwidthMarket.Status.Open, "C");
@@ -878,15 +945,16 @@ contract BandwidthMarketTest is MarketFixture {
         (bytes32 idA, IBandwidthMarket.Order memory oA) = openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
         (bytes32 idB, IBandwidthMarket.Order memory oB) = openOrderAs(client, provider2, DEPOSIT, DURATION, PRICE2);
         (bytes32 idC, IBandwidthMarket.Order memory oC) = openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
+        _redeem(receipt(idB, oB, 1)); // provider2 accepted B; provider's A and C come first in provider's batch
         IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](3);
         rs[0] = receipt(idA, oA, 1e18);
         rs[1] = receipt(idB, oB, 20e18);
         rs[2] = receipt(idC, oC, 300);
         uint256 p1Before = token.balanceOf(provider);
         uint256 p2Before = token.balanceOf(provider2);
-        assertEq(market.redeemMany(rs), 21e18 + 300, "total");
+        assertEq(_redeemMany(rs), 21e18 + 300 - 1, "total");
         assertEq(token.balanceOf(provider), p1Before + 1e18 + 300, "provider: A and C");
-        assertEq(token.balanceOf(provider2), p2Before + 20e18, "provider2: B");
+        assertEq(token.balanceOf(provider2), p2Before + 20e18 - 1, "provider2: B");
     }
 
     function test_redeemMany_twoIncreasingReceiptsOfOneOrder() public {
@@ -902,7 +970,7 @@ contract BandwidthMarketTest is MarketFixture {
         emit IBandwidthMarket.Redeemed(id, provider, rs[1].cumulativeBytes, 25e18, 15e18);
         vm.expectEmit(true, true, true, true, address(token));
         emit IERC20.Transfer(address(market), provider, 25e18);
-        assertEq(market.redeemMany(rs), 25e18, "total");
+        assertEq(_redeemMany(rs), 25e18, "total");
 
         assertEq(token.balanceOf(provider), providerBefore + 25e18, "paid the highest receipt once");
         _assertState(id, 25e18, IBandwidthMarket.Status.Open, "paid");
@@ -913,19 +981,20 @@ contract BandwidthMarketTest is MarketFixture {
         IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](1);
         rs[0] = receipt(id, o, 10e18);
         uint256 providerBefore = token.balanceOf(provider);
-        assertEq(market.redeemMany(rs), 10e18, "total");
+        assertEq(_redeemMany(rs), 10e18, "total");
         assertEq(token.balanceOf(provider), providerBefore + 10e18, "paid");
     }
 
     function test_RevertWhen_redeemManyEmptyBatch() public {
         IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](0);
         vm.expectRevert(IBandwidthMarket.MarketEmptyBatch.selector);
-        market.redeemMany(rs);
+        _redeemMany(rs);
     }
 
     function test_RevertWhen_redeemManyContainsBadReceipt_nothingPaid() public {
         (bytes32 idA, IBandwidthMarket.Order memory oA) = _open();
         (bytes32 idB, IBandwidthMarket.Order memory oB) = openOrderAs(client, provider2, DEPOSIT, DURATION, PRICE2);
+        _redeem(receipt(idB, oB, 1)); // provider2 accepted B, so provider's batch may carry it
         IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](3);
         rs[0] = receipt(idA, oA, 25e18);
         rs[1] = receipt(idB, oB, 5e18);
@@ -933,11 +1002,11 @@ contract BandwidthMarketTest is MarketFixture {
         uint256 p1Before = token.balanceOf(provider);
         uint256 p2Before = token.balanceOf(provider2);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketReceiptNotNewer.selector, idA, 10e18, 25e18));
-        market.redeemMany(rs);
+        _redeemMany(rs);
         assertEq(token.balanceOf(provider), p1Before, "provider unpaid");
         assertEq(token.balanceOf(provider2), p2Before, "provider2 unpaid");
         _assertState(idA, 0, IBandwidthMarket.Status.Open, "A rolled back");
-        _assertState(idB, 0, IBandwidthMarket.Status.Open, "B rolled back");
+        _assertState(idB, 1, IBandwidthMarket.Status.Open, "B rolled back");
     }
 
     function test_RevertWhen_redeemManySameReceiptTwice() public {
@@ -946,14 +1015,14 @@ contract BandwidthMarketTest is MarketFixture {
         rs[0] = receipt(id, o, 10e18);
         rs[1] = rs[0];
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketReceiptNotNewer.selector, id, 10e18, 10e18));
-        market.redeemMany(rs);
+        _redeemMany(rs);
     }
 
     // =============================================================== close
 
     function test_close_paysProviderRestAndRefundsClient() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
-        market.redeem(receipt(id, o, 10e18));
+        _redeem(receipt(id, o, 10e18));
         uint256 lock = _lockFor(DEPOSIT, LOCK_BPS);
         uint256 providerBefore = token.balanceOf(provider);
         uint256 clientBefore = token.balanceOf(client);
@@ -979,7 +1048,7 @@ contract BandwidthMarketTest is MarketFixture {
 
     function test_close_atPaidAmountOnlyRefunds() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
-        market.redeem(receipt(id, o, 10e18));
+        _redeem(receipt(id, o, 10e18));
         uint256 providerBefore = token.balanceOf(provider);
         uint256 clientBefore = token.balanceOf(client);
         bytes memory sig = signClose(PROVIDER_KEY, id, 10e18);
@@ -1031,7 +1100,7 @@ contract BandwidthMarketTest is MarketFixture {
 
     function test_RevertWhen_closeFinalBelowPaid() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
-        market.redeem(receipt(id, o, 10e18));
+        _redeem(receipt(id, o, 10e18));
         bytes memory sig = signClose(PROVIDER_KEY, id, 10e18 - 1);
         vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketFinalBelowPaid.selector, id, 10e18 - 1, 10e18));
         vm.prank(client);
@@ -1120,7 +1189,7 @@ contract BandwidthMarketTest is MarketFixture {
 
     function test_reclaim_byStrangerAtExpiryPlusGraceRefundsClient() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
-        market.redeem(receipt(id, o, 10e18));
+        _redeem(receipt(id, o, 10e18));
         uint256 lock = _lockFor(DEPOSIT, LOCK_BPS);
         uint256 clientBefore = token.balanceOf(client);
         uint256 providerBefore = token.balanceOf(provider);
@@ -1170,7 +1239,7 @@ contract BandwidthMarketTest is MarketFixture {
 
     function test_reclaim_fullyPaidOrderRefundsNothing() public {
         (bytes32 id, IBandwidthMarket.Order memory o) = _open();
-        market.redeem(receipt(id, o, DEPOSIT));
+        _redeem(receipt(id, o, DEPOSIT));
         uint256 clientBefore = token.balanceOf(client);
         vm.warp(o.expiry + GRACE);
         vm.expectEmit(true, true, true, true, address(market));
@@ -1216,6 +1285,272 @@ contract BandwidthMarketTest is MarketFixture {
         market.reclaim(id, o);
     }
 
+    // =============================================================== cancel
+
+    function test_cancel_refundsWholeDepositUnlocksStakeAndCloses() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        uint256 lock = _lockFor(DEPOSIT, LOCK_BPS);
+        uint256 clientBefore = token.balanceOf(client);
+        uint256 providerBefore = token.balanceOf(provider);
+
+        vm.expectEmit(true, true, true, true, address(market));
+        emit IBandwidthMarket.OrderCancelled(id, client, provider, DEPOSIT);
+        vm.expectEmit(true, true, true, true, address(staking));
+        emit IStaking.StakeUnlocked(provider, lock, 0);
+        vm.expectEmit(true, true, true, true, address(token));
+        emit IERC20.Transfer(address(market), client, DEPOSIT);
+        vm.prank(provider);
+        uint256 refund = market.cancel(id, o, 0);
+
+        assertEq(refund, DEPOSIT, "refund is the whole deposit");
+        assertEq(token.balanceOf(client), clientBefore + DEPOSIT, "client refunded in full");
+        assertEq(token.balanceOf(provider), providerBefore, "provider keeps nothing");
+        assertEq(token.balanceOf(address(market)), 0, "escrow empty");
+        assertEq(_locked(provider), 0, "stake unlocked");
+        assertEq(staking.unlockedStake(provider), STAKE, "all of it");
+        assertEq(market.refusedUntil(provider, client), 0, "no refusal unless asked");
+        _assertState(id, 0, IBandwidthMarket.Status.Closed, "cancelled");
+    }
+
+    function test_cancel_withRefuseUntilRefusesTheClient() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        uint64 until = uint64(block.timestamp + 3 days);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit IBandwidthMarket.OrderCancelled(id, client, provider, DEPOSIT);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit IBandwidthMarket.ClientRefused(provider, client, until);
+        vm.prank(provider);
+        market.cancel(id, o, until);
+        assertEq(market.refusedUntil(provider, client), until, "refused");
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketClientRefused.selector, provider, client, until));
+        vm.prank(client);
+        market.openOrder(provider, DEPOSIT, DURATION, PRICE);
+    }
+
+    function test_cancel_afterExpiryBeforeReclaim() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        vm.warp(o.expiry + GRACE + 5 days);
+        uint256 clientBefore = token.balanceOf(client);
+        vm.prank(provider);
+        assertEq(market.cancel(id, o, 0), DEPOSIT, "whole deposit");
+        assertEq(token.balanceOf(client), clientBefore + DEPOSIT, "refunded");
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotOpen.selector, id));
+        market.reclaim(id, o);
+    }
+
+    function test_cancel_releasesExactlyThisOrdersLock() public {
+        (bytes32 idA, IBandwidthMarket.Order memory oA) = openOrderAs(client, provider, 777, DURATION, PRICE);
+        (bytes32 idB,) = openOrderAs(stranger, provider, 12345, MAX_DURATION, PRICE);
+        vm.prank(provider);
+        market.cancel(idA, oA, 0);
+        assertEq(_locked(provider), _lockFor(12345, LOCK_BPS), "only A's lock released");
+        _assertState(idB, 0, IBandwidthMarket.Status.Open, "B still open");
+    }
+
+    function test_RevertWhen_cancelByAnyoneButTheProvider() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        address[3] memory others = [client, stranger, provider2];
+        for (uint256 i; i < others.length; ++i) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IBandwidthMarket.MarketNotProvider.selector, id, others[i], provider)
+            );
+            vm.prank(others[i]);
+            market.cancel(id, o, 0);
+        }
+        _assertState(id, 0, IBandwidthMarket.Status.Open, "still open");
+    }
+
+    function test_RevertWhen_cancelAfterARedemption() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        _redeem(receipt(id, o, 1));
+        uint256 clientBefore = token.balanceOf(client);
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderAccepted.selector, id, 1));
+        vm.prank(provider);
+        market.cancel(id, o, 0);
+        assertEq(token.balanceOf(client), clientBefore, "no refund");
+        assertEq(_locked(provider), _lockFor(DEPOSIT, LOCK_BPS), "still locked");
+        _assertState(id, 1, IBandwidthMarket.Status.Open, "still open");
+    }
+
+    /// @notice The provider's own race: a cancel and a redemption of the same order are both the
+    /// provider's; whichever is mined first wins and the other is refused, nobody else can interfere.
+    function test_RevertWhen_redeemAfterCancel() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        IBandwidthMarket.Redemption memory r = receipt(id, o, 10e18);
+        vm.prank(provider);
+        market.cancel(id, o, 0);
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotOpen.selector, id));
+        _redeem(r);
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotOpen.selector, id));
+        vm.prank(stranger);
+        market.redeem(r);
+    }
+
+    function test_RevertWhen_cancelTwiceOrAfterClose() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        vm.prank(provider);
+        market.cancel(id, o, 0);
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotOpen.selector, id));
+        vm.prank(provider);
+        market.cancel(id, o, 0);
+
+        // A co-signed close at 0 (nothing paid) ends an order too; a cancel after it is refused.
+        (bytes32 id2, IBandwidthMarket.Order memory o2) = _open();
+        bytes memory sig = signClose(PROVIDER_KEY, id2, 0);
+        vm.prank(client);
+        market.close(id2, o2, 0, sig);
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotOpen.selector, id2));
+        vm.prank(provider);
+        market.cancel(id2, o2, 0);
+    }
+
+    function test_RevertWhen_closeOrReclaimAfterCancel() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        bytes memory sig = signClose(PROVIDER_KEY, id, 0);
+        vm.prank(provider);
+        market.cancel(id, o, 0);
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotOpen.selector, id));
+        vm.prank(client);
+        market.close(id, o, 0, sig);
+        vm.warp(o.expiry + GRACE);
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketOrderNotOpen.selector, id));
+        market.reclaim(id, o);
+    }
+
+    function test_RevertWhen_cancelTermsDoNotMatchOrderId() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        // Claiming a larger deposit (to refund more, or unlock more) changes the id.
+        o.deposit += 1;
+        bytes32 termsId = keccak256(abi.encode(o));
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketTermsMismatch.selector, id, termsId));
+        vm.prank(provider);
+        market.cancel(id, o, 0);
+    }
+
+    function testFuzz_cancel_refundsDepositAndUnlocksExactly(uint256 d1, uint256 d2, uint256 elapsed) public {
+        d1 = bound(d1, 1, STAKE);
+        d2 = bound(d2, 1, STAKE);
+        (bytes32 id1, IBandwidthMarket.Order memory o1) = openOrderAs(client, provider, d1, DURATION, PRICE);
+        openOrderAs(stranger, provider, d2, MAX_DURATION, PRICE);
+        uint256 lockedBefore = _locked(provider);
+        assertEq(lockedBefore, _lockFor(d1, LOCK_BPS) + _lockFor(d2, LOCK_BPS), "both locked");
+        vm.warp(block.timestamp + bound(elapsed, 0, MAX_DURATION + GRACE + 1 days));
+        uint256 clientBefore = token.balanceOf(client);
+        vm.prank(provider);
+        assertEq(market.cancel(id1, o1, 0), d1, "refund = deposit");
+        assertEq(token.balanceOf(client), clientBefore + d1, "client refunded");
+        assertEq(_locked(provider), _lockFor(d2, LOCK_BPS), "exactly order 1's lock released");
+        assertEq(token.balanceOf(address(market)), d2, "escrow = the other order's deposit");
+    }
+
+    // =============================================================== refuse
+
+    function test_refuse_refusesOpenOrderAndPermitUntilTheTime() public {
+        uint64 until = uint64(block.timestamp + 1 hours);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit IBandwidthMarket.ClientRefused(provider, client, until);
+        vm.prank(provider);
+        market.refuse(client, until);
+        assertEq(market.refusedUntil(provider, client), until, "recorded");
+
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketClientRefused.selector, provider, client, until));
+        vm.prank(client);
+        market.openOrder(provider, DEPOSIT, DURATION, PRICE);
+        uint256 deadline = block.timestamp + 1 hours;
+        (uint8 v, bytes32 r, bytes32 s) = _permitSig(CLIENT_KEY, client, DEPOSIT, deadline);
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketClientRefused.selector, provider, client, until));
+        vm.prank(client);
+        market.openOrderWithPermit(provider, DEPOSIT, DURATION, PRICE, deadline, v, r, s);
+
+        vm.warp(until - 1);
+        vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketClientRefused.selector, provider, client, until));
+        vm.prank(client);
+        market.openOrder(provider, DEPOSIT, DURATION, PRICE);
+        vm.warp(until);
+        (bytes32 id,) = openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
+        _assertState(id, 0, IBandwidthMarket.Status.Open, "accepted again at refusedUntil");
+    }
+
+    function test_refuse_isPerProviderAndPerClient() public {
+        vm.prank(provider);
+        market.refuse(client, type(uint64).max);
+        openOrderAs(client, provider2, DEPOSIT, DURATION, PRICE2); // another provider takes the client
+        openOrderAs(stranger, provider, DEPOSIT, DURATION, PRICE); // another client buys from provider
+        assertEq(market.refusedUntil(provider2, client), 0, "provider2 refuses nobody");
+        assertEq(market.refusedUntil(provider, stranger), 0, "stranger is not refused");
+    }
+
+    function test_refuse_liftedWithZero() public {
+        vm.startPrank(provider);
+        market.refuse(client, type(uint64).max);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit IBandwidthMarket.ClientRefused(provider, client, 0);
+        market.refuse(client, 0);
+        vm.stopPrank();
+        assertEq(market.refusedUntil(provider, client), 0, "lifted");
+        openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
+    }
+
+    function test_refuse_leavesOpenOrdersAlone() public {
+        (bytes32 id, IBandwidthMarket.Order memory o) = _open();
+        vm.prank(provider);
+        market.refuse(client, type(uint64).max);
+        assertEq(_redeem(receipt(id, o, 10e18)), 10e18, "an open order still pays");
+        bytes memory sig = signClose(PROVIDER_KEY, id, 20e18);
+        vm.prank(client);
+        market.close(id, o, 20e18, sig);
+        _assertState(id, 20e18, IBandwidthMarket.Status.Closed, "closed as usual");
+    }
+
+    /// @notice Verifiers probe providers as paying clients: a provider cannot refuse one that could
+    /// accuse it (it would hide from audits). Refusing it is recorded but ignored until the verifier
+    /// can no longer accuse (here: it starts to unbond, so it has stake thawing).
+    function test_refuse_doesNotStopAVerifierThatCanAccuse() public {
+        vm.prank(verifier);
+        staking.stake(IStaking.Role.Verifier, VERIFIER_MIN + 1e18);
+        vm.prank(provider);
+        market.refuse(verifier, type(uint64).max);
+        assertEq(market.refusedUntil(provider, verifier), type(uint64).max, "recorded");
+        (bytes32 id,) = openOrderAs(verifier, provider, DEPOSIT, DURATION, PRICE);
+        _assertState(id, 0, IBandwidthMarket.Status.Open, "the verifier's probe order opens");
+
+        vm.prank(verifier);
+        staking.requestUnstake(1e18); // thawing: it could no longer accuse, and the refusal applies
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IBandwidthMarket.MarketClientRefused.selector, provider, verifier, uint256(type(uint64).max)
+            )
+        );
+        vm.prank(verifier);
+        market.openOrder(provider, DEPOSIT, DURATION, PRICE);
+    }
+
+    function test_RevertWhen_openOrderByRefusedVerifierBelowMinimum() public {
+        vm.prank(verifier);
+        staking.stake(IStaking.Role.Verifier, VERIFIER_MIN);
+        vm.prank(slasher);
+        staking.slash(verifier, 1); // below the minimum: it cannot accuse
+        vm.prank(provider);
+        market.refuse(verifier, type(uint64).max);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IBandwidthMarket.MarketClientRefused.selector, provider, verifier, uint256(type(uint64).max)
+            )
+        );
+        vm.prank(verifier);
+        market.openOrder(provider, DEPOSIT, DURATION, PRICE);
+    }
+
+    /// @notice Anyone may keep a refusal list, but only its own: a stranger's "refusal" of the client
+    /// does not stop the client from buying from the provider.
+    function test_refuse_onlyForTheCallersOwnOrders() public {
+        vm.prank(stranger);
+        market.refuse(client, type(uint64).max);
+        assertEq(market.refusedUntil(stranger, client), type(uint64).max, "the stranger's own list");
+        assertEq(market.refusedUntil(provider, client), 0, "not the provider's");
+        openOrderAs(client, provider, DEPOSIT, DURATION, PRICE);
+    }
+
     // =============================================================== fuzz
 
     struct Flow {
@@ -1250,15 +1585,15 @@ contract BandwidthMarketTest is MarketFixture {
         a1 = bound(a1, 1, f.d1);
         f.paid1 = bound(a2, a1, f.d1); // == a1 is a replay
         f.paid2 = bound(b1, 1, f.d2);
-        market.redeem(receipt(id1, o1, a1));
+        _redeem(receipt(id1, o1, a1));
         if (f.paid1 > a1) {
-            assertEq(market.redeem(receipt(id1, o1, f.paid1)), f.paid1 - a1, "later payout");
+            assertEq(_redeem(receipt(id1, o1, f.paid1)), f.paid1 - a1, "later payout");
         } else {
             IBandwidthMarket.Redemption memory replay = receipt(id1, o1, f.paid1);
             vm.expectRevert(abi.encodeWithSelector(IBandwidthMarket.MarketReceiptNotNewer.selector, id1, a1, a1));
-            market.redeem(replay);
+            _redeem(replay);
         }
-        assertEq(market.redeem(receipt(id2, o2, f.paid2)), f.paid2, "payout 2");
+        assertEq(_redeem(receipt(id2, o2, f.paid2)), f.paid2, "payout 2");
         assertEq(market.orderState(id1).paid, f.paid1, "paid 1");
         assertLe(market.orderState(id1).paid, f.d1, "paid <= deposit 1");
         assertEq(token.balanceOf(address(market)), (f.d1 - f.paid1) + (f.d2 - f.paid2), "escrow = unpaid");
@@ -1288,7 +1623,7 @@ contract BandwidthMarketTest is MarketFixture {
         (bytes32 id, IBandwidthMarket.Order memory o) = openOrderAs(client, provider, DEPOSIT, duration, PRICE);
         assertEq(o.expiry, block.timestamp + duration, "expiry");
         paid = bound(paid, 0, DEPOSIT);
-        if (paid != 0) market.redeem(receipt(id, o, paid));
+        if (paid != 0) _redeem(receipt(id, o, paid));
 
         uint256 reclaimableAt = uint256(o.expiry) + GRACE;
         uint256 at = block.timestamp + elapsed;
@@ -1337,9 +1672,9 @@ contract BandwidthMarketTest is MarketFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IBandwidthMarket.MarketAmountAbovePrice.selector, id, maxAmount + 1, maxAmount)
         );
-        market.redeem(over);
+        _redeem(over);
 
-        assertEq(market.redeem(_redemption(CLIENT_KEY, id, o, bytes_, maxAmount)), maxAmount, "ceil accepted");
+        assertEq(_redeem(_redemption(CLIENT_KEY, id, o, bytes_, maxAmount)), maxAmount, "ceil accepted");
         _assertState(id, maxAmount, IBandwidthMarket.Status.Open, "paid");
     }
 
@@ -1349,7 +1684,7 @@ contract BandwidthMarketTest is MarketFixture {
         deposit = bound(deposit, 1, 2 * STAKE);
         (bytes32 id, IBandwidthMarket.Order memory o) = openOrderAs(client, provider, deposit, DURATION, PRICE);
         paid = bound(paid, 0, deposit);
-        if (paid != 0) market.redeem(receipt(id, o, paid));
+        if (paid != 0) _redeem(receipt(id, o, paid));
         finalAmount = bound(finalAmount, paid, deposit);
         uint256 providerBefore = token.balanceOf(provider);
         uint256 clientBefore = token.balanceOf(client);

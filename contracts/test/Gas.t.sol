@@ -342,6 +342,41 @@ contract GasTest is SlashingFixture {
         assertEq(staking.stakeOf(provider).locked, 0, "stake released");
     }
 
+    /// @notice A provider cancels an order it never accepted: whole deposit back, lock released.
+    function test_cancel_gas() public {
+        stakeProvider(STAKE);
+        (bytes32 id, IBandwidthMarket.Order memory order) = openOrder(DEPOSIT, DURATION);
+        uint256 clientBefore = token.balanceOf(client);
+
+        vm.prank(provider);
+        market.cancel(id, order, 0);
+        _snapshotGasLastCall("cancel");
+
+        assertEq(token.balanceOf(client), clientBefore + DEPOSIT, "whole deposit refunded");
+        assertEq(staking.stakeOf(provider).locked, 0, "stake released");
+    }
+
+    /// @notice The same cancel, refusing the client for a day in the same transaction (one new slot).
+    function test_cancel_gasAndRefuse() public {
+        stakeProvider(STAKE);
+        (bytes32 id, IBandwidthMarket.Order memory order) = openOrder(DEPOSIT, DURATION);
+
+        vm.prank(provider);
+        market.cancel(id, order, uint64(block.timestamp + 1 days));
+        _snapshotGasLastCall("cancel (and refuse the client)");
+
+        assertEq(market.refusedUntil(provider, client), block.timestamp + 1 days, "client refused");
+        assertEq(staking.stakeOf(provider).locked, 0, "stake released");
+    }
+
+    function test_refuse_gas() public {
+        vm.prank(provider);
+        market.refuse(client, uint64(block.timestamp + 1 days));
+        _snapshotGasLastCall("refuse");
+
+        assertEq(market.refusedUntil(provider, client), block.timestamp + 1 days, "client refused");
+    }
+
     function test_reclaim_gas() public {
         stakeProvider(STAKE);
         (bytes32 id, IBandwidthMarket.Order memory order) = openOrder(DEPOSIT, DURATION);

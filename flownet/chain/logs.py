@@ -106,3 +106,12 @@ def orders(w3: Web3, deployment: Deployment, client: str | None = None, provider
             raise ChainError(f"OrderOpened in {e.tx_hash} has id 0x{bytes(a['orderId']).hex()} not matching its terms")
         found.append(order)
     return found
+
+
+def cancelled(w3: Web3, deployment: Deployment, client: str | None = None, provider: str | None = None) -> set[bytes]:
+    """Ids of the orders their providers cancelled (OrderCancelled), optionally only one client's or provider's."""
+    topics: list[str | None] = [None, _topic_address(client) if client else None]
+    topics.append(_topic_address(provider) if provider else None)
+    while topics and topics[-1] is None:
+        topics.pop()
+    return {bytes(e.args["orderId"]) for e in fetch(w3, deployment, "BandwidthMarket", "OrderCancelled", topics)}

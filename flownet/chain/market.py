@@ -160,6 +160,36 @@ class FlowNet:
     def reclaim(self, order: Order) -> Sent:
         return self.sender.transact(self.market.functions.reclaim(order.order_id, order.as_tuple()), "reclaim")
 
+    def cancel(self, order: Order, refuse_until: int = 0) -> Sent:
+        """As the provider: cancel `order`, which it has not accepted (nothing redeemed yet). The client
+        gets its whole deposit back and the order's stake lock is released; with `refuse_until` (unix
+        seconds, not 0) the client is also refused until then."""
+        if Web3.to_checksum_address(order.provider) != self.address:
+            raise ConfigError(f"only the order's provider {order.provider} cancels it, not {self.address}")
+        if not 0 <= refuse_until < 2**64:
+            raise ConfigError(f"refuse_until must be a unix time in 0..2**64-1 (not {refuse_until})")
+        return self.sender.transact(
+            self.market.functions.cancel(order.order_id, order.as_tuple(), refuse_until), "cancel"
+        )
+
+    def refuse(self, client: str, until: int) -> Sent:
+        """As a provider: refuse new orders from `client` until `until` (unix seconds; 0 lifts a refusal)."""
+        if not 0 <= until < 2**64:
+            raise ConfigError(f"a refusal ends at a unix time in 0..2**64-1 (not {until})")
+        return self.sender.transact(self.market.functions.refuse(Web3.to_checksum_address(client), until), "refuse")
+
+    def refused_until(self, client: str, provider: str | None = None) -> int:
+        """Until when `provider` (default: this account) refuses orders from `client` (0: it does not)."""
+        who = Web3.to_checksum_address(provider or self.address)
+        return int(self.market.functions.refusedUntil(who, Web3.to_checksum_address(client)).call())
+
+    def can_accuse(self, who: str) -> bool:
+        """Whether `who` is a verifier that could accuse a provider (role verifier, at least the minimum
+        stake, nothing thawing): the market does not let a provider refuse such a client."""
+        active, _, _, thawing, _, role = self.staking.functions.stakeOf(Web3.to_checksum_address(who)).call()
+        minimum = int(self.staking.functions.verifierMinStake().call())
+        return int(role) == int(Role.VERIFIER) and int(active) >= minimum and int(thawing) == 0
+
     def order_state(self, order: Order) -> tuple[int, int]:
         """(paid, status) of `order` on chain; status 0 none, 1 open, 2 closed."""
         paid, status = self.market.functions.orderState(order.order_id).call()

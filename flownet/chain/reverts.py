@@ -51,6 +51,7 @@ TIME_ARGS = {
     "nextAllowedAt",
     "epochStart",
     "expiry",
+    "refusedUntil",
 }
 
 #: One sentence per error; {arg} placeholders are filled with formatted argument values.
@@ -87,6 +88,15 @@ SENTENCES = {
     "MarketFinalBelowPaid": "Market: final amount {amount} for order {orderId} is below the {paid} already paid",
     "MarketNotClient": "Market: only the client {client} may do this for order {orderId}, not {caller}",
     "MarketNotReclaimable": "Market: order {orderId} can be reclaimed from {reclaimableAt} (now {now})",
+    "MarketNotProvider": "Market: only the provider {provider} may do this for order {orderId}, not {caller}",
+    "MarketOrderAccepted": (
+        "Market: order {orderId} was accepted (its provider redeemed {paid} of it) and can no longer be cancelled"
+    ),
+    "MarketOrderNotAccepted": (
+        "Market: order {orderId} is not accepted yet: only its provider {provider} may redeem its first receipt, "
+        "not {caller}"
+    ),
+    "MarketClientRefused": "Market: provider {provider} refuses orders from {client} until {refusedUntil}",
     "MarketEmptyBatch": "Market: no receipts given",
     "MarketInvalidConfig": "Market: invalid deployment setting {name}",
     "ERC20InsufficientBalance": "FlowToken: {sender} holds {balance} but {needed} is needed",

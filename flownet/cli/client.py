@@ -79,7 +79,7 @@ def orders(app: App, wallet: str | None) -> None:
     if not found:
         app.say(f"no orders for {name} ({address})")
         return
-    app.console.print(order_table(net, found, "provider"))
+    app.console.print(order_table(net, found, "provider", logs.cancelled(net.w3, net.deployment, client=address)))
 
 
 @group.command("close")

@@ -54,8 +54,9 @@ def _span(seconds: int) -> str:
     return f"{seconds // 60} min"
 
 
-def order_table(net: FlowNet, orders: list[Order], counterpart: str) -> Table:
-    """A table of `orders` with their on-chain state; `counterpart` is "provider" or "client"."""
+def order_table(net: FlowNet, orders: list[Order], counterpart: str, cancelled: set[bytes] | None = None) -> Table:
+    """A table of `orders` with their on-chain state; `counterpart` is "provider" or "client"; orders in
+    `cancelled` (ids) show as cancelled by their provider rather than closed."""
     table = Table("#", "order id", counterpart, "deposit", "price/GiB", "paid", "status", "expires")
     for column in table.columns:
         column.no_wrap = True
@@ -69,7 +70,7 @@ def order_table(net: FlowNet, orders: list[Order], counterpart: str) -> Table:
             format_flow(order.deposit),
             format_flow(order.price_per_gib),
             format_flow(paid),
-            STATUS.get(status, str(status)),
+            "cancelled" if status == 2 and order.order_id in (cancelled or set()) else STATUS.get(status, str(status)),
             when(order.expiry),
         )
     return table

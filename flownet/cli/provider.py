@@ -1,4 +1,5 @@
-"""`flownet provider`: stake, publish an offer with signed metadata, unstake, withdraw, status."""
+"""`flownet provider`: stake, publish an offer with signed metadata, unstake, withdraw, status; cancel
+orders you have not accepted and refuse clients."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from flownet.chain.market import FlowNet, Role
 from flownet.chain.tx import Sent
 from flownet.cli.app import App, pass_app
 from flownet.cli.orders import find_order, order_table, when
+from flownet.core.cancellation import FOREVER
 from flownet.core.metadata import ProviderMetadata, parse_endpoint
+from flownet.core.pricing import lock_for
 from flownet.core.units import format_flow, parse_address, parse_flow
 from flownet.errors import ConfigError, FlowNetError
 
@@ -23,7 +26,7 @@ WALLET_HELP = "Wallet to act as (default: FLOWNET_WALLET / config)."
 
 @click.group("provider")
 def group() -> None:
-    """Sell bandwidth: stake FLOW, publish an offer and manage your stake."""
+    """Sell bandwidth: stake FLOW, publish an offer, manage your stake and your orders."""
 
 
 def _store(app: App) -> BlobStore:
@@ -183,7 +186,8 @@ def status(app: App, address: str | None, wallet: str | None) -> None:
     orders = logs.orders(net.w3, net.deployment, provider=address)
     app.say(f"  orders    {len(orders)}")
     if orders:
-        app.console.print(order_table(net, orders, "client"))
+        cancelled = logs.cancelled(net.w3, net.deployment, provider=address)
+        app.console.print(order_table(net, orders, "client", cancelled))
 
 
 @group.command("sign-close")
@@ -199,6 +203,94 @@ def sign_close(app: App, order: str, final_text: str, wallet: str | None) -> Non
     if final > found.deposit:
         raise ConfigError(f"final amount {format_flow(final)} exceeds order {found.nonce}'s deposit")
     app.say(f"0x{net.sign_close(found, final).hex()}")
+
+
+def _refusal_end(net: FlowNet, text: str) -> int:
+    """The unix time a refusal of `text` ('forever', or a duration such as 12h or 7d) ends, from chain time."""
+    from flownet.cli.client import parse_duration
+
+    if text.strip().lower() == "forever":
+        return FOREVER
+    now = int(net.w3.eth.get_block("latest")["timestamp"])
+    return min(now + parse_duration(text), FOREVER)
+
+
+def _refusal_text(until: int) -> str:
+    return "for good" if until == FOREVER else f"until {when(until)}"
+
+
+@group.command("cancel")
+@click.argument("order")
+@click.option(
+    "--refuse-for",
+    help="Also refuse the order's client for this long (90s, 30m, 12h, 7d or forever), in the same transaction.",
+)
+@click.option("--forfeit", is_flag=True, help="Cancel even though your payment book holds a receipt of the order.")
+@click.option("--wallet", help=WALLET_HELP)
+@pass_app
+def cancel(app: App, order: str, refuse_for: str | None, forfeit: bool, wallet: str | None) -> None:
+    """Cancel ORDER (number or id), which you have not accepted (you redeemed no receipt of it): the client
+    gets its whole deposit back and the stake the order locked is released. `provider serve` does this by
+    itself for orders left idle (--cancel-idle)."""
+    net = app.flownet(wallet)
+    found = find_order(net, order, provider=net.address)
+    paid, state = net.order_state(found)
+    if state != 1:
+        raise ConfigError(f"order {found.nonce} is not open (it was closed, reclaimed or cancelled)")
+    if paid:
+        raise ConfigError(
+            f"order {found.nonce} is accepted: you redeemed {format_flow(paid)} of it, so it can no longer be "
+            "cancelled (it ends at expiry plus grace, or earlier with a close you co-sign: `provider sign-close`)"
+        )
+    book_path = app.settings.home / "provider" / f"{net.address}.payments.sqlite"
+    if book_path.exists() and not forfeit:
+        from flownet.tunnel.book import PaymentBook
+
+        book = PaymentBook(book_path)
+        try:
+            stored = book.latest(found.order_id)
+        finally:
+            book.close()
+        if stored is not None:
+            raise ConfigError(
+                f"your payment book holds a receipt of order {found.nonce} for "
+                f"{format_flow(stored.receipt.cumulative_amount)}: a cancel forfeits it (the client gets its whole "
+                "deposit back); redeem it instead (that accepts the order), or pass --forfeit"
+            )
+    until = _refusal_end(net, refuse_for) if refuse_for else 0
+    with app.status("cancelling"):
+        sent = net.cancel(found, until)
+    _show(app, sent)
+    lock = lock_for(found.deposit, int(net.market.functions.lockBps().call()))
+    app.say(
+        f"order {found.nonce} cancelled: {format_flow(found.deposit)} refunded to {found.client}, "
+        f"{format_flow(lock)} of your stake unlocked"
+    )
+    if until:
+        app.say(f"{found.client} refused {_refusal_text(until)}")
+
+
+@group.command("refuse")
+@click.argument("client")
+@click.option("--for", "duration", default="forever", show_default=True, help="How long: 90s, 30m, 12h, 7d or forever.")
+@click.option("--lift", is_flag=True, help="Accept orders from CLIENT again.")
+@click.option("--wallet", help=WALLET_HELP)
+@pass_app
+def refuse(app: App, client: str, duration: str, lift: bool, wallet: str | None) -> None:
+    """Refuse new orders from CLIENT (an address) for a while, or --lift a refusal. Open orders stay
+    (cancel those you have not accepted with `provider cancel`)."""
+    who = parse_address(client, "client address")
+    net = app.flownet(wallet)
+    until = 0 if lift else _refusal_end(net, duration)
+    if not lift and net.can_accuse(who):
+        app.say(
+            f"note: {who} is a staked verifier that could accuse you; the market lets it buy (probe) orders "
+            "while it can, whatever you refuse"
+        )
+    with app.status("lifting the refusal" if lift else "refusing"):
+        sent = net.refuse(who, until)
+    _show(app, sent)
+    app.say(f"{who} may open orders with you again" if lift else f"{who} refused {_refusal_text(until)}")
 
 
 COMMANDS = [group]

@@ -1,10 +1,11 @@
 """`flownet provider serve` and `flownet client connect`: the two ends of the metered mutual-TLS tunnel.
 
 `serve` keeps a local index of the chain in sync (an indexer thread writing --db), answers clients
-from it, redeems stored receipts in batches from a second thread, and optionally sends heartbeats to
-a full node. `connect` runs a SOCKS5 listener for one order and pays the provider as bytes flow.
-Both log what they do (INFO) to stderr; Ctrl-C or SIGTERM stops them cleanly — `serve` redeems every
-outstanding receipt before it exits.
+from it, redeems stored receipts in batches from a second thread, cancels orders left idle with
+nothing paid from a third (flownet.tunnel.keeper), and optionally sends heartbeats to a full node.
+`connect` runs a SOCKS5 listener for one order and pays the provider as bytes flow. Both log what
+they do (INFO) to stderr; Ctrl-C or SIGTERM stops them cleanly — `serve` redeems every outstanding
+receipt before it exits.
 """
 
 from __future__ import annotations
@@ -110,6 +111,19 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> No
     help="Seconds between looks for open disputes against us (rebutted with clients' service proofs).",
 )
 @click.option(
+    "--cancel-idle",
+    default="1h",
+    show_default=True,
+    help="Cancel an order that nothing was paid for and that carried no traffic this long after it opened "
+    "(90s, 30m, 12h, 7d; 0 never): the client gets its whole deposit back, your stake is unlocked.",
+)
+@click.option(
+    "--refuse-idle",
+    default="1d",
+    show_default=True,
+    help="Refuse the client of such an order this long (0: not at all), so it cannot lock your stake again at once.",
+)
+@click.option(
     "--fault",
     "faults",
     multiple=True,
@@ -134,13 +148,18 @@ def serve(
     fullnode: str | None,
     ready_file: Path | None,
     dispute_watch: float,
+    cancel_idle: str,
+    refuse_idle: str,
     faults: tuple[str, ...],
 ) -> None:
-    """Serve the tunnel: mutual TLS, orders and certificates from the local index, metering, redemption."""
+    """Serve the tunnel: mutual TLS, orders and certificates from the local index, metering, redemption,
+    and cancelling orders left idle with nothing paid."""
     from flownet.certstatus import CertificateRejected, check_certificate
     from flownet.chain.market import FlowNet
+    from flownet.core.cancellation import IdlePolicy
     from flownet.tunnel.book import PaymentBook
     from flownet.tunnel.faults import Faults
+    from flownet.tunnel.keeper import Keeper
     from flownet.tunnel.policy import DestinationPolicy
     from flownet.tunnel.redeem import Redeemer
     from flownet.tunnel.server import ProviderConfig, ProviderServer
@@ -154,6 +173,9 @@ def serve(
     policy = DestinationPolicy.parse(allow)
     injected = Faults.parse(faults) if faults else None
     threshold = parse_flow(redeem_threshold)
+    idle_policy = IdlePolicy(
+        _seconds_or_off(cancel_idle, "--cancel-idle"), _seconds_or_off(refuse_idle, "--refuse-idle")
+    )
     name = app.wallet_name(wallet)
     app.keystores.info(name)
     password = resolve_password(f"wallet {name!r}", app.password_file)
@@ -202,10 +224,24 @@ def serve(
         epoch_seconds=epoch_seconds,
     )
     stop_threads = threading.Event()
+    running: dict[str, ProviderServer] = {}
+
+    def busy(order_id: bytes) -> bool:
+        """The tunnel has streams or unpaid bytes on the order (an account is dropped once it has neither)."""
+        server = running.get("server")
+        return server is not None and order_id in server.accounts
+
+    keeper = Keeper(net, book, path, idle_policy, busy=busy)
     threads = [
         threading.Thread(target=indexer.run, args=(stop_threads,), name="indexer", daemon=True),
         threading.Thread(
             target=Redeemer(book, net, threshold).run, args=(stop_threads, redeem_interval), name="redeemer"
+        ),
+        threading.Thread(
+            target=keeper.run,
+            args=(stop_threads, min(5.0, max(0.5, idle_policy.idle_after / 4))),
+            name="keeper",
+            daemon=True,
         ),
     ]
     if config.slashing_manager is not None:
@@ -223,6 +259,7 @@ def serve(
 
     async def main(stop: asyncio.Event) -> None:
         server = ProviderServer(config)
+        running["server"] = server
         await server.start()
         for thread in threads:
             thread.start()
@@ -264,6 +301,18 @@ def _raise_file_limit(want: int = 65536) -> None:
             log.warning("cannot raise the open-file limit from %d to %d: %s", soft, target, exc)
             return
         log.info("open-file limit raised from %d to %d", soft, target)
+
+
+def _seconds_or_off(text: str, option: str) -> int:
+    """A duration for `option` in seconds (90s, 30m, 12h, 7d), or 0 for "0" / "off"."""
+    from flownet.cli.client import parse_duration
+
+    if text.strip().lower() in ("0", "off", "never"):
+        return 0
+    try:
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
 
 
 def _heartbeats(

@@ -40,6 +40,7 @@ contract FlowNetHandler is BaseTest {
         uint256 refunded;
         uint256 cumulativeBytes;
         bool closed;
+        bool cancelled;
     }
 
     struct OpenPlan {
@@ -71,6 +72,7 @@ contract FlowNetHandler is BaseTest {
     uint256 internal constant MAX_DEPOSIT = 20_000e18;
     uint256 internal constant MAX_PRICE = 10e18;
     uint256 internal constant MAX_WARP = 3 days;
+    uint256 internal constant MAX_REFUSAL = 3 days;
 
     // Recomputed here from the spec strings, not read from the market, so a wrong type hash is caught.
     bytes32 internal constant DOMAIN_TYPEHASH =
@@ -125,6 +127,8 @@ contract FlowNetHandler is BaseTest {
     uint256 public ghostDeposited;
     uint256 public ghostPaidOut;
     uint256 public ghostRefunded;
+    /// @notice The model's refusals: until when each provider refuses each client.
+    mapping(address provider => mapping(address client => uint256)) public ghostRefusedUntil;
 
     /// @notice Every certificate registered through the handler, in order.
     bytes32[] internal _certs;
@@ -149,6 +153,11 @@ contract FlowNetHandler is BaseTest {
     uint256 public invalidAttempts;
     /// @notice ...and accepted. Must stay 0.
     uint256 public invalidAccepted;
+    /// @notice openOrder calls by a client its provider refuses (each must be refused).
+    uint256 public refusedOpenAttempts;
+    /// @notice openOrder calls by a refused verifier that could accuse the provider (each must succeed
+    /// when nothing else stops it).
+    uint256 public refusedVerifierOpens;
     /// @notice Calls the model says are valid that the contracts refused (a liveness check). Must stay 0.
     uint256 public unexpectedReverts;
     /// @notice A readable line per problem seen by the handler, asserted empty by an invariant.
@@ -212,7 +221,7 @@ contract FlowNetHandler is BaseTest {
             token.approve(address(market_), type(uint256).max);
         }
 
-        string[18] memory names = [
+        string[21] memory names = [
             "stake",
             "requestUnstake",
             "withdraw",
@@ -230,7 +239,10 @@ contract FlowNetHandler is BaseTest {
             "bootstrapOffer",
             "bootstrapOpen",
             "autoOpen",
-            "registerCertificate"
+            "registerCertificate",
+            "cancel",
+            "refuse",
+            "verifierOpen"
         ];
         for (uint256 i; i < names.length; ++i) {
             _actionNames.push(names[i]);
@@ -409,7 +421,7 @@ contract FlowNetHandler is BaseTest {
         uint256 maxPriceSeed
     ) external action("openOrder") {
         OpenPlan memory plan;
-        plan.client = _clients[clientSeed % _clients.length];
+        plan.client = _buyer(clientSeed);
         plan.provider = _providers[providerSeed % _providers.length];
         GhostStake storage g = _gs[plan.provider];
 
@@ -425,12 +437,17 @@ contract FlowNetHandler is BaseTest {
         bool priceProbe = maxPriceSeed % 10 == 0 && g.price != 0;
         plan.maxPrice = priceProbe ? g.price - 1 : g.price + bound(maxPriceSeed, 0, 1e18);
         plan.expectOk = !priceProbe && g.role == IStaking.Role.Provider && g.price != 0 && g.active >= _providerMin
-            && _lockFor(deposit) <= unlocked;
+            && _lockFor(deposit) <= unlocked && (!_refused(plan.provider, plan.client) || _canAccuse(plan.client));
+        if (_refused(plan.provider, plan.client)) {
+            if (_canAccuse(plan.client)) refusedVerifierOpens++;
+            else refusedOpenAttempts++;
+        }
         _executeOpen(plan, g.price, "openOrder");
     }
 
     /// @notice Anyone submits a client-signed cumulative receipt for an open order; the amount is
-    /// above what was paid, at most the deposit, and at most what the receipt's bytes buy.
+    /// above what was paid, at most the deposit, and at most what the receipt's bytes buy. An order's
+    /// first receipt only its provider may redeem: from anyone else it must be refused.
     function redeem(uint256 orderSeed, uint256 amountSeed, uint256 extraBytesSeed, uint256 senderSeed)
         external
         action("redeem")
@@ -444,16 +461,27 @@ contract FlowNetHandler is BaseTest {
         if (extraBytesSeed % 2 == 0) bytes_ += bound(extraBytesSeed, 0, GIB);
         IBandwidthMarket.Redemption memory r = _redemption(o, o.id, bytes_, amount, _keyOf[o.order.client]);
 
-        vm.prank(_actors[senderSeed % _actors.length]);
+        // Half the time the provider itself sends it, so first receipts are usually accepted.
+        address sender = senderSeed % 2 == 0 ? o.order.provider : _actors[(senderSeed >> 1) % _actors.length];
+        bool expectOk = o.paid != 0 || sender == o.order.provider;
+        if (!expectOk) invalidAttempts++;
+        vm.prank(sender);
         try market.redeem(r) returns (uint256 payout) {
             _ok("redeem");
+            if (!expectOk) {
+                invalidAccepted++;
+                _violation("an order's first receipt was redeemed by someone other than its provider");
+            }
             _bookRedeem(k, bytes_, amount, payout);
         } catch {
-            _unexpected("redeem");
+            if (expectOk) _unexpected("redeem");
+            else _rejected("redeem");
         }
     }
 
     /// @notice One to four receipts in one batch: different orders, or increasing receipts of one order.
+    /// The batch must be refused when it carries an order's first receipt and its sender is not that
+    /// order's provider.
     function redeemMany(uint256 seed, uint256 sizeSeed, uint256 senderSeed) external action("redeemMany") {
         uint256 n = bound(sizeSeed, 1, 4);
         IBandwidthMarket.Redemption[] memory rs = new IBandwidthMarket.Redemption[](n);
@@ -482,9 +510,26 @@ contract FlowNetHandler is BaseTest {
             mstore(rs, count)
         }
 
-        vm.prank(_actors[senderSeed % _actors.length]);
+        // Half the time the provider of the first receipt sends the batch.
+        address sender =
+            senderSeed % 2 == 0 ? rs[0].order.provider : _actors[(senderSeed >> 1) % _actors.length];
+        bool expectOk = true;
+        for (uint256 i; i < count; ++i) {
+            // A first receipt: nothing paid before the batch and no earlier entry of the same order.
+            bool first = _orders[ks[i]].paid == 0;
+            for (uint256 j; j < i; ++j) {
+                if (ks[j] == ks[i]) first = false;
+            }
+            if (first && sender != rs[i].order.provider) expectOk = false;
+        }
+        if (!expectOk) invalidAttempts++;
+        vm.prank(sender);
         try market.redeemMany(rs) returns (uint256 total) {
             _ok("redeemMany");
+            if (!expectOk) {
+                invalidAccepted++;
+                _violation("a batch redeemed an order's first receipt not sent by its provider");
+            }
             uint256 expected;
             for (uint256 i; i < count; ++i) {
                 uint256 payout = amounts[i] - _orders[ks[i]].paid;
@@ -493,8 +538,86 @@ contract FlowNetHandler is BaseTest {
             }
             if (total != expected) _violation("redeemMany returned a total other than the sum of payouts");
         } catch {
-            _unexpected("redeemMany");
+            if (expectOk) _unexpected("redeemMany");
+            else _rejected("redeemMany");
         }
+    }
+
+    /// @notice A provider cancels one of its orders: usually one it never accepted (nothing paid),
+    /// which must succeed, refund the whole deposit and unlock exactly the order's lock; one time in
+    /// four any open order, which must be refused when something was paid. Half the time it also
+    /// refuses the client for up to MAX_REFUSAL. One time in eight someone else (the client, another
+    /// provider, anyone) tries, which must be refused.
+    function cancel(uint256 orderSeed, uint256 callerSeed, uint256 refuseSeed) external action("cancel") {
+        (bool has, uint256 k) = orderSeed % 4 == 0 ? _pickOpen(orderSeed) : _pickUnpaid(orderSeed);
+        if (!has) return _skip("cancel");
+        GhostOrder storage o = _orders[k];
+        address caller = o.order.provider;
+        if (callerSeed % 8 == 0) {
+            caller = _actors[(callerSeed >> 3) % _actors.length];
+            if (caller == o.order.provider) caller = o.order.client;
+        }
+        uint64 refuseUntil = refuseSeed % 2 == 0 ? uint64(ghostTime + bound(refuseSeed >> 1, 1, MAX_REFUSAL)) : 0;
+        bool expectOk = caller == o.order.provider && o.paid == 0;
+        if (!expectOk) invalidAttempts++;
+        uint256 clientBefore = token.balanceOf(o.order.client);
+        uint256 lockedBefore = staking.stakeOf(o.order.provider).locked;
+        vm.prank(caller);
+        try market.cancel(o.id, o.order, refuseUntil) returns (uint256 refund) {
+            _ok("cancel");
+            if (!expectOk) {
+                invalidAccepted++;
+                _violation("cancel accepted from someone other than the provider or for a paid order");
+            }
+            if (refund != o.order.deposit) _violation("cancel refunded something other than the whole deposit");
+            if (token.balanceOf(o.order.client) != clientBefore + refund) {
+                _violation("cancel's refund did not reach the client");
+            }
+            if (lockedBefore - staking.stakeOf(o.order.provider).locked != o.lock) {
+                _violation("cancel unlocked something other than the order's lock");
+            }
+            if (refuseUntil != 0) ghostRefusedUntil[o.order.provider][o.order.client] = refuseUntil;
+            o.cancelled = true;
+            _bookClosed(k, 0, refund);
+        } catch {
+            if (expectOk) _unexpected("cancel");
+            else _rejected("cancel");
+        }
+    }
+
+    /// @notice A provider refuses a client (one time in four a verifier, which stays free to buy while
+    /// it could accuse the provider) until some time, or (one time in three) lifts a refusal.
+    function refuse(uint256 providerSeed, uint256 clientSeed, uint256 untilSeed) external action("refuse") {
+        address p = _providers[providerSeed % _providers.length];
+        address c = _buyer(clientSeed);
+        uint64 until = untilSeed % 3 == 0 ? 0 : uint64(ghostTime + bound(untilSeed, 1, MAX_REFUSAL));
+        vm.prank(p);
+        try market.refuse(c, until) {
+            _ok("refuse");
+            ghostRefusedUntil[p][c] = until;
+        } catch {
+            _unexpected("refuse");
+            return;
+        }
+        // A refused verifier that could accuse the provider still buys a (probe) order at once.
+        GhostStake storage g = _gs[p];
+        uint256 deposit = bound(untilSeed >> 64, 1e18, 100e18);
+        uint256 unlocked = g.active > g.locked ? g.active - g.locked : 0;
+        if (
+            !_refused(p, c) || !_canAccuse(c) || g.price == 0 || g.active < _providerMin
+                || _lockFor(deposit) > unlocked || token.balanceOf(c) < deposit
+        ) return;
+        refusedVerifierOpens++;
+        OpenPlan memory plan = OpenPlan({
+            client: c,
+            provider: p,
+            deposit: deposit,
+            duration: bound(untilSeed >> 128, 1 hours, _maxDuration),
+            maxPrice: g.price,
+            withPermit: false,
+            expectOk: true
+        });
+        _executeOpen(plan, g.price, "verifierOpen");
     }
 
     /// @notice The client closes an open order with the provider's CloseOrder signature.
@@ -572,8 +695,8 @@ contract FlowNetHandler is BaseTest {
         external
         action("probeInvalidCall")
     {
-        mode %= 8;
-        if (mode >= 6) return _probeInvalidStaking(mode, actorSeed, amountSeed);
+        mode %= 10;
+        if (mode == 6 || mode == 7) return _probeInvalidStaking(mode, actorSeed, amountSeed);
         (bool has, uint256 k) = _pickOpen(orderSeed);
         if (!has) return _skip("probeInvalidCall");
         GhostOrder storage o = _orders[k];
@@ -626,6 +749,30 @@ contract FlowNetHandler is BaseTest {
                 } catch {}
                 sent = true;
             }
+        } else if (mode == 8) {
+            // A cancel the spec forbids: of an order its provider accepted (something was paid), or by
+            // someone other than the provider.
+            address caller = o.paid != 0 ? terms.provider : _actors[actorSeed % _actors.length];
+            if (caller == terms.provider && o.paid == 0) caller = terms.client;
+            vm.prank(caller);
+            try market.cancel(o.id, terms, 0) {
+                accepted = true;
+                _bookClosed(k, 0, terms.deposit); // keep the other ghosts in step
+            } catch {}
+            sent = true;
+        } else if (mode == 9 && o.paid == 0) {
+            // The first receipt of an order sent by anyone but its provider (the 1-wei "pin" among them).
+            uint256 amount = actorSeed % 2 == 0 ? 1 : bound(amountSeed, 1, terms.deposit);
+            address caller = _actors[actorSeed % _actors.length];
+            if (caller == terms.provider) caller = terms.client;
+            IBandwidthMarket.Redemption memory r =
+                _redemption(o, o.id, _bytesFor(amount, terms.pricePerGiB), amount, _keyOf[terms.client]);
+            vm.prank(caller);
+            try market.redeem(r) returns (uint256 payout) {
+                accepted = true;
+                _bookRedeem(k, r.cumulativeBytes, amount, payout);
+            } catch {}
+            sent = true;
         }
         _bookProbe(sent, accepted, false, "probeInvalidCall");
     }
@@ -969,7 +1116,7 @@ contract FlowNetHandler is BaseTest {
             uint256 unlocked = g.active > g.locked ? g.active - g.locked : 0;
             if (g.price == 0 || g.active < _providerMin || _lockFor(deposit) > unlocked) continue;
             address c = _clients[(seed >> 8) % _clients.length];
-            if (token.balanceOf(c) < deposit) continue;
+            if (token.balanceOf(c) < deposit || _refused(p, c)) continue;
             OpenPlan memory plan = OpenPlan({
                 client: c,
                 provider: p,
@@ -982,6 +1129,37 @@ contract FlowNetHandler is BaseTest {
             _executeOpen(plan, g.price, "autoOpen");
             return;
         }
+    }
+
+    /// @dev An open order nothing was paid for yet (the provider has not accepted it), searched from
+    /// `seed`; when there is none, first opens a valid one.
+    function _pickUnpaid(uint256 seed) internal returns (bool, uint256) {
+        uint256 n = _open.length;
+        uint256 start = n == 0 ? 0 : seed % n; // seed + i could overflow
+        for (uint256 i; i < n; ++i) {
+            uint256 k = _open[(start + i) % n];
+            if (_orders[k].paid == 0) return (true, k);
+        }
+        uint256 before = _orders.length;
+        _autoOpen(seed);
+        if (_orders.length == before) return (false, 0);
+        return (true, before);
+    }
+
+    function _refused(address p, address c) internal view returns (bool) {
+        return ghostTime < ghostRefusedUntil[p][c];
+    }
+
+    /// @dev The model of "a verifier that could accuse": role Verifier, the minimum, nothing thawing.
+    function _canAccuse(address a) internal view returns (bool) {
+        GhostStake storage g = _gs[a];
+        return g.role == IStaking.Role.Verifier && g.active >= _verifierMin && g.thawing == 0;
+    }
+
+    /// @dev Who buys: a client, or one time in four a verifier (verifiers probe providers as clients).
+    function _buyer(uint256 seed) internal view returns (address) {
+        if (seed % 4 == 3) return _verifiers[(seed >> 2) % _verifiers.length];
+        return _clients[seed % _clients.length];
     }
 
     /// @dev Any order (open or closed) other than k.

@@ -18,7 +18,7 @@ import {Log} from "./Log.sol";
 /// forge-config: ci.invariant.fail-on-revert = true
 contract FlowNetInvariantsTest is MarketFixture {
     uint256 internal constant ACTOR_FUNDS = 1_000_000e18;
-    uint256 internal constant HANDLER_SEQUENCE = 1_300;
+    uint256 internal constant HANDLER_SEQUENCE = 2_000;
 
     FlowNetHandler internal handler;
     BandwidthMarket internal otherMarket;
@@ -37,7 +37,7 @@ contract FlowNetInvariantsTest is MarketFixture {
         }
         handler.bootstrap();
 
-        bytes4[] memory selectors = new bytes4[](14);
+        bytes4[] memory selectors = new bytes4[](16);
         selectors[0] = FlowNetHandler.stake.selector;
         selectors[1] = FlowNetHandler.requestUnstake.selector;
         selectors[2] = FlowNetHandler.withdraw.selector;
@@ -52,6 +52,8 @@ contract FlowNetInvariantsTest is MarketFixture {
         selectors[11] = FlowNetHandler.probeForeignSignature.selector;
         selectors[12] = FlowNetHandler.probeInvalidCall.selector;
         selectors[13] = FlowNetHandler.registerCertificate.selector;
+        selectors[14] = FlowNetHandler.cancel.selector;
+        selectors[15] = FlowNetHandler.refuse.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
         // The handler pranks as its actors; keep the system's own addresses out of the sender pool.
@@ -212,6 +214,12 @@ contract FlowNetInvariantsTest is MarketFixture {
                     o.order.deposit,
                     "Invariant violation: closed order's paid + refunded != deposit"
                 );
+                if (o.cancelled) {
+                    assertEq(o.paid, 0, "Invariant violation: an order with a payment was cancelled");
+                    assertEq(
+                        o.refunded, o.order.deposit, "Invariant violation: a cancel refunded less than the deposit"
+                    );
+                }
             } else {
                 assertEq(
                     uint256(st.status),
@@ -225,6 +233,23 @@ contract FlowNetInvariantsTest is MarketFixture {
                 o.order.deposit - o.paid,
                 "Invariant violation: an order refunded more than its unpaid remainder"
             );
+        }
+    }
+
+    /// @notice Every provider's refusal of every client equals the model (set by refuse and by a
+    /// cancel that refuses, never by anything else), and no order was opened by a refused client
+    /// (the handler records that as a violation).
+    function invariant_refusalsMatchModel() public view {
+        address[] memory ps = handler.providers();
+        address[] memory actors = handler.actors();
+        for (uint256 i; i < ps.length; ++i) {
+            for (uint256 j; j < actors.length; ++j) {
+                assertEq(
+                    market.refusedUntil(ps[i], actors[j]),
+                    handler.ghostRefusedUntil(ps[i], actors[j]),
+                    "Invariant violation: a refusal differs from the model"
+                );
+            }
         }
     }
 
@@ -301,7 +326,7 @@ contract FlowNetInvariantsTest is MarketFixture {
     function test_handlerSequenceReachesEveryAction() public {
         for (uint256 i; i < HANDLER_SEQUENCE; ++i) {
             uint256 r = uint256(keccak256(abi.encode("flownet-handler", i)));
-            _dispatch(r % 14, r);
+            _dispatch(r % 16, r);
         }
         _logSummary();
         string[] memory names = handler.actionNames();
@@ -315,6 +340,13 @@ contract FlowNetInvariantsTest is MarketFixture {
         assertGt(handler.foreignAttempts(), 0, "no foreign-signature probe was sent");
         assertGt(handler.earlyWithdrawAttempts(), 0, "no early withdrawal was attempted");
         assertGt(handler.counter("registerCertificate").ok, 0, "no certificate was registered");
+        assertGt(handler.counter("cancel").ok, 0, "no order was cancelled");
+        assertGt(handler.counter("cancel").rejected, 0, "no forbidden cancel was refused");
+        assertGt(handler.counter("refuse").ok, 0, "no client was refused");
+        assertGt(handler.refusedOpenAttempts(), 0, "no refused client tried to open an order");
+        assertGt(handler.refusedVerifierOpens(), 0, "no refused verifier tried to open an order");
+        assertGt(handler.counter("verifierOpen").ok, 0, "no refused verifier opened an order");
+        _assertSomeCancelledAndRefused();
         _assertHookRevokedSome();
         invariant_stakingBalanceEqualsActivePlusThawing();
         invariant_marketBalanceEqualsOpenEscrow();
@@ -325,6 +357,26 @@ contract FlowNetInvariantsTest is MarketFixture {
         invariant_receiptBoundToOrderChainAndContract();
         invariant_handlerSawNoViolation();
         invariant_certificatesRevokedOnSlashOrFullUnbond();
+        invariant_refusalsMatchModel();
+    }
+
+    /// @dev The fixed sequence cancelled some orders and left some provider refusing some client.
+    function _assertSomeCancelledAndRefused() internal view {
+        uint256 cancelled;
+        uint256 n = handler.orderCount();
+        for (uint256 i; i < n; ++i) {
+            if (handler.orderAt(i).cancelled) cancelled++;
+        }
+        assertGt(cancelled, 0, "no order was cancelled");
+        address[] memory ps = handler.providers();
+        address[] memory actors = handler.actors();
+        bool refusing;
+        for (uint256 i; i < ps.length; ++i) {
+            for (uint256 j; j < actors.length; ++j) {
+                refusing = refusing || market.refusedUntil(ps[i], actors[j]) != 0;
+            }
+        }
+        assertTrue(refusing, "no refusal was ever recorded");
     }
 
     /// @dev The fixed sequence reached both hook paths: some certificate revoked as Slashed, some as Unbonded.
@@ -361,7 +413,9 @@ contract FlowNetInvariantsTest is MarketFixture {
         else if (which == 10) handler.warp(a);
         else if (which == 11) handler.probeForeignSignature(a, b, c, d, r);
         else if (which == 12) handler.probeInvalidCall(a, b, c, d);
-        else handler.registerCertificate(a);
+        else if (which == 13) handler.registerCertificate(a);
+        else if (which == 14) handler.cancel(a, b, c);
+        else handler.refuse(a, b, c);
     }
 
     function _logSummary() internal view {
@@ -391,6 +445,8 @@ contract FlowNetInvariantsTest is MarketFixture {
         Log.log("early withdraw attempts", handler.earlyWithdrawAttempts());
         Log.log("foreign-signature probes", handler.foreignAttempts());
         Log.log("other must-fail probes", handler.invalidAttempts());
+        Log.log("opens by refused clients", handler.refusedOpenAttempts());
+        Log.log("opens by refused verifiers that could accuse", handler.refusedVerifierOpens());
         Log.log("total slashed", handler.ghostTotalSlashed());
         Log.log("time elapsed (s)", handler.ghostTime() - 1_700_000_000);
     }
