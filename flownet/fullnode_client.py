@@ -157,7 +157,10 @@ class FullNodeClient:
         response = self.send("GET", f"/providers/{address}")
         if response.status_code != 200:
             return None
-        meta = response.json().get("metadata") or {}
+        try:
+            meta = response.json().get("metadata") or {}
+        except (ValueError, AttributeError):  # not JSON, or not an object
+            return None
         return str(meta["endpoint"]) if meta.get("current") and meta.get("endpoint") else None
 
     def post_heartbeat(self, signed: SignedHeartbeat) -> Answer:

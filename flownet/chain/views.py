@@ -126,8 +126,8 @@ class Dispute:
 
 
 def _snake(name: str) -> str:
-    """``pricePerGiB`` -> ``price_per_gib``, ``thawEnd`` -> ``thaw_end``."""
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    """``thawEnd`` -> ``thaw_end``, ``pricePerGiB`` -> ``price_per_gib`` (GiB is one word)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name.replace("GiB", "Gib")).lower()
 
 
 def _value(kind: str, raw: Any) -> Any:
