@@ -1,11 +1,11 @@
 """Typed results of the contracts' struct-returning views: frozen dataclasses built by field name.
 
-web3 answers a struct as a bare tuple, so ``stakeOf(x).call()[4]`` silently means something else the
-day a field is added. `call_struct(cls, contract, function, *args)` instead reads the struct's field
-names from the ABI (``pricePerGiB`` -> ``price_per_gib``), checks they are exactly the dataclass's
-fields (a `ChainError` naming both otherwise) and builds the dataclass from them: addresses
-checksummed, integers as int, fixed bytes as bytes, arrays as tuples. A test keeps every dataclass
-here equal to its ABI struct.
+web3 answers a struct as a bare tuple, so indexing the answer of ``stakeOf(x)`` by position silently
+means something else the day a field is added. `call_struct(cls, contract, function, *args)` instead
+reads the struct's field names from the ABI (``pricePerGiB`` -> ``price_per_gib``), checks they are
+exactly the dataclass's fields (a `ChainError` naming both otherwise) and builds the dataclass from
+them: addresses checksummed, integers as int, fixed bytes as bytes, arrays as tuples. A test keeps
+every dataclass here equal to its ABI struct.
 
 | view | dataclass |
 | --- | --- |
