@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import new_account
 from eth_account import Account
-from eth_account.messages import _hash_eip191_message, encode_typed_data
+from eth_account.messages import _hash_eip191_message, encode_defunct, encode_typed_data
 from web3 import Web3
 
 from flownet.agents.verifier_io import SlashingChain
@@ -22,9 +22,11 @@ from flownet.core.attestation import check as check_attestation
 from flownet.core.eip712 import SECP256K1_N, SignatureInvalid
 from flownet.core.heartbeat import Heartbeat, HeartbeatDomain, HeartbeatRejected, SignedHeartbeat, sign_heartbeat
 from flownet.core.heartbeat import check as check_heartbeat
+from flownet.core.metadata import ProviderMetadata
 from flownet.core.receipts import CloseAgreement, MarketDomain, Receipt
 from flownet.errors import ReceiptError
 from flownet.tunnel.payment import ReceiptSigner, domain_separator, recover_signer
+from indexer.provider_meta import document_row
 from indexer.rejections import HTTP_STATUS, answer, http_status
 
 CONTRACT = "0x" + "5a" * 20
@@ -86,7 +88,7 @@ def test_non_canonical_signatures_are_named() -> None:
 
 
 def test_a_high_s_signature_is_rejected_everywhere() -> None:
-    """Receipts, heartbeats, attestations (node and verifier): the malleable twin of a valid signature is refused."""
+    """Receipts, heartbeats, attestations (node, verifier), metadata: a valid signature's malleable twin is refused."""
     alice = Account.create()
     market = MarketDomain(31337, CONTRACT)
     receipt = Receipt(ORDER_ID, 1 << 30, 1000)
@@ -111,13 +113,21 @@ def test_a_high_s_signature_is_rejected_everywhere() -> None:
     att = Attestation(provider, 5, 1, "bafkreiévidence", alice.address, eip712.sign(bytes(alice.key), digest))
     check_attestation(att, 31337, CONTRACT, 6, 10, lambda _: True)
     twin = Attestation(provider, 5, 1, "bafkreiévidence", alice.address, high_s(att.signature))
-    with pytest.raises(AttestationRejected, match="not canonical") as refused:
+    with pytest.raises(AttestationRejected, match="not canonical") as caught_att:
         check_attestation(twin, 31337, CONTRACT, 6, 10, lambda _: True)
-    assert http_status(refused.value) == 401
+    assert http_status(caught_att.value) == 401
 
     class Digests:
         def attestation_digest(self, *args: object) -> bytes:
             return digest
+
+    meta = ProviderMetadata(alice.address, "p.example.net:7443", "eu-west", 100, 10**18, NOW)
+    by_eth_account = bytes(alice.sign_message(encode_defunct(primitive=meta.signing_payload())).signature)
+    assert meta.digest() == _hash_eip191_message(encode_defunct(primitive=meta.signing_payload()))
+    assert meta.signer(by_eth_account) == alice.address
+    assert document_row(alice.address, "bafy", meta.document(by_eth_account), NOW)["error"] is None
+    refused = document_row(alice.address, "bafy", meta.document(high_s(by_eth_account)), NOW)["error"]
+    assert "not a valid metadata document" in refused and "high s value" in refused
 
     chain = SlashingChain.__new__(SlashingChain)  # only the recovery, which needs no chain
     chain.slashing = Digests()  # type: ignore[assignment]

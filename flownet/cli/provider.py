@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 
 import click
-from eth_account import Account
-from eth_account.messages import encode_defunct
 
 from flownet.blobs import BlobStore, open_store
 from flownet.chain import logs
@@ -15,7 +13,9 @@ from flownet.chain.market import FlowNet, Role
 from flownet.chain.tx import Sent
 from flownet.cli.app import App, pass_app
 from flownet.cli.orders import find_order, order_table, when
+from flownet.core import eip712
 from flownet.core.cancellation import FOREVER
+from flownet.core.eip712 import SignatureInvalid
 from flownet.core.metadata import ProviderMetadata, parse_endpoint
 from flownet.core.pricing import lock_for
 from flownet.core.units import format_flow, parse_address, parse_flow
@@ -34,7 +34,7 @@ def _store(app: App) -> BlobStore:
 
 
 def _publish(app: App, net: FlowNet, meta: ProviderMetadata) -> str:
-    signature = bytes(net.account.sign_message(encode_defunct(primitive=meta.signing_payload())).signature)
+    signature = eip712.sign(bytes(net.account.key), meta.digest())
     with app.status("storing metadata"):
         cid = _store(app).put(meta.document(signature))
     app.say(f"metadata {cid}")
@@ -123,7 +123,10 @@ def _current_metadata(app: App, net: FlowNet, address: str | None = None) -> Pro
     cid = net.staking.functions.metadataCid(address).call()
     raw = _store(app).get(cid)
     meta, signature = ProviderMetadata.from_document(raw)
-    signer = Account.recover_message(encode_defunct(primitive=meta.signing_payload()), signature=signature)
+    try:
+        signer = meta.signer(signature)
+    except SignatureInvalid as exc:
+        raise ConfigError(f"metadata {cid} has an invalid {exc}") from None
     if signer != address or meta.provider != address:
         raise ConfigError(f"metadata {cid} is signed by {signer}, not by provider {address}")
     return meta

@@ -22,7 +22,8 @@ structHash)``): it is the hash the contracts' ``receiptDigest``, ``closeDigest``
 at most n/2. (r, n - s, v ^ 1) is the same signature in another form; accepting it would let anyone
 turn one signed statement into a second, different-looking one. `signature_problem` says what makes
 a signature non-canonical, `recover` the address that signed a digest (`SignatureInvalid` otherwise),
-`sign` signs a digest with a raw key (always canonical).
+`sign` signs a digest with a raw key (always canonical). Documents that are not typed data (a
+provider's metadata) are signed over their EIP-191 `personal_digest` under the same rule.
 
 **Rejections.** `Rejected` is the root of every refusal of a signed statement a full node receives
 (heartbeats, attestations), each with a machine-readable `reason`; the HTTP status each reason is
@@ -61,6 +62,7 @@ __all__ = [
     "is_low_s",
     "market_domain",
     "parse_kind",
+    "personal_digest",
     "recover",
     "sign",
     "signature_problem",
@@ -225,6 +227,11 @@ def typed_data(domain: Domain, primary: str, message: Mapping[str, Any]) -> dict
         "domain": domain.as_dict(),
         "message": dict(message),
     }
+
+
+def personal_digest(payload: bytes) -> bytes:
+    """The EIP-191 ``personal_sign`` hash of `payload` (version 0x45), for documents that are not typed data."""
+    return keccak(b"\x19Ethereum Signed Message:\n" + str(len(payload)).encode() + payload)
 
 
 def digest(domain: Domain | bytes, primary: str, message: Mapping[str, Any]) -> bytes:
