@@ -77,7 +77,7 @@ def market_round(w3: Web3, say: Callable[[str], None] = print, deposit: int = 10
     show(client.approve(client.market.address))
     order, sent = client.open_order(provider.address, deposit, 24 * 3600, 3 * TOKEN_UNIT)
     show(sent, f"order #{order.nonce} id 0x{order.order_id.hex()[:16]}…")
-    locked = provider.staking.functions.stakeOf(provider.address).call()[1]
+    locked = provider.stake_of(provider.address).locked
     say(f"     provider stake locked for the order: {flow(locked)}")
 
     say("4. provider redeems two cumulative receipts signed by the client")

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,8 +86,11 @@ class NetworkDemo:
         self.say(f"[{time.monotonic() - self.started:6.1f} s] {text}")
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.api + path, timeout=10) as response:
-            return json.loads(response.read())
+        """The full node's JSON answer to ``GET path`` (FullNodeError, a FlowNetError, if it has none yet)."""
+        from flownet.fullnode_client import FullNodeClient
+
+        with FullNodeClient(self.api) as node:
+            return node.call("GET", path)
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float | None = None) -> Any:
         """Poll `check` until it returns something truthy; FlowNetError after the timeout."""

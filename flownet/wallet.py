@@ -35,7 +35,6 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PASSWORD_ENV = "FLOWNET_PASSWORD"
 PASSWORD_FILE_ENV = "FLOWNET_PASSWORD_FILE"
 _KEY_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]{64})$")
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 ADDRESS_CACHE = ".flownet-addresses"  # hidden directory: neither FlowNet nor `cast wallet list` shows it
 NO_ADDRESS_FIELD = "keystore has no address field"
 
@@ -308,6 +307,8 @@ def parse_private_key(text: str, what: str = "the private key") -> bytes:
     match = _KEY_RE.match(text.strip())
     if not match:
         raise ConfigError(f"invalid private key for {what}: expected 64 hex digits (optionally 0x-prefixed)")
+    from flownet.core.eip712 import SECP256K1_N  # here: the CLI imports this module at start-up
+
     key = bytes.fromhex(match.group(1))
     if not 0 < int.from_bytes(key, "big") < SECP256K1_N:
         raise ConfigError(f"invalid private key for {what}: not in the secp256k1 range 1..n-1")

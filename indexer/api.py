@@ -49,7 +49,7 @@ from flownet.core.heartbeat import (
 from flownet.core.safejson import InputRejected, clamp_recursion_limit
 from flownet.core.units import format_flow
 from flownet.errors import ConfigError
-from indexer import api_contract, api_equivocations, api_slashing, queries
+from indexer import api_contract, api_equivocations, api_slashing, queries, rejections
 from indexer.api_contract import (
     ADDRESS_PATTERN,
     BAD_REQUEST,
@@ -974,7 +974,7 @@ def create_app(
             stored = store.record_heartbeat(signed, t)
         except HeartbeatRejected as exc:
             metrics.heartbeat("rejected", exc.reason)
-            return exc.status, {"error": exc.reason, "message": str(exc)}
+            return rejections.answer(exc)
         metrics.heartbeat("accepted" if stored else "duplicate")
         hb = signed.heartbeat
         return (201 if stored else 200), {

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flownet.core import safejson
 from flownet.core.safejson import InputRejected
 from flownet.core.units import format_flow
-from indexer import queries, slashing_queries
+from indexer import queries, rejections, slashing_queries
 from indexer.api_contract import (
     ADDRESS_PATTERN,
     BAD_REQUEST,
@@ -369,7 +369,7 @@ def register(
         try:
             if manager is None:
                 raise AttestationRejected("invalid", "this node's deployment has no SlashingManager")
-            att = SignedAttestation.from_json(data)
+            att = SignedAttestation.from_submission(data)
             t = now()
             check(att, chain_id, manager, int(t) // epoch_seconds, statute_epochs, store.is_staked_verifier)
             stored, row = store.record_attestation(
@@ -377,7 +377,7 @@ def register(
             )
         except AttestationRejected as exc:
             metrics.count("rejected", exc.reason)
-            return exc.status, {"error": exc.reason, "message": str(exc)}
+            return rejections.answer(exc)
         metrics.count("accepted" if stored else "duplicate")
         return (201 if stored else 200), {
             "accepted": True,

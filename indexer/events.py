@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
-from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_utils.abi import event_abi_to_log_topic
+from eth_utils.address import to_checksum_address
 
 from flownet.chain.artifacts import load_artifact
 
@@ -72,7 +73,7 @@ def decoders() -> dict[str, _Decoder]:
         for entry in load_artifact(contract).abi:
             if entry["type"] != "event":
                 continue
-            topic = "0x" + event_abi_to_log_topic(entry).hex()
+            topic = "0x" + event_abi_to_log_topic(entry).hex()  # type: ignore[arg-type]  # an ABIEvent dict
             table[topic] = _Decoder(
                 contract,
                 entry["name"],

@@ -16,9 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
-
 from flownet.core.heartbeat import endpoint_hash
 from flownet.core.metadata import ProviderMetadata
 from indexer.apistore import ApiStore
@@ -39,7 +36,7 @@ def document_row(address: str, cid: str, raw: bytes, now: float) -> dict[str, An
     row: dict[str, Any] = {"address": address, "cid": cid, "fetched": now}
     try:
         meta, signature = ProviderMetadata.from_document(raw)
-        signer = Account.recover_message(encode_defunct(primitive=meta.signing_payload()), signature=signature)
+        signer = meta.signer(signature)
     except Exception as exc:  # a malformed document or signature
         return {**row, "error": f"not a valid metadata document: {exc}"}
     if meta.provider != address or signer != address:

@@ -20,6 +20,8 @@ from web3 import Web3
 
 from flownet.certstatus import lookup, verdict
 from flownet.chain.deploy import Deployment
+from flownet.chain.registry import certificate_status
+from flownet.chain.views import Dispute, call_struct, order_state, stake_of
 from flownet.core.units import format_flow
 from indexer.events import RawLog
 from indexer.store import Block, IndexerError, Ledger
@@ -95,15 +97,14 @@ def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: 
             )
 
     for row in conn.execute("SELECT * FROM stakers ORDER BY address"):
-        chain = staking.functions.stakeOf(row["address"]).call(block_identifier=block)
-        active, locked, thaw_end, thawing, price, role = chain
+        stake = stake_of(staking, row["address"], block)
         who = f"stake of {row['address']}"
-        check(f"{who}: active", int(row["active"]), active)
-        check(f"{who}: locked", int(row["locked"]), locked)
-        check(f"{who}: thawing", int(row["thawing"]), thawing)
-        check(f"{who}: thaw end", int(row["thaw_end"]), thaw_end, money=False)
-        check(f"{who}: price", int(row["price"]), price)
-        check(f"{who}: role", ROLE_CODES.get(row["role"], -1), role, money=False)
+        check(f"{who}: active", int(row["active"]), stake.active)
+        check(f"{who}: locked", int(row["locked"]), stake.locked)
+        check(f"{who}: thawing", int(row["thawing"]), stake.thawing)
+        check(f"{who}: thaw end", int(row["thaw_end"]), stake.thaw_end, money=False)
+        check(f"{who}: price", int(row["price"]), stake.price_per_gib)
+        check(f"{who}: role", ROLE_CODES.get(row["role"], -1), stake.role, money=False)
         check(f"{who}: held", int(row["held"]), staking.functions.heldOf(row["address"]).call(block_identifier=block))
         if row["metadata_cid"] is not None:
             cid = staking.functions.metadataCid(row["address"]).call(block_identifier=block)
@@ -117,13 +118,14 @@ def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: 
         now = int(w3.eth.get_block(block)["timestamp"])
         for row in conn.execute("SELECT * FROM certificates ORDER BY cert_key"):
             cert_hash = bytes.fromhex(row["cert_hash"][2:])
-            chain = registry.functions.status(cert_hash, row["owner"]).call(block_identifier=block)
-            owner, revoked = chain[0], bool(chain[4])
+            record = certificate_status(registry, cert_hash, row["owner"], block)
+            owner, revoked = record.owner, record.revoked
             who = f"certificate {row['cert_hash']} of {row['owner']}"
-            if owner != row["owner"] or revoked != bool(row["revoked"]) or chain[2] != row["not_after"]:
+            if owner != row["owner"] or revoked != bool(row["revoked"]) or record.not_after != row["not_after"]:
                 diffs.append(
                     f"{who}: ledger owner {row['owner']} revoked {bool(row['revoked'])} "
-                    f"not-after {row['not_after']} != chain owner {owner} revoked {revoked} not-after {chain[2]}"
+                    f"not-after {row['not_after']} != chain owner {owner} revoked {revoked} "
+                    f"not-after {record.not_after}"
                 )
                 continue
             # Validity joins the record with the owner's stake: the ledger's verdict must be the chain's.
@@ -150,7 +152,7 @@ def _compare(conn: sqlite3.Connection, w3: Web3, deployment: Deployment, block: 
     for row in conn.execute(
         "SELECT order_id, paid, status, deposit, refunded, cancelled FROM orders ORDER BY order_id"
     ):
-        paid, status = market.functions.orderState(bytes.fromhex(row["order_id"][2:])).call(block_identifier=block)
+        paid, status = order_state(market, bytes.fromhex(row["order_id"][2:]), block).as_tuple()
         check(f"order {row['order_id']}: paid", int(row["paid"]), paid)
         check(f"order {row['order_id']}: status", STATUS_CODES.get(row["status"], -1), status, money=False)
         if row["cancelled"] and (int(row["paid"]) != 0 or int(row["refunded"]) != int(row["deposit"])):
@@ -175,8 +177,7 @@ def _compare_slashing(conn: sqlite3.Connection, w3: Web3, deployment: Deployment
     manager = deployment.contract(w3, "SlashingManager")
     diffs: list[str] = []
     for row in conn.execute("SELECT * FROM disputes ORDER BY id"):
-        chain = manager.functions.disputeOf(row["id"]).call(block_identifier=block)
-        provider, epoch, challenge_ends, kind, status, remaining, _struck, due, verifiers = chain[:9]
+        d = call_struct(Dispute, manager, "disputeOf", row["id"], block=block)
         ledger = (
             row["provider"],
             row["epoch"],
@@ -186,11 +187,11 @@ def _compare_slashing(conn: sqlite3.Connection, w3: Web3, deployment: Deployment
             row["remaining"],
             json.loads(row["verifiers"]),
         )
-        on_chain = (provider, epoch, challenge_ends, kind, due, remaining, list(verifiers))
+        on_chain = (d.provider, d.epoch, d.challenge_ends, d.kind, d.due, d.remaining, list(d.verifiers))
         if ledger != on_chain:
             diffs.append(f"dispute {row['id']}: ledger terms {ledger} != chain {on_chain}")
-        if DISPUTE_CODES.get(row["status"], -1) != status:
-            diffs.append(f"dispute {row['id']}: status ledger {row['status']} != chain code {status}")
+        if DISPUTE_CODES.get(row["status"], -1) != d.status:
+            diffs.append(f"dispute {row['id']}: status ledger {row['status']} != chain code {d.status}")
     for row in conn.execute("SELECT * FROM slashes ORDER BY block_number, log_index"):
         what = f"{row['route']} slash of {row['provider']} for epoch {row['epoch']} (block {row['block_number']})"
         if int(row["amount"]) != int(row["reward"]) + int(row["burned"]):

@@ -24,6 +24,7 @@ from flownet.core.heartbeat import (
 )
 from indexer.apistore import ApiStore
 from indexer.projections import amt
+from indexer.rejections import http_status
 from indexer.store import Ledger
 
 STAKING = "0x" + "5a" * 20
@@ -105,7 +106,7 @@ def test_signature_binds_every_field_and_the_domain() -> None:
     assert recover_signer(other_domain, hb) != ALICE.address
     with pytest.raises(HeartbeatRejected) as caught:  # signed for another chain
         check(hb, other_domain, NOW, staked)
-    assert caught.value.reason == "bad_signature" and caught.value.status == 401
+    assert caught.value.reason == "bad_signature" and http_status(caught.value) == 401
     assert "or for another deployment" in str(caught.value)
     changed = Heartbeat(ALICE.address, hb.heartbeat.epoch, hb.heartbeat.endpoint_hash, 9999, hb.heartbeat.timestamp)
     text = rejected("bad_signature", SignedHeartbeat(changed, hb.signature))
@@ -253,6 +254,6 @@ def test_too_many_statements_in_one_epoch(store: ApiStore) -> None:
         assert store.record_heartbeat(signed(load=load), NOW)
     with pytest.raises(HeartbeatRejected) as caught:
         store.record_heartbeat(signed(load=99), NOW)
-    assert caught.value.reason == "too_many" and caught.value.status == 429
+    assert caught.value.reason == "too_many" and http_status(caught.value) == 429
     assert store.conn.execute("SELECT COUNT(*) FROM heartbeats").fetchone()[0] == 4
     assert store.record_heartbeat(signed(load=0), NOW) is False  # a repeat is still just a duplicate

@@ -1,6 +1,7 @@
 """The verifier's real seams: the full node over HTTP, the chain (SlashingManager, Staking), the tunnel prober.
 
-`SlashingChain` uses `flownet.chain.slashing.Slashing` (imported when built) for signing and
+`HttpFullNode` is the project's one full-node client (flownet.fullnode_client) plus the verifier's
+equivocation route. `SlashingChain` uses `flownet.chain.slashing.Slashing` (imported when built) for signing and
 transactions and reads views straight from the contracts. `TunnelProber` buys a small order from a
 provider when this verifier has none usable, and probes it through an in-process `ClientTunnel`;
 when the deployment has a SlashingManager it is a `VouchingProber`: after a round the verifier
@@ -15,27 +16,25 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from flownet.agents.probe import ProbeTarget, probe
 from flownet.agents.verifier import Decide, Equivocation
 from flownet.chain.deploy import Deployment
+from flownet.chain.views import Dispute, call_struct, stake_of
+from flownet.core import eip712
 from flownet.core.heartbeat import SignedHeartbeat
 from flownet.core.metadata import parse_endpoint
 from flownet.core.receipts import Order
 from flownet.core.units import format_flow
 from flownet.core.verdicts import Attestation, Measurements
 from flownet.errors import ConfigError, FlowNetError, TunnelError
+from flownet.fullnode_client import FullNodeClient, FullNodeError
 from flownet.tunnel.tls import Identity
-
-T = TypeVar("T")
 
 if TYPE_CHECKING:
     from flownet.tunnel.client import ClientTunnel
@@ -44,87 +43,13 @@ __all__ = ["FullNodeError", "HttpFullNode", "SlashingChain", "TunnelProber", "Vo
 
 log = logging.getLogger("flownet.verifier")
 
-SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
-ROLE_VERIFIER = 2
 
-
-class FullNodeError(FlowNetError):
-    """The full node could not be reached or refused a request."""
-
-    exit_code = 12
-
-
-#: Page size for list endpoints (the API's maximum is 500).
-PAGE = 200
-
-
-class HttpFullNode:
-    """The full node API (`flownet fullnode serve`): providers, their equivocations, attestations."""
-
-    def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
-        self.base = base_url.rstrip("/")
-        self.client = httpx.Client(base_url=self.base, transport=transport, timeout=timeout)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self.client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise FullNodeError(f"full node {self.base} unreachable ({method} {path}): {exc}") from None
-        if response.status_code >= 400:
-            try:
-                message = response.json().get("message", response.text)
-            except ValueError:
-                message = response.text
-            raise FullNodeError(f"full node {self.base}: {method} {path} answered {response.status_code}: {message}")
-        try:
-            return response.json()
-        except ValueError:
-            raise FullNodeError(f"full node {self.base}: {method} {path} did not answer JSON") from None
-
-    def providers(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = self._call("GET", "/providers", params={"limit": 100, "offset": offset})
-            found += page.get("items", [])
-            offset += 100
-            if offset >= int(page.get("total", 0)) or not page.get("items"):
-                return found
-
-    def provider(self, address: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/providers/{address}"))
-
-    def _pages(self, path: str, params: dict[str, Any], parse: Callable[[Any], T], what: str) -> list[T]:
-        """Every item of a paginated list route (`items`, `total`), parsed; malformed items are skipped."""
-        found: list[T] = []
-        offset = 0
-        for _ in range(100):  # at most 100 pages of PAGE: bounded whatever the node answers
-            body = self._call("GET", path, params={**params, "limit": PAGE, "offset": offset})
-            items = body.get("items", [])
-            for entry in items:
-                try:
-                    found.append(parse(entry))
-                except ValueError as exc:
-                    log.info("skipping a malformed %s from the full node: %s", what, exc)
-            offset += len(items)
-            if not items or offset >= int(body.get("total", 0)):
-                break
-        return found
+class HttpFullNode(FullNodeClient):
+    """The full node API as the verifier uses it: providers, their equivocations, attestations."""
 
     def equivocations(self, provider: str) -> list[Equivocation]:
         """Every equivocation the full node keeps for `provider` within the statute of limitations, page by page."""
-        return self._pages(f"/providers/{provider}/equivocations", {}, Equivocation.from_json, "equivocation")
-
-    def post_attestation(self, attestation: Attestation) -> None:
-        self._call("POST", "/attestations", json=attestation.to_json())
-
-    def attestations(self, provider: str, epoch: int, kind: int) -> list[Attestation]:
-        """Every stored attestation of (provider, epoch, kind), page by page (the API answers `items`)."""
-        params = {"provider": provider, "epoch": epoch, "kind": kind}
-        return self._pages("/attestations", params, Attestation.from_json, "attestation")
+        return self.pages(f"/providers/{provider}/equivocations", {}, Equivocation.from_json, "equivocation")
 
 
 class SlashingChain:
@@ -160,19 +85,18 @@ class SlashingChain:
 
     def attestation_signer(self, a: Attestation) -> str | None:
         """Who signed `a` (None for a non-canonical or unrecoverable signature, which the contract refuses)."""
-        sig = a.signature
-        if len(sig) != 65 or sig[64] not in (27, 28) or not 0 < int.from_bytes(sig[32:64], "big") <= SECP256K1_HALF_N:
+        if not eip712.is_canonical(a.signature):
             return None
         try:
             digest = self.slashing.attestation_digest(_checksum(a.provider), a.epoch, a.kind, a.evidence_cid)
-            return str(Account._recover_hash(bytes(digest), signature=sig))
-        except Exception:  # eth-keys raises several types for unrecoverable signatures
+            return eip712.recover(bytes(digest), a.signature)
+        except (FlowNetError, ValueError):  # unrecoverable, or a kind or address the contract would refuse
             return None
 
     def is_staked_verifier(self, address: str) -> bool:
-        active, _locked, _thaw_end, thawing, _price, role = self.staking.functions.stakeOf(_checksum(address)).call()
+        stake = stake_of(self.staking, address)
         minimum = self.staking.functions.verifierMinStake().call()
-        return bool(role == ROLE_VERIFIER and active >= minimum and thawing == 0)
+        return stake.is_verifier and stake.active >= minimum and stake.thawing == 0
 
     def open_dispute_of(self, provider: str, epoch: int) -> int:
         return int(self.contract.functions.openDisputeOf(_checksum(provider), epoch).call())
@@ -186,8 +110,8 @@ class SlashingChain:
         return int(dispute_id)
 
     def dispute_state(self, dispute_id: int) -> tuple[int, int]:
-        d = self.contract.functions.disputeOf(dispute_id).call()
-        return int(d[4]), int(d[2])  # status, challengeEnds
+        d = call_struct(Dispute, self.contract, "disputeOf", dispute_id)
+        return d.status, d.challenge_ends
 
     def open_disputes(self) -> list[int]:
         """Ids of every dispute still open, from the DisputeOpened events."""
@@ -353,7 +277,7 @@ class TunnelProber:
         return None
 
     def buy(self, provider: str) -> Order:
-        price = int(self.net.staking.functions.stakeOf(provider).call()[4])
+        price = self.net.stake_of(provider).price_per_gib
         if price == 0:
             raise ConfigError(f"provider {provider} has no offer: cannot buy a probe order")
         balance = self.net.balance()

@@ -8,27 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 
-from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
 
 from flownet.chain.deploy import Deployment
 from flownet.chain.tx import Sender, Sent
-from flownet.core.receipts import EIP712_DOMAIN_FIELDS, CloseAgreement, MarketDomain, Order, Receipt
+from flownet.chain.views import OrderState, Role, Stake, order_state, stake_of
+from flownet.core import eip712
+from flownet.core.receipts import CloseAgreement, MarketDomain, Order, Receipt
 from flownet.errors import ChainError, ConfigError
 
 MAX_UINT256 = 2**256 - 1
-
-
-class Role(IntEnum):
-    """IStaking.Role."""
-
-    NONE = 0
-    PROVIDER = 1
-    VERIFIER = 2
 
 
 @dataclass(frozen=True)
@@ -48,13 +40,13 @@ class SignedReceipt:
 def sign_receipt(account: LocalAccount, domain: MarketDomain, order: Order, receipt: Receipt) -> SignedReceipt:
     """The client's EIP-712 signature of `receipt`, after checking it against the order's terms."""
     receipt.check_against(order)
-    signed = account.sign_message(encode_typed_data(full_message=receipt.typed_data(domain)))
-    return SignedReceipt(order, receipt, bytes(signed.signature))
+    signature = eip712.sign(bytes(account.key), eip712.digest(domain.eip712_domain, "Receipt", receipt.message()))
+    return SignedReceipt(order, receipt, signature)
 
 
 def sign_close(account: LocalAccount, domain: MarketDomain, agreement: CloseAgreement) -> bytes:
     """The provider's EIP-712 signature agreeing to close an order at `agreement.final_amount`."""
-    return bytes(account.sign_message(encode_typed_data(full_message=agreement.typed_data(domain))).signature)
+    return eip712.sign(bytes(account.key), eip712.digest(domain.eip712_domain, "CloseOrder", agreement.message()))
 
 
 class FlowNet:
@@ -186,14 +178,21 @@ class FlowNet:
     def can_accuse(self, who: str) -> bool:
         """Whether `who` is a verifier that could accuse a provider (role verifier, at least the minimum
         stake, nothing thawing): the market does not let a provider refuse such a client."""
-        active, _, _, thawing, _, role = self.staking.functions.stakeOf(Web3.to_checksum_address(who)).call()
+        stake = self.stake_of(who)
         minimum = int(self.staking.functions.verifierMinStake().call())
-        return int(role) == int(Role.VERIFIER) and int(active) >= minimum and int(thawing) == 0
+        return stake.is_verifier and stake.active >= minimum and stake.thawing == 0
+
+    def stake_of(self, who: str | None = None) -> Stake:
+        """Staking's record of `who` (default: this account)."""
+        return stake_of(self.staking, who or self.address)
+
+    def order_status(self, order: Order) -> OrderState:
+        """`order`'s paid amount and status on chain."""
+        return order_state(self.market, order.order_id)
 
     def order_state(self, order: Order) -> tuple[int, int]:
         """(paid, status) of `order` on chain; status 0 none, 1 open, 2 closed."""
-        paid, status = self.market.functions.orderState(order.order_id).call()
-        return int(paid), int(status)
+        return self.order_status(order).as_tuple()
 
     # ------------------------------------------------------------------ internals
 
@@ -209,31 +208,7 @@ class FlowNet:
 
     def _permit(self, spender: str, value: int, deadline: int) -> tuple[int, bytes, bytes]:
         nonce = self.token.functions.nonces(self.address).call()
-        typed = {
-            "types": {
-                "EIP712Domain": EIP712_DOMAIN_FIELDS,
-                "Permit": [
-                    {"name": "owner", "type": "address"},
-                    {"name": "spender", "type": "address"},
-                    {"name": "value", "type": "uint256"},
-                    {"name": "nonce", "type": "uint256"},
-                    {"name": "deadline", "type": "uint256"},
-                ],
-            },
-            "primaryType": "Permit",
-            "domain": {
-                "name": self.token.functions.name().call(),
-                "version": "1",
-                "chainId": self.deployment.chain_id,
-                "verifyingContract": self.token.address,
-            },
-            "message": {
-                "owner": self.address,
-                "spender": spender,
-                "value": value,
-                "nonce": nonce,
-                "deadline": deadline,
-            },
-        }
-        signed = self.account.sign_message(encode_typed_data(full_message=typed))
-        return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+        domain = eip712.Domain(self.token.functions.name().call(), "1", self.deployment.chain_id, self.token.address)
+        message = {"owner": self.address, "spender": spender, "value": value, "nonce": nonce, "deadline": deadline}
+        signature = eip712.sign(bytes(self.account.key), eip712.digest(domain, "Permit", message))
+        return signature[64], signature[:32], signature[32:64]

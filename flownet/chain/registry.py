@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from flownet.chain.deploy import Deployment
 from flownet.chain.tx import Sender, Sent
+from flownet.chain.views import call_struct
 from flownet.errors import ConfigError
 
-__all__ = ["OWNER_REASONS", "CertificateStatus", "Registry", "RevocationReason", "parse_reason"]
+__all__ = ["OWNER_REASONS", "CertificateStatus", "Registry", "RevocationReason", "certificate_status", "parse_reason"]
 
 
 class RevocationReason(IntEnum):
@@ -72,9 +74,19 @@ class CertificateStatus:
     compromised_at: int
     reason: RevocationReason
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", RevocationReason(self.reason))
+
     @property
     def registered(self) -> bool:
         return int(self.owner, 16) != 0
+
+
+def certificate_status(
+    registry: Any, cert_hash: bytes, owner: str, block: int | str | None = None
+) -> CertificateStatus:
+    """The registry's record of (`owner`, `cert_hash`), built by field name (flownet.chain.views)."""
+    return call_struct(CertificateStatus, registry, "status", cert_hash, owner, block=block)
 
 
 def _bytes32(value: bytes, what: str) -> bytes:
@@ -118,19 +130,7 @@ class Registry:
 
     def status(self, cert_hash: bytes, owner: str) -> CertificateStatus:
         """The record `owner` registered for `cert_hash` (all zero if it never did)."""
-        owner, key_hash, not_after, registered_at, revoked, revoked_at, compromised_at, reason = (
-            self.contract.functions.status(_bytes32(cert_hash, "certificate hash"), owner).call()
-        )
-        return CertificateStatus(
-            Web3.to_checksum_address(owner),
-            bytes(key_hash),
-            int(not_after),
-            int(registered_at),
-            bool(revoked),
-            int(revoked_at),
-            int(compromised_at),
-            RevocationReason(int(reason)),
-        )
+        return certificate_status(self.contract, _bytes32(cert_hash, "certificate hash"), owner)
 
     def is_valid(self, cert_hash: bytes, owner: str) -> bool:
         """`owner` registered `cert_hash`, has not revoked it, it has not expired, and its stake counts."""

@@ -1,7 +1,8 @@
 """Typed bindings for SlashingManager and TrustRegistry: attest, dispute, rebut, execute, score.
 
-Digests are computed in Python (eth-account EIP-712) and equal the contract's own `attestationDigest`
-and `serviceProofDigest`, so verifiers and clients sign offline. Writes go through `Sender` and return
+Digests are computed in Python (flownet.core.eip712) and equal the contract's own `attestationDigest`
+and `serviceProofDigest`, so verifiers and clients sign offline. Views return frozen dataclasses
+built by field name (flownet.chain.views). Writes go through `Sender` and return
 its `Sent` record; reverts arrive as `TransactionFailed` with the contract's custom error decoded.
 """
 
@@ -11,15 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
 
 from flownet.chain.deploy import Deployment
 from flownet.chain.tx import Sender, Sent
+from flownet.chain.views import Dispute, SlashingConfig, call_struct
+from flownet.core import eip712
+from flownet.core.eip712 import KINDS, parse_kind
 from flownet.core.heartbeat import SignedHeartbeat
-from flownet.core.receipts import EIP712_DOMAIN_FIELDS, Order
+from flownet.core.receipts import Order
 from flownet.errors import ChainError, ConfigError
 
 __all__ = [
@@ -36,87 +39,50 @@ __all__ = [
     "service_proof_typed_data",
 ]
 
-DOMAIN_NAME = "FlowNet SlashingManager"
-DOMAIN_VERSION = "1"
-KINDS = {"unreachable": 0, "latency": 1, "throughput": 2, "metering": 3}
+DOMAIN_NAME = eip712.SLASHING_NAME
+DOMAIN_VERSION = eip712.VERSION
 #: ISlashingManager.DisputeStatus, by value.
 STATUSES = ("none", "open", "rebutted", "executed", "superseded")
 #: TrustRegistry's score of a subject nobody has scored yet (scoreOf answers it).
 NEUTRAL_SCORE = 500
 UINT64_MAX = 2**64 - 1
 
-ATTESTATION_FIELDS = [
-    {"name": "provider", "type": "address"},
-    {"name": "epoch", "type": "uint64"},
-    {"name": "kind", "type": "uint8"},
-    {"name": "evidenceCid", "type": "string"},
-]
-SERVICE_PROOF_FIELDS = [
-    {"name": "orderId", "type": "bytes32"},
-    {"name": "epoch", "type": "uint64"},
-    {"name": "bytesServed", "type": "uint256"},
-]
 
-
-def parse_kind(kind: int | str) -> int:
-    """A dispute kind from its number (0..3) or its name (``unreachable``, ``latency``, ...)."""
-    if isinstance(kind, str):
-        text = kind.strip().lower()
-        if text in KINDS:
-            return KINDS[text]
-        if text.isdigit():
-            kind = int(text)
-        else:
-            raise ConfigError(f"unknown dispute kind {kind!r} (choose from {', '.join(KINDS)} or 0..3)")
-    if isinstance(kind, bool) or not 0 <= kind <= max(KINDS.values()):
-        raise ConfigError(f"dispute kind {kind!r} is outside 0..{max(KINDS.values())}")
-    return int(kind)
-
-
-def _domain(chain_id: int, manager: str) -> dict[str, Any]:
-    return {
-        "name": DOMAIN_NAME,
-        "version": DOMAIN_VERSION,
-        "chainId": chain_id,
-        "verifyingContract": Web3.to_checksum_address(manager),
-    }
-
-
-def attestation_typed_data(
-    chain_id: int, manager: str, provider: str, epoch: int, kind: int, evidence_cid: str
-) -> dict[str, Any]:
-    """The EIP-712 Attestation a verifier signs (eth-account's ``full_message`` form)."""
+def _attestation(provider: str, epoch: int, kind: int | str, evidence_cid: str) -> dict[str, Any]:
     if not 0 <= epoch <= UINT64_MAX:
         raise ConfigError(f"epoch {epoch} is outside uint64")
     return {
-        "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "Attestation": ATTESTATION_FIELDS},
-        "primaryType": "Attestation",
-        "domain": _domain(chain_id, manager),
-        "message": {
-            "provider": Web3.to_checksum_address(provider),
-            "epoch": epoch,
-            "kind": parse_kind(kind),
-            "evidenceCid": evidence_cid,
-        },
+        "provider": Web3.to_checksum_address(provider),
+        "epoch": epoch,
+        "kind": parse_kind(kind),
+        "evidenceCid": evidence_cid,
     }
 
 
-def service_proof_typed_data(
-    chain_id: int, manager: str, order_id: bytes, epoch: int, bytes_served: int
-) -> dict[str, Any]:
-    """The EIP-712 ServiceProof a client signs to rebut a dispute against its provider."""
+def _service_proof(order_id: bytes, epoch: int, bytes_served: int) -> dict[str, Any]:
     if len(order_id) != 32:
         raise ConfigError(f"order id must be 32 bytes (got {len(order_id)}: 0x{order_id.hex()})")
     if not 0 <= epoch <= UINT64_MAX:
         raise ConfigError(f"epoch {epoch} is outside uint64")
     if bytes_served < 0:
         raise ConfigError(f"bytes served must not be negative (not {bytes_served})")
-    return {
-        "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "ServiceProof": SERVICE_PROOF_FIELDS},
-        "primaryType": "ServiceProof",
-        "domain": _domain(chain_id, manager),
-        "message": {"orderId": bytes(order_id), "epoch": epoch, "bytesServed": bytes_served},
-    }
+    return {"orderId": bytes(order_id), "epoch": epoch, "bytesServed": bytes_served}
+
+
+def attestation_typed_data(
+    chain_id: int, manager: str, provider: str, epoch: int, kind: int, evidence_cid: str
+) -> dict[str, Any]:
+    """The EIP-712 Attestation a verifier signs (eth-account's ``full_message`` form)."""
+    domain = eip712.slashing_domain(chain_id, manager)
+    return eip712.typed_data(domain, "Attestation", _attestation(provider, epoch, kind, evidence_cid))
+
+
+def service_proof_typed_data(
+    chain_id: int, manager: str, order_id: bytes, epoch: int, bytes_served: int
+) -> dict[str, Any]:
+    """The EIP-712 ServiceProof a client signs to rebut a dispute against its provider."""
+    domain = eip712.slashing_domain(chain_id, manager)
+    return eip712.typed_data(domain, "ServiceProof", _service_proof(order_id, epoch, bytes_served))
 
 
 @dataclass(frozen=True)
@@ -133,6 +99,22 @@ class DisputeView:
     due: int  # the provider's stake held, and each accuser's bond
     verifiers: tuple[str, ...]
     evidence_cid: str
+
+    @classmethod
+    def of(cls, d: Dispute) -> DisputeView:
+        """The view of a raw `Dispute`: its status by name, its struck accusers by address."""
+        return cls(
+            d.provider,
+            d.epoch,
+            d.challenge_ends,
+            d.kind,
+            STATUSES[d.status],
+            d.remaining,
+            tuple(v for i, v in enumerate(d.verifiers) if d.struck >> i & 1),
+            d.due,
+            d.verifiers,
+            d.evidence_cid,
+        )
 
     @property
     def accusers(self) -> tuple[str, ...]:
@@ -179,23 +161,23 @@ class Slashing(_Bound):
 
     # ------------------------------------------------------------------ EIP-712
 
+    @property
+    def domain(self) -> eip712.Domain:
+        return eip712.slashing_domain(self.deployment.chain_id, self.address)
+
     def attestation_digest(self, provider: str, epoch: int, kind: int, evidence_cid: str) -> bytes:
-        typed = attestation_typed_data(self.deployment.chain_id, self.address, provider, epoch, kind, evidence_cid)
-        return bytes(_hash_eip191_message(encode_typed_data(full_message=typed)))
+        return eip712.digest(self.domain, "Attestation", _attestation(provider, epoch, kind, evidence_cid))
 
     def sign_attestation(self, account: LocalAccount, provider: str, epoch: int, kind: int, evidence_cid: str) -> bytes:
         """`account`'s 65-byte r||s||v (v 27/28, low s) signature of the Attestation."""
-        typed = attestation_typed_data(self.deployment.chain_id, self.address, provider, epoch, kind, evidence_cid)
-        return bytes(account.sign_message(encode_typed_data(full_message=typed)).signature)
+        return eip712.sign(bytes(account.key), self.attestation_digest(provider, epoch, kind, evidence_cid))
 
     def service_proof_digest(self, order_id: bytes, epoch: int, bytes_served: int) -> bytes:
-        typed = service_proof_typed_data(self.deployment.chain_id, self.address, order_id, epoch, bytes_served)
-        return bytes(_hash_eip191_message(encode_typed_data(full_message=typed)))
+        return eip712.digest(self.domain, "ServiceProof", _service_proof(order_id, epoch, bytes_served))
 
     def sign_service_proof(self, account: LocalAccount, order_id: bytes, epoch: int, bytes_served: int) -> bytes:
         """The client's 65-byte signature proving `bytes_served` for `order_id` in `epoch`."""
-        typed = service_proof_typed_data(self.deployment.chain_id, self.address, order_id, epoch, bytes_served)
-        return bytes(account.sign_message(encode_typed_data(full_message=typed)).signature)
+        return eip712.sign(bytes(account.key), self.service_proof_digest(order_id, epoch, bytes_served))
 
     # ------------------------------------------------------------------ views
 
@@ -203,38 +185,22 @@ class Slashing(_Bound):
         return int(self.contract.functions.currentEpoch().call())
 
     def epoch_seconds(self) -> int:
-        return int(self.contract.functions.config().call()[1])
+        return self.settings().epoch_seconds
+
+    def settings(self) -> SlashingConfig:
+        """ISlashingManager.Config."""
+        return call_struct(SlashingConfig, self.contract, "config")
 
     def config(self) -> dict[str, int]:
         """ISlashingManager.Config by field name."""
-        names = (
-            "challenge_window",
-            "epoch_seconds",
-            "statute_epochs",
-            "period",
-            "cap_per_period",
-            "slash_bps",
-            "reward_bps",
-            "quorum",
-        )
-        return dict(zip(names, (int(v) for v in self.contract.functions.config().call()), strict=True))
+        return self.settings().as_dict()
+
+    def raw_dispute(self, dispute_id: int) -> Dispute:
+        """ISlashingManager.Dispute as `disputeOf` returns it (status and struck as numbers)."""
+        return call_struct(Dispute, self.contract, "disputeOf", dispute_id)
 
     def dispute(self, dispute_id: int) -> DisputeView:
-        fields = self.contract.functions.disputeOf(dispute_id).call()
-        provider, epoch, challenge_ends, kind, status, remaining, struck, due, verifiers, evidence_cid = fields
-        accusers = tuple(Web3.to_checksum_address(v) for v in verifiers)
-        return DisputeView(
-            Web3.to_checksum_address(provider),
-            int(epoch),
-            int(challenge_ends),
-            int(kind),
-            STATUSES[int(status)],
-            int(remaining),
-            tuple(v for i, v in enumerate(accusers) if int(struck) >> i & 1),
-            int(due),
-            accusers,
-            str(evidence_cid),
-        )
+        return DisputeView.of(self.raw_dispute(dispute_id))
 
     def is_epoch_slashed(self, provider: str, epoch: int) -> bool:
         return bool(self.contract.functions.isEpochSlashed(Web3.to_checksum_address(provider), epoch).call())

@@ -49,7 +49,7 @@ def buy(
         raise ConfigError("invalid deposit '0': an order needs a deposit above 0 FLOW")
     seconds = parse_duration(duration)
     net = app.flownet(wallet)
-    price = net.staking.functions.stakeOf(provider).call()[4]
+    price = net.stake_of(provider).price_per_gib
     if price == 0:
         raise ConfigError(f"provider {provider} has no offer (not registered, or not taking orders)")
     max_price = parse_flow(max_price_text, "max price") if max_price_text else price

@@ -15,7 +15,6 @@ from itertools import count as counter
 from typing import Any
 
 import click
-import httpx
 from eth_utils import to_checksum_address
 
 from flownet.chain.deploy import Deployment
@@ -27,19 +26,18 @@ from flownet.core.heartbeat import MAX_LOAD, HeartbeatDomain
 from flownet.core.heartbeat_guard import HeartbeatRefused
 from flownet.core.metadata import parse_endpoint
 from flownet.errors import ConfigError, DeploymentError, FlowNetError
+from flownet.fullnode_client import FullNodeClient, FullNodeError
 from flownet.heartbeats import HeartbeatRecord, HeartbeatSender, HeartbeatSigner, record_path
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
-def _get_json(client: httpx.Client, url: str) -> Any:
+def _status(node: FullNodeClient) -> dict[str, Any]:
+    """The full node's ``/status``; one it cannot give is a bad --fullnode (ConfigError)."""
     try:
-        response = client.get(url)
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"cannot reach the full node at {url}: {exc}") from None
-    if response.status_code != 200:
-        raise ConfigError(f"full node answered {response.status_code} for {url}: {response.text[:200]}")
-    return response.json()
+        return node.status()
+    except FullNodeError as exc:
+        raise ConfigError(f"cannot reach the full node at {node.base}/status: {exc}") from None
 
 
 def _domain(app: App, status: dict[str, Any], fullnode: str) -> HeartbeatDomain:
@@ -62,16 +60,11 @@ def _domain(app: App, status: dict[str, Any], fullnode: str) -> HeartbeatDomain:
     return local
 
 
-def _endpoint(app: App, client: httpx.Client, fullnode: str, account: Any) -> str:
+def _endpoint(app: App, node: FullNodeClient, account: Any) -> str:
     """Your metadata's endpoint: the full node's verified copy, else your on-chain CID from the blob store."""
-    try:
-        response = client.get(f"{fullnode}/providers/{account.address}")
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"cannot reach the full node at {fullnode}: {exc}") from None
-    if response.status_code == 200:
-        meta = response.json().get("metadata") or {}
-        if meta.get("current") and meta.get("endpoint"):
-            return str(meta["endpoint"])
+    found = node.provider_endpoint(account.address)
+    if found:
+        return found
     try:
         return _current_metadata(app, FlowNet(app.w3, app.deployment, account)).endpoint
     except FlowNetError as exc:
@@ -118,14 +111,14 @@ def heartbeat(
     account = app.account(wallet)
     accepted = 0
     last = "none sent"
-    with httpx.Client(timeout=10.0) as client:
-        status = _get_json(client, f"{base}/status")
+    with FullNodeClient(base) as node:
+        status = _status(node)
         domain = _domain(app, status, base)
         epoch_seconds = int(status.get("epoch_seconds", 30))
         fixed = parse_endpoint(endpoint) if endpoint else None
         record = HeartbeatRecord(record_path(app.settings.home, account.address))
         signer = HeartbeatSigner(account, domain, record, epoch_seconds=epoch_seconds)
-        sender = HeartbeatSender(signer, lambda: fixed or _endpoint(app, client, base, account))
+        sender = HeartbeatSender(signer, lambda: fixed or _endpoint(app, node, account))
         try:
             app.say(f"heartbeats for {account.address} ({sender.current_endpoint()}) to {base} every {interval:g} s")
             start = time.monotonic()
@@ -144,19 +137,13 @@ def heartbeat(
                 named = f" endpoint {beat.endpoint} ({beat.deferred} waits for epoch {hb.epoch + 1})"
                 label = f"epoch {hb.epoch} t {hb.timestamp} load {load}{named if beat.deferred else ''}"
                 try:
-                    response = client.post(f"{base}/heartbeats", json=beat.signed.to_json())
-                except httpx.HTTPError as exc:
+                    answer = node.post_heartbeat(beat.signed)
+                except FullNodeError as exc:
                     last = f"full node unreachable: {exc}"
                     app.say(f"{label}: {last}")
                     continue
-                ctype = response.headers.get("content-type", "")
-                body = response.json() if ctype.startswith("application/json") else {}
-                if response.status_code in (200, 201):
-                    accepted += 1
-                    last = "duplicate" if body.get("duplicate") else "accepted"
-                else:
-                    error, message = body.get("error", "?"), body.get("message", response.text)
-                    last = f"rejected {response.status_code} {error}: {message}"
+                accepted += answer.accepted
+                last = answer.describe()
                 app.say(f"{label}: {last}")
         finally:
             record.close()

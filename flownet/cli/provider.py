@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 
 import click
-from eth_account import Account
-from eth_account.messages import encode_defunct
 
 from flownet.blobs import BlobStore, open_store
 from flownet.chain import logs
@@ -15,7 +13,9 @@ from flownet.chain.market import FlowNet, Role
 from flownet.chain.tx import Sent
 from flownet.cli.app import App, pass_app
 from flownet.cli.orders import find_order, order_table, when
+from flownet.core import eip712
 from flownet.core.cancellation import FOREVER
+from flownet.core.eip712 import SignatureInvalid
 from flownet.core.metadata import ProviderMetadata, parse_endpoint
 from flownet.core.pricing import lock_for
 from flownet.core.units import format_flow, parse_address, parse_flow
@@ -34,7 +34,7 @@ def _store(app: App) -> BlobStore:
 
 
 def _publish(app: App, net: FlowNet, meta: ProviderMetadata) -> str:
-    signature = bytes(net.account.sign_message(encode_defunct(primitive=meta.signing_payload())).signature)
+    signature = eip712.sign(bytes(net.account.key), meta.digest())
     with app.status("storing metadata"):
         cid = _store(app).put(meta.document(signature))
     app.say(f"metadata {cid}")
@@ -68,10 +68,10 @@ def register(
         raise ConfigError("invalid price '0': a provider offer needs a price above 0 FLOW per GiB")
     endpoint = parse_endpoint(endpoint)
     net = app.flownet(wallet)
-    info = net.staking.functions.stakeOf(net.address).call()
-    if info[5] != int(Role.NONE):
+    info = net.stake_of(net.address)
+    if info.role != int(Role.NONE):
         raise ConfigError(
-            f"{net.address} already stakes as {Role(info[5]).name.lower()}; use `flownet provider update`"
+            f"{net.address} already stakes as {Role(info.role).name.lower()}; use `flownet provider update`"
         )
     minimum = net.staking.functions.providerMinStake().call()
     stake = parse_flow(stake_text, "stake") if stake_text else minimum
@@ -118,13 +118,15 @@ def update(
 
 def _current_metadata(app: App, net: FlowNet, address: str | None = None) -> ProviderMetadata:
     address = address or net.address
-    info = net.staking.functions.stakeOf(address).call()
-    if info[5] != int(Role.PROVIDER):
+    if not net.stake_of(address).is_provider:
         raise ConfigError(f"{address} is not a registered provider (run `flownet provider register`)")
     cid = net.staking.functions.metadataCid(address).call()
     raw = _store(app).get(cid)
     meta, signature = ProviderMetadata.from_document(raw)
-    signer = Account.recover_message(encode_defunct(primitive=meta.signing_payload()), signature=signature)
+    try:
+        signer = meta.signer(signature)
+    except SignatureInvalid as exc:
+        raise ConfigError(f"metadata {cid} has an invalid {exc}") from None
     if signer != address or meta.provider != address:
         raise ConfigError(f"metadata {cid} is signed by {signer}, not by provider {address}")
     return meta
@@ -141,7 +143,7 @@ def unstake(app: App, amount: str, wallet: str | None) -> None:
     with app.status("requesting unstake"):
         sent = net.request_unstake(value)
     _show(app, sent)
-    thaw_end = net.staking.functions.stakeOf(net.address).call()[2]
+    thaw_end = net.stake_of(net.address).thaw_end
     app.say(f"{format_flow(value)} thawing; withdraw after {when(thaw_end)}")
 
 
@@ -170,13 +172,15 @@ def status(app: App, address: str | None, wallet: str | None) -> None:
     else:
         net = app.flownet(wallet)
         address = net.address
-    active, locked, thaw_end, thawing, price, role = net.staking.functions.stakeOf(address).call()
+    stake = net.stake_of(address)
     app.say(f"provider {address}")
-    app.say(f"  role      {Role(role).name.lower()}")
-    app.say(f"  stake     {format_flow(active)} active, {format_flow(locked)} locked by open orders")
-    app.say(f"  thawing   {format_flow(thawing)}" + (f", withdrawable from {when(thaw_end)}" if thawing else ""))
+    app.say(f"  role      {Role(stake.role).name.lower()}")
+    app.say(f"  stake     {format_flow(stake.active)} active, {format_flow(stake.locked)} locked by open orders")
+    thawing = f", withdrawable from {when(stake.thaw_end)}" if stake.thawing else ""
+    app.say(f"  thawing   {format_flow(stake.thawing)}{thawing}")
+    price = stake.price_per_gib
     app.say(f"  offer     {format_flow(price)}/GiB" if price else "  offer     none (not taking orders)")
-    if role == int(Role.PROVIDER):
+    if stake.is_provider:
         cid = net.staking.functions.metadataCid(address).call()
         try:
             meta = _current_metadata(app, net, address)

@@ -328,19 +328,18 @@ def _heartbeats(
     The endpoint is re-read from the on-chain metadata before every heartbeat and signed through the
     wallet's heartbeat record (flownet.heartbeats), so a changed endpoint is used from the next epoch on.
     """
-    import httpx
-
     from flownet.chain.market import FlowNet
     from flownet.cli.heartbeat import _domain
     from flownet.core.heartbeat_guard import HeartbeatRefused
+    from flownet.fullnode_client import FullNodeClient, FullNodeError
     from flownet.heartbeats import HeartbeatRecord, HeartbeatSender, HeartbeatSigner, record_path
 
     base = fullnode.rstrip("/")
     hb_log = logging.getLogger("flownet.heartbeat")
     net = FlowNet(app.w3, app.deployment, account)  # type: ignore[arg-type]
-    with httpx.Client(timeout=10.0) as client:
+    with FullNodeClient(base) as node:
         try:
-            status = client.get(f"{base}/status").json()
+            status = node.status()
             domain = _domain(app, status, base)
             record = HeartbeatRecord(record_path(app.settings.home, account.address))  # type: ignore[attr-defined]
         except Exception as exc:
@@ -353,11 +352,11 @@ def _heartbeats(
             while True:
                 try:
                     beat = sender.beat(0)
-                    response = client.post(f"{base}/heartbeats", json=beat.signed.to_json())
-                    hb_log.debug("heartbeat epoch %d for %s: %d", beat.epoch, beat.endpoint, response.status_code)
+                    answer = node.post_heartbeat(beat.signed)
+                    hb_log.debug("heartbeat epoch %d for %s: %d", beat.epoch, beat.endpoint, answer.status)
                 except HeartbeatRefused as exc:
                     hb_log.warning("heartbeat not signed: %s", exc)
-                except httpx.HTTPError as exc:
+                except FullNodeError as exc:
                     hb_log.warning("heartbeat to %s failed: %s", base, exc)
                 except Exception as exc:  # no endpoint read yet: try again at the next heartbeat
                     hb_log.warning("heartbeat not sent: %s", exc)

@@ -44,12 +44,12 @@ def register(app: App, stake_text: str | None, wallet: str | None) -> None:
     from flownet.chain.market import Role
 
     net = app.flownet(wallet)
-    info = net.staking.functions.stakeOf(net.address).call()
-    if info[5] not in (Role.NONE, Role.VERIFIER):
-        raise ConfigError(f"{net.address} already stakes as {Role(info[5]).name.lower()}; a wallet has one role")
+    info = net.stake_of(net.address)
+    if info.role not in (Role.NONE, Role.VERIFIER):
+        raise ConfigError(f"{net.address} already stakes as {Role(info.role).name.lower()}; a wallet has one role")
     minimum = int(net.staking.functions.verifierMinStake().call())
     stake = parse_flow(stake_text, "stake") if stake_text else minimum
-    if info[5] == Role.NONE and stake < minimum:
+    if info.role == Role.NONE and stake < minimum:
         raise ConfigError(f"stake {format_flow(stake)} is below the verifier minimum {format_flow(minimum)}")
     if net.balance() < stake:
         raise ConfigError(f"wallet {net.address} holds {format_flow(net.balance())}, less than {format_flow(stake)}")
@@ -60,7 +60,7 @@ def register(app: App, stake_text: str | None, wallet: str | None) -> None:
     with app.status("staking"):
         sent = net.stake(Role.VERIFIER, stake)
     app.say(f"  {sent.action:<10} tx {sent.tx_hash}  gas {sent.gas_used:,}")
-    active = net.staking.functions.stakeOf(net.address).call()[0]
+    active = net.stake_of(net.address).active
     app.say(f"verifier {net.address} stakes {format_flow(active)}")
 
 
@@ -179,7 +179,7 @@ def run(
     from flownet.agents.verifier import Verifier, VerifierSettings
     from flownet.agents.verifier_io import HttpFullNode, SlashingChain, TunnelProber, VouchLog
     from flownet.blobs import KuboStore, open_store
-    from flownet.chain.market import Role
+    from flownet.chain.views import stake_of
     from flownet.cli.tunnel import _logging, _run_until_signalled
     from flownet.core.verdicts import Thresholds
     from flownet.tunnel.client import ReceiptLog
@@ -205,8 +205,7 @@ def run(
     account = app.keystores.unlock(name, password)
     deployment = app.deployment
     staking = deployment.contract(app.w3, "Staking")
-    info = staking.functions.stakeOf(account.address).call()
-    if info[5] != Role.VERIFIER:
+    if not stake_of(staking, account.address).is_verifier:
         raise ConfigError(
             f"{account.address} is not a staked verifier: run `flownet verifier register --wallet {name}`"
         )

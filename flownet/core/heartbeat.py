@@ -14,7 +14,9 @@ and loads); every accepted one is kept. Two heartbeats of the same provider and 
 different endpoints are the evidence a future equivocation slashing would use.
 
 `check` applies the acceptance rules a full node enforces; each refusal is a `HeartbeatRejected`
-with a machine-readable `reason` and a sentence naming the bad value.
+(a flownet.core.eip712.Rejected) with a machine-readable `reason` and a sentence naming the bad value;
+the full node's API answers each reason with its HTTP status (indexer.rejections). The struct, the
+domain, the digest and signature recovery are flownet.core.eip712's.
 """
 
 from __future__ import annotations
@@ -22,21 +24,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
-from flownet.core.receipts import EIP712_DOMAIN_FIELDS
-from flownet.errors import FlowNetError
+from flownet.core import eip712
+from flownet.core.eip712 import SECP256K1_HALF_N, Rejected, recover_statement
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 __all__ = [
     "DEFAULT_EPOCH_SECONDS",
     "DEFAULT_MAX_SKEW",
     "MAX_LOAD",
+    "REASONS",
+    "SECP256K1_HALF_N",
     "Heartbeat",
     "HeartbeatDomain",
     "HeartbeatRejected",
@@ -46,39 +50,25 @@ __all__ = [
     "sign_heartbeat",
 ]
 
-DOMAIN_NAME = "FlowNet Heartbeat"
-DOMAIN_VERSION = "1"
+DOMAIN_NAME = eip712.HEARTBEAT_NAME
+DOMAIN_VERSION = eip712.VERSION
 DEFAULT_EPOCH_SECONDS = 30
 DEFAULT_MAX_SKEW = 60
 MAX_LOAD = 10_000
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
-SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
 
 _HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _SIGNATURE_RE = re.compile(r"^0x[0-9a-fA-F]{130}$")
 
-# Why a heartbeat was refused -> the HTTP status a full node answers with.
-REASONS = {
-    "invalid": 400,
-    "wrong_epoch": 400,
-    "stale": 400,
-    "bad_signature": 401,
-    "not_staked": 403,
-    "too_many": 429,
-}
+#: Why a heartbeat is refused (the API answers each with its HTTP status: indexer.rejections).
+REASONS = ("invalid", "wrong_epoch", "stale", "bad_signature", "not_staked", "too_many")
 
 
-class HeartbeatRejected(FlowNetError):
+class HeartbeatRejected(Rejected):
     """A heartbeat breaks an acceptance rule; `reason` is one of REASONS."""
 
-    exit_code = 10
-
-    def __init__(self, reason: str, message: str) -> None:
-        assert reason in REASONS, reason
-        self.reason = reason
-        self.status = REASONS[reason]
-        super().__init__(message)
+    REASONS = REASONS
 
 
 def endpoint_hash(endpoint: str) -> bytes:
@@ -93,13 +83,12 @@ class HeartbeatDomain:
     chain_id: int
     staking: str
 
+    @property
+    def eip712_domain(self) -> eip712.Domain:
+        return eip712.heartbeat_domain(self.chain_id, self.staking)
+
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": self.chain_id,
-            "verifyingContract": to_checksum_address(self.staking),
-        }
+        return self.eip712_domain.as_dict()
 
 
 @dataclass(frozen=True)
@@ -134,29 +123,23 @@ class Heartbeat:
             found.append(f"timestamp {self.timestamp} is outside uint64")
         return found
 
+    def message(self) -> dict[str, Any]:
+        """The EIP-712 ``Heartbeat`` struct's values."""
+        return {
+            "provider": to_checksum_address(self.provider),
+            "epoch": self.epoch,
+            "endpointHash": self.endpoint_hash,
+            "load": self.load,
+            "timestamp": self.timestamp,
+        }
+
     def typed_data(self, domain: HeartbeatDomain) -> dict[str, Any]:
         """The EIP-712 message to sign (eth-account's ``encode_typed_data(full_message=...)`` form)."""
-        return {
-            "types": {
-                "EIP712Domain": EIP712_DOMAIN_FIELDS,
-                "Heartbeat": [
-                    {"name": "provider", "type": "address"},
-                    {"name": "epoch", "type": "uint64"},
-                    {"name": "endpointHash", "type": "bytes32"},
-                    {"name": "load", "type": "uint32"},
-                    {"name": "timestamp", "type": "uint64"},
-                ],
-            },
-            "primaryType": "Heartbeat",
-            "domain": domain.as_dict(),
-            "message": {
-                "provider": to_checksum_address(self.provider),
-                "epoch": self.epoch,
-                "endpointHash": self.endpoint_hash,
-                "load": self.load,
-                "timestamp": self.timestamp,
-            },
-        }
+        return eip712.typed_data(domain.eip712_domain, "Heartbeat", self.message())
+
+    def digest(self, domain: HeartbeatDomain) -> bytes:
+        """The hash a provider signs (SlashingManager's ``heartbeatDigest``)."""
+        return eip712.digest(domain.eip712_domain, "Heartbeat", self.message())
 
 
 @dataclass(frozen=True)
@@ -215,8 +198,7 @@ def sign_heartbeat(account: LocalAccount, domain: HeartbeatDomain, heartbeat: He
     """The provider's EIP-712 signature of `heartbeat`."""
     if to_checksum_address(heartbeat.provider) != account.address:
         raise HeartbeatRejected("invalid", f"heartbeat is for {heartbeat.provider}, not for signer {account.address}")
-    signed = account.sign_message(encode_typed_data(full_message=heartbeat.typed_data(domain)))
-    return SignedHeartbeat(heartbeat, bytes(signed.signature))
+    return SignedHeartbeat(heartbeat, eip712.sign(bytes(account.key), heartbeat.digest(domain)))
 
 
 def recover_signer(domain: HeartbeatDomain, signed: SignedHeartbeat) -> str:
@@ -225,15 +207,7 @@ def recover_signer(domain: HeartbeatDomain, signed: SignedHeartbeat) -> str:
     Only canonical signatures are accepted (v 27/28, low s, as Ethereum's own transactions), so one
     signer cannot turn a signed statement into a second, different-looking one.
     """
-    signature = signed.signature
-    s = int.from_bytes(signature[32:64], "big")
-    if len(signature) != 65 or signature[64] not in (27, 28) or not 0 < s <= SECP256K1_HALF_N:
-        raise HeartbeatRejected("bad_signature", "signature is not canonical (need 65 bytes, v 27/28 and low s)")
-    try:
-        message = encode_typed_data(full_message=signed.heartbeat.typed_data(domain))
-        return str(Account.recover_message(message, signature=signature))
-    except Exception as exc:  # eth-keys raises several types for unrecoverable signatures
-        raise HeartbeatRejected("bad_signature", f"cannot recover a signer from the signature: {exc}") from None
+    return recover_statement(signed.heartbeat.digest(domain), signed.signature, HeartbeatRejected)
 
 
 def check(

@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from flownet.core import safejson
+from flownet.core import eip712, safejson
 from flownet.errors import ConfigError
 
 __all__ = ["SCHEMA", "ProviderMetadata", "canonical_json", "parse_endpoint"]
@@ -63,6 +63,14 @@ class ProviderMetadata:
 
     def signing_payload(self) -> bytes:
         return canonical_json(self.unsigned())
+
+    def digest(self) -> bytes:
+        """The EIP-191 hash the provider signs (``personal_sign`` of `signing_payload`)."""
+        return eip712.personal_digest(self.signing_payload())
+
+    def signer(self, signature: bytes) -> str:
+        """Who signed this metadata (flownet.core.eip712.SignatureInvalid unless canonical and recoverable)."""
+        return eip712.recover(self.digest(), signature)
 
     def document(self, signature: bytes) -> bytes:
         """The canonical signed document to store."""

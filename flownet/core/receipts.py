@@ -4,6 +4,7 @@ An order's id is ``keccak256(abi.encode(Order))``, the same hash the BandwidthMa
 id proves the terms. A client pays by signing EIP-712 ``Receipt(orderId, cumulativeBytes,
 cumulativeAmount)`` messages over the market's domain (name "FlowNet BandwidthMarket", version "1",
 chain id, market address); a provider agrees to a close by signing ``CloseOrder(orderId, finalAmount)``.
+The structs, domains and hashing live in flownet.core.eip712.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from flownet.core import eip712
+from flownet.core.eip712 import DOMAIN_FIELDS as EIP712_DOMAIN_FIELDS
 from flownet.core.pricing import cost_of
 from flownet.errors import ReceiptError
 
 __all__ = ["EIP712_DOMAIN_FIELDS", "CloseAgreement", "MarketDomain", "Order", "Receipt"]
 
-DOMAIN_NAME = "FlowNet BandwidthMarket"
-DOMAIN_VERSION = "1"
+DOMAIN_NAME = eip712.MARKET_NAME
+DOMAIN_VERSION = eip712.VERSION
 ORDER_ABI_TYPES = ["(uint64,address,address,uint96,uint96,uint64)"]
 
 
@@ -32,13 +35,12 @@ class MarketDomain:
     chain_id: int
     market: str
 
+    @property
+    def eip712_domain(self) -> eip712.Domain:
+        return eip712.market_domain(self.chain_id, self.market)
+
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": self.chain_id,
-            "verifyingContract": to_checksum_address(self.market),
-        }
+        return self.eip712_domain.as_dict()
 
 
 @dataclass(frozen=True)
@@ -104,25 +106,17 @@ class Receipt:
                 f"amount {self.cumulative_amount} is more than {self.cumulative_bytes} bytes cost ({limit})"
             )
 
+    def message(self) -> dict[str, Any]:
+        """The EIP-712 ``Receipt`` struct's values."""
+        return {
+            "orderId": self.order_id,
+            "cumulativeBytes": self.cumulative_bytes,
+            "cumulativeAmount": self.cumulative_amount,
+        }
+
     def typed_data(self, domain: MarketDomain) -> dict[str, Any]:
         """The EIP-712 message to sign (eth-account's ``encode_typed_data(full_message=...)`` form)."""
-        return {
-            "types": {
-                "EIP712Domain": EIP712_DOMAIN_FIELDS,
-                "Receipt": [
-                    {"name": "orderId", "type": "bytes32"},
-                    {"name": "cumulativeBytes", "type": "uint256"},
-                    {"name": "cumulativeAmount", "type": "uint256"},
-                ],
-            },
-            "primaryType": "Receipt",
-            "domain": domain.as_dict(),
-            "message": {
-                "orderId": self.order_id,
-                "cumulativeBytes": self.cumulative_bytes,
-                "cumulativeAmount": self.cumulative_amount,
-            },
-        }
+        return eip712.typed_data(domain.eip712_domain, "Receipt", self.message())
 
 
 @dataclass(frozen=True)
@@ -132,24 +126,9 @@ class CloseAgreement:
     order_id: bytes
     final_amount: int
 
+    def message(self) -> dict[str, Any]:
+        """The EIP-712 ``CloseOrder`` struct's values."""
+        return {"orderId": self.order_id, "finalAmount": self.final_amount}
+
     def typed_data(self, domain: MarketDomain) -> dict[str, Any]:
-        return {
-            "types": {
-                "EIP712Domain": EIP712_DOMAIN_FIELDS,
-                "CloseOrder": [
-                    {"name": "orderId", "type": "bytes32"},
-                    {"name": "finalAmount", "type": "uint256"},
-                ],
-            },
-            "primaryType": "CloseOrder",
-            "domain": domain.as_dict(),
-            "message": {"orderId": self.order_id, "finalAmount": self.final_amount},
-        }
-
-
-EIP712_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
+        return eip712.typed_data(domain.eip712_domain, "CloseOrder", self.message())

@@ -6,7 +6,7 @@ Pure functions over frozen dataclasses; the verifier agent (flownet/agents/verif
 connect through the tunnel), probe outcomes (True for a download that arrived whole), throughput
 samples (bytes/second of whole downloads), the client's own byte count for the order and the
 provider's reported one (its latest METER frame). `judge` compares them with `Thresholds` and gives
-one `Verdict` per failure kind of the SlashingManager (``KINDS``):
+one `Verdict` per failure kind of the SlashingManager (``KINDS``, from flownet.core.eip712):
 
 - ``unreachable``: FAIL when the share of successful probes is below ``min_availability`` (no tunnel
   session at all counts as 0);
@@ -39,8 +39,11 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
+
+from flownet.core.attestation import Attestation
+from flownet.core.eip712 import KINDS
 
 __all__ = [
     "KINDS",
@@ -53,9 +56,6 @@ __all__ = [
     "judge",
     "quorum_signatures",
 ]
-
-#: SlashingManager failure kinds (ISlashingManager.Dispute.kind).
-KINDS = {"unreachable": 0, "latency": 1, "throughput": 2, "metering": 3}
 
 
 class Verdict(Enum):
@@ -132,49 +132,6 @@ def judge(m: Measurements, t: Thresholds) -> dict[str, Verdict]:
         excess = m.provider_metered - m.client_bytes
         verdicts["metering"] = Verdict.FAIL if excess > base * t.metering_tolerance + t.metering_slack else Verdict.PASS
     return verdicts
-
-
-@dataclass(frozen=True)
-class Attestation:
-    """A verifier's signed failure attestation as the full node serves it."""
-
-    provider: str
-    epoch: int
-    kind: int
-    evidence_cid: str
-    verifier: str
-    signature: bytes = field(repr=False)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "provider": self.provider,
-            "epoch": self.epoch,
-            "kind": self.kind,
-            "evidence_cid": self.evidence_cid,
-            "verifier": self.verifier,
-            "signature": "0x" + self.signature.hex(),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> Attestation:
-        """Parse one entry of ``GET /attestations`` (ValueError if malformed)."""
-        try:
-            signature = str(data["signature"])
-            if not signature.startswith("0x"):
-                raise ValueError(f"signature {signature!r} lacks 0x")
-            epoch, kind = data["epoch"], data["kind"]
-            if isinstance(epoch, bool) or isinstance(kind, bool):
-                raise ValueError("epoch and kind must be integers")
-            return cls(
-                str(data["provider"]),
-                int(epoch),  # type: ignore[call-overload]
-                int(kind),  # type: ignore[call-overload]
-                str(data["evidence_cid"]),
-                str(data["verifier"]),
-                bytes.fromhex(signature[2:]),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed attestation {data!r}: {exc}") from None
 
 
 def _signers_by_cid(valid: Iterable[Attestation]) -> dict[str, dict[str, Attestation]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from flownet.chain import logs
 from flownet.chain.connect import http_web3
 from flownet.chain.deploy import Deployment
+from flownet.chain.views import order_state
 from flownet.config import load_settings
 from flownet.core.units import format_flow
 from flownet.errors import TunnelError
@@ -89,7 +90,7 @@ def tunnel_round(size_mb: int = 20, say: object = print) -> None:
                 w3 = http_web3(settings.rpc_url)
                 deployment = Deployment.load(settings.manifest)
                 (order,) = logs.orders(w3, deployment, client=net.client_address)
-                paid, _ = deployment.contract(w3, "BandwidthMarket").functions.orderState(order.order_id).call()
+                paid = order_state(deployment.contract(w3, "BandwidthMarket"), order.order_id).paid
                 out(f"  on chain: order {order.nonce} paid {format_flow(paid)} to the provider (price 1 FLOW/GiB)")
         finally:
             httpd.shutdown()

@@ -1,36 +1,20 @@
 """Pure metering and credit logic for one order's tunnel traffic.
 
 An `OrderMeter` is an immutable snapshot: counting bytes or accepting a receipt returns a new one.
-Receipt signatures are verified with the EIP-712 code, not here; `is_low_s` and `has_valid_v` are the
-shape checks on a 65-byte ``r || s || v`` signature that verification relies on.
+Receipt signatures are verified with the EIP-712 code (flownet.core.eip712, whose shape checks
+`is_low_s` and `has_valid_v` on a 65-byte ``r || s || v`` signature are re-exported here), not here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from flownet.core.eip712 import SECP256K1_N, has_valid_v, is_low_s
 from flownet.core.pricing import cost_of
 from flownet.core.receipts import Order, Receipt
 from flownet.errors import ReceiptError
 
 __all__ = ["SECP256K1_N", "OrderMeter", "has_valid_v", "is_low_s"]
-
-#: Order of the secp256k1 group.
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-SIGNATURE_SIZE = 65
-
-
-def is_low_s(signature: bytes) -> bool:
-    """True if `signature` is 65 bytes whose s is in 1..n/2 (EIP-2: high-s signatures are malleable)."""
-    if len(signature) != SIGNATURE_SIZE:
-        return False
-    s = int.from_bytes(signature[32:64], "big")
-    return 1 <= s <= SECP256K1_N // 2
-
-
-def has_valid_v(signature: bytes) -> bool:
-    """True if `signature` is 65 bytes whose recovery byte v is 27 or 28."""
-    return len(signature) == SIGNATURE_SIZE and signature[64] in (27, 28)
 
 
 @dataclass(frozen=True)
