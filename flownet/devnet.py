@@ -22,6 +22,7 @@ from types import TracebackType
 
 from web3 import Web3
 from web3.providers.rpc import HTTPProvider
+from web3.types import Wei
 
 from flownet.errors import ChainError, ConfigError
 
@@ -127,7 +128,7 @@ def fund(w3: Web3, address: str, wei: int) -> None:
     accounts = w3.eth.accounts
     if not accounts:
         raise ChainError("the node has no unlocked dev account to fund from (is it anvil or eth-tester?)")
-    tx_hash = w3.eth.send_transaction({"from": accounts[0], "to": address, "value": wei})
+    tx_hash = w3.eth.send_transaction({"from": accounts[0], "to": address, "value": Wei(wei)})
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
     if receipt["status"] != 1:
         raise ChainError(f"funding {address} failed in tx 0x{bytes(tx_hash).hex()}")

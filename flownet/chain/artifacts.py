@@ -39,9 +39,9 @@ class Artifact:
 
     def errors_by_selector(self) -> dict[bytes, dict[str, Any]]:
         """Custom errors of this ABI keyed by their 4-byte selector."""
-        from eth_utils import function_abi_to_4byte_selector
+        from eth_utils.abi import function_abi_to_4byte_selector
 
-        return {function_abi_to_4byte_selector(e): e for e in self.abi if e["type"] == "error"}
+        return {function_abi_to_4byte_selector(e): e for e in self.abi if e["type"] == "error"}  # type: ignore[arg-type]
 
 
 @cache

@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import rlp
-from eth_utils import keccak, to_canonical_address, to_checksum_address
+import rlp  # type: ignore[import-untyped]
+from eth_utils.address import to_canonical_address, to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 
@@ -142,7 +143,8 @@ class Deployment:
         """A web3 contract object for `name` at its deployed address."""
         if name not in self.addresses:
             raise DeploymentError(f"deployment has no contract {name!r} (has {sorted(self.addresses)})")
-        return w3.eth.contract(address=self.addresses[name], abi=load_artifact(name).abi)
+        address = Web3.to_checksum_address(self.addresses[name])
+        return w3.eth.contract(address=address, abi=load_artifact(name).abi)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -176,7 +178,7 @@ class Deployment:
             artifact = load_artifact(name)
             if artifact.file_hash != self.artifact_hashes.get(name):
                 raise DeploymentError(f"{name}: local artifact {artifact.file_hash} differs from the deployed one")
-            if not artifact.matches_runtime_code(bytes(w3.eth.get_code(address))):
+            if not artifact.matches_runtime_code(bytes(w3.eth.get_code(Web3.to_checksum_address(address)))):
                 raise DeploymentError(f"{name}: code at {address} is not the artifact's deployed bytecode")
         self._verify_references(w3)
 

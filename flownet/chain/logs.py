@@ -44,7 +44,7 @@ def fetch(
     """Every `event` of `contract` matching the indexed `topics` (after the signature topic), in chain order."""
     signature = _signature(contract, event)
     address = deployment.addresses[contract]
-    contract_of = {Web3.to_checksum_address(address): contract}
+    contract_of: dict[str, str] = {Web3.to_checksum_address(address): contract}
     start = deployment.deployment_block if from_block is None else from_block
     end = w3.eth.block_number if to_block is None else to_block
     chunk = CHUNK

@@ -14,12 +14,14 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.types import TxParams
 
 from flownet.chain import reverts
 from flownet.errors import ChainError, TransactionFailed
@@ -94,7 +96,7 @@ class NonceManager:
     def take(self, w3: Web3, address: str) -> int:
         """The next nonce; call with lock_for(w3, address) held."""
         key = (id(w3.provider), address)
-        node_next = w3.eth.get_transaction_count(address, "pending")
+        node_next = w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending")
         nonce = max(node_next, self._next.get(key, 0))
         self._next[key] = nonce + 1
         return nonce
@@ -120,12 +122,16 @@ class BaseSender:
         action = action or fn.fn_name
         params: dict[str, Any] = {"from": self.address}
         try:
-            params["gas"] = gas or int(fn.estimate_gas(params) * GAS_MARGIN) + GAS_EXTRA
+            params["gas"] = gas or int(fn.estimate_gas(cast(TxParams, params)) * GAS_MARGIN) + GAS_EXTRA
         except Exception as exc:
             if not _is_revert(exc):
                 raise
             raise failed(action, exc) from exc
-        return self._submit(lambda nonce: fn.build_transaction({**params, **self._fees(), "nonce": nonce}), action)
+
+        def build(nonce: int) -> TxParams:
+            return fn.build_transaction(cast(TxParams, {**params, **self._fees(), "nonce": nonce}))
+
+        return self._submit(build, action)
 
     def send_value(self, to: str, value: int, action: str = "transfer ETH") -> Sent:
         chain_id = self.w3.eth.chain_id
@@ -184,7 +190,7 @@ class BaseSender:
 
     def _await(self, tx_hash: bytes, action: str) -> Sent:
         receipt = self.w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=self.timeout, poll_latency=self.poll_latency
+            HexBytes(tx_hash), timeout=self.timeout, poll_latency=self.poll_latency
         )
         hex_hash = "0x" + bytes(tx_hash).hex()
         if receipt["status"] != 1:
